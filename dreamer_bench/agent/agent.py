@@ -1,0 +1,309 @@
+"""The DreamerV3 agent: networks, one training update, acting, checkpoints.
+
+Techniques decided here: ``slow_critic`` (whether a slow copy exists and regularises the critic),
+``recon_grad`` and ``reward_grad`` (which heads read stop-gradient features). The others are
+switched inside the module named by the registry.
+
+Batch layout for ``train`` (B sequences, T = batch_length trained steps, one context step first):
+    obs keys    (B, T+1, ...)  images uint8 (64, 64, C), vectors float (D,)
+    action      (B, T+1, A)    action taken at each step (one-hot for discrete actions)
+    reward      (B, T+1)       reward that arrived with each step
+    is_first, is_last, is_terminal (B, T+1)
+    deter       (B, T+1, D)    stored posterior of each step (the replay context)
+    stoch       (B, T+1, L, C)
+``train`` replaces ``deter``/``stoch`` in the batch dict with this update's posteriors for the
+T trained steps (the context step's entry is kept), for the replay to write back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import losses as L
+from .config import AgentConfig
+from .heads import Actor, ContinueHead, ValueHead
+from .nets import Decoder, Encoder
+from .optim import Optimizer
+from .rssm import RSSM
+
+BATCH_KEYS = ("action", "reward", "is_first", "is_last", "is_terminal", "deter", "stoch")
+
+
+@dataclass(frozen=True)
+class ActSpace:
+    """Discrete: ``size`` actions (index); continuous: ``size`` dimensions in [−1, 1]."""
+
+    discrete: bool
+    size: int
+
+
+class Agent(nn.Module):
+    def __init__(self, obs_space: Mapping[str, tuple], act_space: ActSpace, cfg: AgentConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.obs_space = {k: tuple(v) for k, v in obs_space.items()}
+        self.act_space = act_space
+        self.device = torch.device(cfg.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.encoder = Encoder(obs_space, cfg)
+            self.rssm = RSSM(self.encoder.out_width, act_space.size, cfg)
+            self.decoder = Decoder(obs_space, cfg)
+            self.reward = ValueHead(cfg.feat, cfg.rew_layers, cfg)
+            self.cont = ContinueHead(cfg.feat, cfg)
+            self.actor = Actor(cfg.feat, act_space.size, act_space.discrete, cfg)
+            self.critic = ValueHead(cfg.feat, cfg.critic_layers, cfg)
+        # slow_critic technique: off keeps no slow copy and no regulariser.
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False) if cfg.on("slow_critic") else None
+        self.retnorm = L.ReturnNorm(cfg)
+        self.to(self.device)
+        self.optimizer = Optimizer(self.trained_parameters(), cfg)
+        self.train_generator = torch.Generator(self.device).manual_seed(cfg.seed)
+        self.act_generator = torch.Generator(self.device).manual_seed(cfg.seed + 1_000_003)
+        self.updates = 0
+        self._train_step = self._train_step_eager
+        if cfg.compile:
+            self._train_step = torch.compile(self._train_step_eager, dynamic=False)
+
+    # ---- parameters -------------------------------------------------------------------------
+
+    def trained_parameters(self) -> list[nn.Parameter]:
+        mods = (self.encoder, self.rssm, self.decoder, self.reward, self.cont, self.actor, self.critic)
+        return [p for m in mods for p in m.parameters()]
+
+    def autocast(self):
+        if self.cfg.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ---- acting -----------------------------------------------------------------------------
+
+    def initial_state(self, n: int) -> dict[str, torch.Tensor]:
+        deter, stoch = self.rssm.initial(n, self.device)
+        return {"deter": deter, "stoch": stoch, "action": torch.zeros(n, self.act_space.size, device=self.device)}
+
+    @torch.no_grad()
+    def policy(self, state: dict | None, obs: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+        """Act in a batch of N environments.
+
+        obs: {key: (N, ...)} plus ``is_first`` (N,). state: from the previous call (or None).
+        Returns the new state — posterior ``deter``, ``stoch`` (for the replay context) and the
+        world-model ``action`` (one-hot, or unclipped) — and the environment action (N,) indices
+        or (N, A) clipped to [−1, 1].
+        """
+        obs = self._to_device(obs)
+        n = obs["is_first"].shape[0]
+        if state is None:
+            state = self.initial_state(n)
+        with self.autocast():
+            embed = self.encoder({k: obs[k] for k in self.obs_space})
+            deter, stoch, _ = self.rssm.obs_step(
+                state["deter"], state["stoch"], state["action"], embed, obs["is_first"], self.act_generator)
+            params = self.actor(self.rssm.features(deter, stoch))
+            action = self.actor.sample(params, self.act_generator)
+        new_state = {"deter": deter.float(), "stoch": stoch.float(), "action": action.float()}
+        if self.act_space.discrete:
+            env_action = action.argmax(-1).cpu().numpy()
+        else:
+            env_action = action.clamp(-1.0, 1.0).cpu().numpy()
+        return new_state, env_action
+
+    # ---- training ---------------------------------------------------------------------------
+
+    def _to_device(self, data: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        out = {}
+        for k, v in data.items():
+            v = torch.as_tensor(v)
+            out[k] = v.to(self.device, non_blocking=True)
+        return out
+
+    def train(self, batch: dict[str, Any]) -> dict[str, float]:  # noqa: A003 (nn.Module.train shadowed on purpose)
+        """One gradient update on a batch of replayed sequences; returns metrics.
+
+        Writes this update's posteriors of the trained steps back into ``batch['deter']`` and
+        ``batch['stoch']`` (the replay context)."""
+        if isinstance(batch, bool):  # nn.Module.train(mode) keeps working
+            return super().train(batch)
+        data = self._to_device(batch)
+        self._check_batch(data)
+        for p in self.trained_parameters():
+            p.grad = None
+        metrics, deters, stochs = self._train_step(data)
+        opt_metrics = self.optimizer.step()
+        self._update_slow_critic()
+        self.updates += 1
+        batch["deter"] = torch.cat([data["deter"][:, :1].float(), deters.float()], 1)
+        batch["stoch"] = torch.cat([data["stoch"][:, :1].float(), stochs.float()], 1)
+        metrics.update(opt_metrics)
+        names = list(metrics)
+        values = torch.stack([metrics[k].detach().float() for k in names]).cpu().tolist()
+        out = dict(zip(names, values))
+        out["lr"] = self.optimizer.learning_rate()
+        out["updates"] = self.updates
+        return out
+
+    def _check_batch(self, data: dict[str, torch.Tensor]) -> None:
+        missing = [k for k in (*self.obs_space, *BATCH_KEYS) if k not in data]
+        if missing:
+            raise KeyError(f"batch lacks keys {missing}")
+        b, t1 = data["reward"].shape
+        if t1 < 2:
+            raise ValueError(f"batch length must be ≥ 2 (a context step and a trained step), got {t1}")
+        if data["action"].shape != (b, t1, self.act_space.size):
+            raise ValueError(f"action must be {(b, t1, self.act_space.size)}, got {tuple(data['action'].shape)}")
+
+    def _train_step_eager(self, data: dict[str, torch.Tensor]):
+        """Forward the whole loss and backpropagate; returns metrics and the new posteriors."""
+        cfg = self.cfg
+        b, t = data["reward"].shape[0], data["reward"].shape[1] - 1
+        with self.autocast():
+            losses, metrics, post = self._world_model_losses(data, b, t)
+            feat, deters, stochs = post
+            imag_losses, imag_metrics, boot = self._imagination_losses(deters, stochs)
+            losses.update(imag_losses)
+            metrics.update(imag_metrics)
+            if cfg.on("repval"):
+                losses["repval"] = self._replay_value_loss(data, feat, boot.reshape(b, t))
+        scales = self._loss_scales()
+        assert set(losses) == set(scales), (sorted(losses), sorted(scales))
+        total = sum(scales[k] * losses[k].mean() for k in losses)
+        total.backward()
+        for k, v in losses.items():
+            metrics[f"loss/{k}"] = v.mean()
+        metrics["loss/total"] = total
+        return metrics, deters.detach(), stochs.detach()
+
+    def _loss_scales(self) -> dict[str, float]:
+        cfg = self.cfg
+        dyn, rep = L.kl_scales(cfg)
+        scales = {f"rec_{k}": cfg.scale_rec for k in self.obs_space}
+        scales.update(rew=cfg.scale_rew, con=cfg.scale_con, dyn=dyn, rep=rep,
+                      policy=cfg.scale_policy, value=cfg.scale_value)
+        if cfg.on("repval"):
+            scales["repval"] = cfg.scale_repval
+        return scales
+
+    def _world_model_losses(self, data, b, t):
+        cfg = self.cfg
+        obs = {k: data[k][:, 1:] for k in self.obs_space}
+        flat_obs = {k: v.reshape(b * t, *v.shape[2:]) for k, v in obs.items()}
+        embed = self.encoder(flat_obs).reshape(b, t, -1)  # (B, T, E)
+        # Replay context: start from the stored posterior of the context step; the first trained
+        # step's previous action is the action stored at the context step.
+        deter0, stoch0 = data["deter"][:, 0].float(), data["stoch"][:, 0].float()
+        prev_actions = data["action"][:, :-1].float()  # (B, T, A)
+        deters, stochs, post = self.rssm.observe(
+            deter0, stoch0, prev_actions, embed, data["is_first"][:, 1:], self.train_generator)
+        prior = self.rssm.prior_logprobs(deters)  # (B, T, L, C)
+        feat = self.rssm.features(deters, stochs).reshape(b * t, -1)  # (B·T, F)
+        losses = {}
+        dec_feat = feat if cfg.on("recon_grad") else feat.detach()
+        for k, v in self.decoder.loss(dec_feat, flat_obs).items():
+            losses[f"rec_{k}"] = v.reshape(b, t)
+        rew_feat = feat if cfg.on("reward_grad") else feat.detach()
+        losses["rew"] = self.reward.loss(self.reward(rew_feat), data["reward"][:, 1:].reshape(-1)).reshape(b, t)
+        con_target = cfg.discount * (1.0 - data["is_terminal"][:, 1:].float())
+        losses["con"] = self.cont.loss(self.cont(feat), con_target.reshape(-1)).reshape(b, t)
+        losses["dyn"], losses["rep"] = L.kl_losses(post, prior, cfg)
+        metrics = {
+            "wm/post_entropy": -(post.exp() * post).sum(-1).mean(),
+            "wm/prior_entropy": -(prior.exp() * prior).sum(-1).mean(),
+        }
+        return losses, metrics, (feat, deters, stochs)
+
+    def _imagination_losses(self, deters, stochs):
+        cfg = self.cfg
+        horizon = cfg.horizon
+        deter = deters.detach().reshape(-1, cfg.deter)  # (N, D) every replayed state starts
+        stoch = stochs.detach().reshape(-1, cfg.latents, cfg.classes)
+        feats, params, actions = [], [], []
+        for _ in range(horizon):
+            feat = self.rssm.features(deter, stoch)
+            out = self.actor(feat)  # with gradient into the actor only
+            action = self.actor.sample(out.detach(), self.train_generator)
+            feats.append(feat)
+            params.append(out)
+            actions.append(action)
+            with torch.no_grad():
+                deter, stoch = self.rssm.img_step(deter, stoch, action, self.train_generator)
+        feats.append(self.rssm.features(deter, stoch))
+        feats = torch.stack(feats, 1).detach()  # (N, H+1, F)
+        params = torch.stack(params, 1)  # (N, H, ·)
+        actions = torch.stack(actions, 1)  # (N, H, A)
+        with torch.no_grad():
+            reward = self.reward.pred(self.reward(feats))  # (N, H+1)
+            cont = self.cont.prob(self.cont(feats))  # (N, H+1)
+        critic_out = self.critic(feats)  # (N, H+1, ·)
+        value = self.critic.pred(critic_out.detach())
+        returns = L.lambda_return(reward, cont, value, cfg.return_lambda)  # (N, H)
+        weight = torch.cumprod(cont[:, :horizon], 1)  # w_t = Π_{i≤t} c_i, with c_0
+        scale = self.retnorm.update(returns)
+        advantage = (returns - value[:, :horizon]) / scale
+        logp = self.actor.logp(params, actions)
+        entropy = self.actor.entropy(params)
+        losses = {"policy": L.policy_loss(logp, entropy, advantage, weight, cfg)}
+        slow = None
+        if self.slow_critic is not None:
+            with torch.no_grad():
+                slow = self.slow_critic.pred(self.slow_critic(feats[:, :horizon]))
+        losses["value"] = weight.detach() * L.value_loss(self.critic, critic_out[:, :horizon], returns, slow, cfg)
+        metrics = {
+            "imag/return": returns.mean(),
+            "imag/return_scale": scale,
+            "imag/entropy": entropy.mean(),
+            "imag/weight": weight.mean(),
+            "imag/value": value.mean(),
+        }
+        return losses, metrics, returns[:, 0].detach()
+
+    def _replay_value_loss(self, data, feat, boot):
+        cfg = self.cfg
+        b, t = boot.shape
+        value_feat = feat if cfg.on("reward_grad") else feat.detach()
+        out = self.critic(value_feat).reshape(b, t, -1)
+        targets = L.repval_targets(
+            data["reward"][:, 1:], data["is_terminal"][:, 1:], data["is_last"][:, 1:], boot, cfg)
+        slow = None
+        if self.slow_critic is not None:
+            with torch.no_grad():
+                slow = self.slow_critic.pred(self.slow_critic(value_feat.detach())).reshape(b, t)
+        return L.replay_value_loss(self.critic, out, targets, slow, data["is_last"][:, 1:], cfg)
+
+    @torch.no_grad()
+    def _update_slow_critic(self) -> None:
+        if self.slow_critic is None:
+            return
+        slow = list(self.slow_critic.parameters())
+        fast = list(self.critic.parameters())
+        torch._foreach_lerp_(slow, fast, self.cfg.slow_rate)
+
+    # ---- checkpoints ------------------------------------------------------------------------
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The full training state: networks, slow critic, optimiser, return statistics,
+        counters and random generators."""
+        return {
+            "config": self.cfg.to_dict(),
+            "modules": {k: v.clone() for k, v in self.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "updates": self.updates,
+            "rng": {"train": self.train_generator.get_state(), "act": self.act_generator.get_state()},
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        mine, theirs = self.cfg.to_dict(), dict(state["config"])
+        differ = sorted(k for k in mine if k not in ("device", "compile") and mine[k] != theirs.get(k))
+        if differ:
+            raise ValueError(f"checkpoint configuration differs in {', '.join(differ)}")
+        self.load_state_dict(state["modules"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = int(state["updates"])
+        self.train_generator.set_state(state["rng"]["train"])
+        self.act_generator.set_state(state["rng"]["act"])

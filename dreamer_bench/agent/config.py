@@ -1,0 +1,194 @@
+"""Agent configuration: one flat dataclass, official size presets, overrides by field name.
+
+Defaults are those of the official DreamerV3 (2024) as given in ``shared/DREAMERV3.md``.
+A user reaches every field from the command line with ``--set name=value``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+from . import techniques
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    # --- size (see PRESETS) ---
+    deter: int = 512  # recurrent state width
+    hidden: int = 64  # width of the RSSM's hidden layers (core inputs, prior, posterior)
+    latents: int = 32  # number of categorical latents
+    classes: int = 4  # classes per latent
+    blocks: int = 8  # GRU blocks (block_gru on); the decoder's deter layer always uses 8
+    depth: int = 4  # CNN channel multiplier
+    units: int = 64  # width of MLP hidden layers
+    enc_layers: int = 3
+    dec_layers: int = 3
+    rew_layers: int = 1
+    con_layers: int = 1
+    actor_layers: int = 3
+    critic_layers: int = 3
+    prior_layers: int = 2
+    post_layers: int = 1
+    kernel: int = 5  # CNN kernel size
+    bins: int = 255  # two-hot bins (odd, symmetric around 0)
+    # --- replay batch ---
+    batch_size: int = 16
+    batch_length: int = 64  # trained steps per window (one context step more is replayed)
+    # --- imagination and returns ---
+    horizon: int = 15  # imagined steps (horizon + 1 states with the start)
+    discount: float = 1 - 1 / 333  # γ, inside the continue target
+    return_lambda: float = 0.95
+    replay_lambda: float = 0.95  # λ' of the replay critic targets
+    actor_entropy: float = 3e-4
+    actor_min_std: float = 0.1
+    actor_max_std: float = 1.0
+    actor_unimix: float = 0.01  # discrete actor's uniform mix (0 reproduces the official head)
+    unimix: float = 0.01  # RSSM prior/posterior uniform mix
+    free_nats: float = 1.0
+    retnorm_rate: float = 0.01
+    retnorm_low: float = 5.0  # percentile
+    retnorm_high: float = 95.0  # percentile
+    retnorm_limit: float = 1.0
+    slow_rate: float = 0.02  # θ_slow ← rate·θ + (1 − rate)·θ_slow after every update
+    # --- loss scales ---
+    scale_rec: float = 1.0
+    scale_rew: float = 1.0
+    scale_con: float = 1.0
+    scale_dyn: float = 1.0
+    scale_rep: float = 0.1
+    scale_policy: float = 1.0
+    scale_value: float = 1.0
+    scale_repval: float = 0.3
+    scale_slowreg: float = 1.0
+    # --- optimiser ---
+    lr: float = 4e-5
+    laprop_eps: float = 1e-20
+    adam_eps: float = 1e-8  # used when laprop is off
+    beta1: float = 0.9
+    beta2: float = 0.999
+    warmup: int = 1000  # updates of linear lr warm-up from 0
+    agc: float = 0.3
+    agc_pmin: float = 1e-3
+    grad_clip: float = 0.0  # optional global-norm clipping (0: none); not a technique
+    # --- machinery ---
+    device: str = "cpu"
+    precision: str = "fp32"  # fp32 | bf16 (autocast for matmuls and convolutions)
+    compile: bool = False  # torch.compile the training step's pure functions
+    seed: int = 0
+    # --- techniques switched off (names from techniques.NAMES, sorted) ---
+    off: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        object.__setattr__(self, "off", techniques.validate(self.off))
+        if self.bins % 2 != 1 or self.bins < 3:
+            raise ValueError(f"bins must be odd and >= 3, got {self.bins}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be one of fp32, bf16; got {self.precision!r}")
+        if self.deter % self.core_blocks:
+            raise ValueError(f"deter ({self.deter}) must be divisible by blocks ({self.core_blocks})")
+
+    def on(self, technique: str) -> bool:
+        """Whether a robustness technique is switched on."""
+        if technique not in techniques.BY_NAME:
+            raise KeyError(technique)
+        return technique not in self.off
+
+    @property
+    def core_blocks(self) -> int:
+        return self.blocks if "block_gru" not in self.off else 1
+
+    @property
+    def stoch(self) -> int:
+        return self.latents * self.classes
+
+    @property
+    def feat(self) -> int:
+        return self.deter + self.stoch
+
+    @property
+    def variant(self) -> str:
+        return techniques.variant_name(self.off)
+
+    def replace(self, **changes: Any) -> "AgentConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["off"] = list(self.off)
+        return d
+
+
+_SIZES = {  # preset: (deter, hidden, classes, depth, units)
+    "size1m": (512, 64, 4, 4, 64),
+    "size12m": (2048, 256, 16, 16, 256),
+    "size25m": (3072, 384, 24, 24, 384),
+    "size50m": (4096, 512, 32, 32, 512),
+    "size100m": (6144, 768, 48, 48, 768),
+    "size200m": (8192, 1024, 64, 64, 1024),
+    "size400m": (12288, 1536, 96, 96, 1536),
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    name: dict(deter=d, hidden=h, classes=c, depth=k, units=u)
+    for name, (d, h, c, k, u) in _SIZES.items()
+}
+# The official debug preset shrinks everything for tests.
+PRESETS["debug"] = dict(
+    units=8, deter=8, hidden=3, blocks=4, latents=2, classes=4, depth=2,
+    enc_layers=1, dec_layers=1, actor_layers=1, critic_layers=1, prior_layers=1,
+    bins=5, batch_size=8, batch_length=10,
+)
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in fields(AgentConfig)}
+
+
+class ConfigError(ValueError):
+    """A bad preset, field name or value."""
+
+
+def parse_value(name: str, text: str) -> Any:
+    """Parse ``text`` into the type of the config field ``name``."""
+    if name not in FIELDS:
+        raise ConfigError(f"unknown config field {name!r}; valid: {', '.join(FIELDS)}")
+    default = getattr(AgentConfig(), name)
+    try:
+        if isinstance(default, bool):
+            low = text.strip().lower()
+            if low not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise ValueError(text)
+            return low in ("true", "1", "yes", "on")
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+        if isinstance(default, tuple):
+            return tuple(x for x in text.replace("+", ",").split(",") if x.strip())
+        return str(text)
+    except ValueError:
+        raise ConfigError(
+            f"cannot parse {name}={text!r} as {type(default).__name__}"
+        ) from None
+
+
+def make_config(
+    preset: str = "size1m",
+    overrides: Mapping[str, Any] | None = None,
+    off: tuple[str, ...] | list[str] = (),
+) -> AgentConfig:
+    """Build a configuration from a preset, field overrides (values or strings) and techniques off."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown size {preset!r}; valid: {', '.join(PRESETS)}")
+    values: dict[str, Any] = dict(PRESETS[preset])
+    for name, value in (overrides or {}).items():
+        if name not in FIELDS:
+            raise ConfigError(f"unknown config field {name!r}; valid: {', '.join(FIELDS)}")
+        values[name] = parse_value(name, value) if isinstance(value, str) else value
+    values["off"] = tuple(values.get("off", ())) + tuple(off)
+    try:
+        return AgentConfig(**values)
+    except techniques.UnknownTechnique:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None

@@ -1,0 +1,195 @@
+"""Output heads and distributions.
+
+Three techniques live here, each with its "off" branch beside it:
+- ``twohot``: reward and critic heads (``ValueHead``) predict symexp two-hot bins, or a scalar.
+- ``unimix``: the mix of 1% uniform into categorical probabilities (``mixed_logprobs``).
+- ``zero_init``: the initial output weights of reward, critic (0) and actor (× 0.01).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import AgentConfig
+from .functional import symexp
+from .nets import MLP, Linear
+
+
+# --------------------------------------------------------------------------------------------
+# twohot technique
+# --------------------------------------------------------------------------------------------
+
+def twohot_bins(n: int) -> torch.Tensor:
+    """``symexp(linspace(−20, 20, n))`` built as the mirror image of its negative half.
+
+    Mirroring makes the bins exactly antisymmetric, so the centre bin is exactly 0.
+    """
+    half = symexp(torch.linspace(-20.0, 0.0, (n + 1) // 2, dtype=torch.float64)).float()
+    return torch.cat([half, -half[:-1].flip(0)])
+
+
+def twohot_encode(y: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """Two-hot weights (..., n) of raw targets y (...): linear interpolation in raw space
+    between the two neighbouring bins; beyond the ends all weight goes to the end bin."""
+    y = y.float().contiguous()
+    n = bins.shape[0]
+    above = torch.bucketize(y, bins, right=True).clamp(1, n - 1)  # first bin > y (or the last)
+    below = above - 1
+    lo, hi = bins[below], bins[above]
+    w_hi = ((y - lo) / (hi - lo)).clamp(0.0, 1.0)
+    weights = torch.zeros(*y.shape, n, device=y.device)
+    weights.scatter_(-1, below.unsqueeze(-1), (1.0 - w_hi).unsqueeze(-1))
+    weights.scatter_add_(-1, above.unsqueeze(-1), w_hi.unsqueeze(-1))
+    return weights
+
+
+def twohot_mean(logits: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """Σ softmax·bins, adding each bin's term to its mirror bin's term before summing the pairs,
+    so that symmetric probabilities (e.g. zero logits) predict exactly 0."""
+    terms = torch.softmax(logits.float(), -1) * bins
+    m = bins.shape[0] // 2
+    pairs = terms[..., :m] + terms[..., m + 1:].flip(-1)
+    return pairs.sum(-1) + terms[..., m]
+
+
+class ValueHead(nn.Module):
+    """Reward head and critic: MLP → 255 two-hot logits (twohot on) or one scalar (off)."""
+
+    def __init__(self, fan_in: int, layers: int, cfg: AgentConfig):
+        super().__init__()
+        self.twohot = cfg.on("twohot")
+        self.mlp = MLP(fan_in, cfg.units, layers)
+        self.out = Linear(self.mlp.out_width, cfg.bins if self.twohot else 1)
+        if cfg.on("zero_init"):
+            nn.init.zeros_(self.out.weight)
+        self.register_buffer("bins", twohot_bins(cfg.bins), persistent=False)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        """feat (..., F) → logits (..., bins) or scalar (..., 1), in fp32."""
+        return self.out(self.mlp(feat)).float()
+
+    def pred(self, out: torch.Tensor) -> torch.Tensor:
+        """The predicted mean in raw units (...)."""
+        return twohot_mean(out, self.bins) if self.twohot else out[..., 0]
+
+    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy against the two-hot target (on), or squared error (off); shape (...)."""
+        if self.twohot:
+            return -(twohot_encode(target, self.bins) * F.log_softmax(out, -1)).sum(-1)
+        return (out[..., 0] - target.float()).square()
+
+
+class ContinueHead(nn.Module):
+    """Bernoulli logit of continuing, trained against the soft target γ·(1 − is_terminal)."""
+
+    def __init__(self, fan_in: int, cfg: AgentConfig):
+        super().__init__()
+        self.mlp = MLP(fan_in, cfg.units, cfg.con_layers)
+        self.out = Linear(self.mlp.out_width, 1)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.out(self.mlp(feat)).float()[..., 0]
+
+    @staticmethod
+    def prob(logit: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logit)
+
+    @staticmethod
+    def loss(logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logit, target.float(), reduction="none")
+
+
+# --------------------------------------------------------------------------------------------
+# unimix technique
+# --------------------------------------------------------------------------------------------
+
+def mixed_logprobs(logits: torch.Tensor, mix: float) -> torch.Tensor:
+    """Log of ``(1 − mix)·softmax(logits) + mix/K`` over the last dim; ``mix = 0`` is plain."""
+    logits = logits.float()
+    if mix <= 0:
+        return F.log_softmax(logits, -1)
+    probs = torch.softmax(logits, -1)
+    return torch.log((1.0 - mix) * probs + mix / logits.shape[-1])
+
+
+def latent_mix(cfg: AgentConfig) -> float:
+    """The uniform mix of the RSSM's prior and posterior."""
+    return cfg.unimix if cfg.on("unimix") else 0.0
+
+
+def actor_mix(cfg: AgentConfig) -> float:
+    """The uniform mix of the discrete actor (``actor_unimix = 0`` reproduces the official head)."""
+    return cfg.actor_unimix if cfg.on("unimix") else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# sampling
+# --------------------------------------------------------------------------------------------
+
+def sample_index(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One categorical sample per row of probs (..., K) by inverting the CDF; returns (...)."""
+    u = torch.rand(probs.shape[:-1] + (1,), device=probs.device, generator=generator)
+    index = (probs.cumsum(-1) < u).sum(-1)
+    return index.clamp(max=probs.shape[-1] - 1)
+
+
+def sample_onehot_st(logprobs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One-hot sample with straight-through gradients through the probabilities."""
+    probs = logprobs.exp()
+    onehot = F.one_hot(sample_index(probs.detach(), generator), probs.shape[-1]).to(probs.dtype)
+    return onehot + probs - probs.detach()
+
+
+# --------------------------------------------------------------------------------------------
+# actor
+# --------------------------------------------------------------------------------------------
+
+class Actor(nn.Module):
+    """Policy: categorical over action indices, or Normal(tanh(μ), σ) per action dimension."""
+
+    def __init__(self, fan_in: int, act_dim: int, discrete: bool, cfg: AgentConfig):
+        super().__init__()
+        self.discrete = discrete
+        self.act_dim = act_dim
+        self.mix = actor_mix(cfg)
+        self.min_std, self.max_std = cfg.actor_min_std, cfg.actor_max_std
+        self.mlp = MLP(fan_in, cfg.units, cfg.actor_layers)
+        self.out = Linear(self.mlp.out_width, act_dim if discrete else 2 * act_dim)
+        if cfg.on("zero_init"):
+            with torch.no_grad():
+                self.out.weight.mul_(0.01)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        """Distribution parameters: log-probs (..., A) or mean and std (..., 2A), in fp32."""
+        out = self.out(self.mlp(feat)).float()
+        if self.discrete:
+            return mixed_logprobs(out, self.mix)
+        mean, std = out.chunk(2, -1)
+        std = (self.max_std - self.min_std) * torch.sigmoid(std + 2.0) + self.min_std
+        return torch.cat([torch.tanh(mean), std], -1)
+
+    def sample(self, params: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Discrete: one-hot (..., A); continuous: unclipped sample (..., A)."""
+        if self.discrete:
+            index = sample_index(params.exp(), generator)
+            return F.one_hot(index, self.act_dim).float()
+        mean, std = params.chunk(2, -1)
+        noise = torch.randn(mean.shape, device=mean.device, generator=generator)
+        return mean + std * noise
+
+    def logp(self, params: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        if self.discrete:
+            return (params * action).sum(-1)
+        mean, std = params.chunk(2, -1)
+        z = (action - mean) / std
+        return (-0.5 * z.square() - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def entropy(self, params: torch.Tensor) -> torch.Tensor:
+        if self.discrete:
+            return -(params.exp() * params).sum(-1)
+        _, std = params.chunk(2, -1)
+        return (0.5 + 0.5 * math.log(2 * math.pi) + std.log()).sum(-1)

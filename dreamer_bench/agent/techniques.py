@@ -1,0 +1,131 @@
+"""The registry of DreamerV3's robustness techniques: the single source for the CLI, docs and tests.
+
+Every technique is on by default and can be switched off on its own (``--off NAME``). The code of
+each technique and of its "off" branch live together in the module named by ``where``; the agent
+asks ``config.on(name)`` at that one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class Technique:
+    name: str
+    on: str  # what the full agent does
+    off: str  # the baseline that replaces it
+    where: str  # module that implements both branches
+
+
+TECHNIQUES: tuple[Technique, ...] = (
+    Technique(
+        "symlog",
+        "vector inputs enter as symlog(x); the vector decoder regresses symlog(x)",
+        "raw vector inputs; the vector decoder regresses raw x",
+        "agent/nets.py",
+    ),
+    Technique(
+        "twohot",
+        "reward and critic: 255-bin symexp two-hot cross-entropy heads",
+        "one scalar output per head trained with MSE on raw targets (raw-scale repval gradients reach the world model)",
+        "agent/heads.py",
+    ),
+    Technique(
+        "kl_balance",
+        "dynamics KL weight 1.0, representation KL weight 0.1",
+        "both KL weights 0.55 (same total, no balance)",
+        "agent/losses.py",
+    ),
+    Technique(
+        "free_bits",
+        "each KL term is clipped below at 1 nat per (b, t)",
+        "no clipping of the KL terms",
+        "agent/losses.py",
+    ),
+    Technique(
+        "unimix",
+        "RSSM prior/posterior and discrete actor mix 1% uniform into their probabilities",
+        "plain softmax everywhere",
+        "agent/heads.py",
+    ),
+    Technique(
+        "return_norm",
+        "advantages divided by max(1, EMA of P95 - P5 of imagined returns)",
+        "advantages not scaled (S = 1)",
+        "agent/losses.py",
+    ),
+    Technique(
+        "repval",
+        "critic also trained on replayed states with λ-returns of real rewards (scale 0.3)",
+        "no replay critic loss",
+        "agent/losses.py",
+    ),
+    Technique(
+        "slow_critic",
+        "critic regularised towards a slow EMA copy (rate 0.02) of itself",
+        "no slow-critic regulariser (no slow copy kept)",
+        "agent/agent.py",
+    ),
+    Technique(
+        "block_gru",
+        "recurrent core split into 8 blocks with block-diagonal weights",
+        "one dense block of the same deter size (the core's parameters grow several-fold)",
+        "agent/rssm.py",
+    ),
+    Technique(
+        "agc",
+        "adaptive gradient clipping per tensor at 0.3 of max(1e-3, |θ|)",
+        "no gradient clipping",
+        "agent/optim.py",
+    ),
+    Technique(
+        "laprop",
+        "LaProp optimiser (normalise, then momentum), ε 1e-20",
+        "Adam with the same lr, betas and warm-up, ε 1e-8",
+        "agent/optim.py",
+    ),
+    Technique(
+        "zero_init",
+        "reward and critic output weights start at 0; actor output weights × 0.01",
+        "normal initialisation for every output layer",
+        "agent/heads.py",
+    ),
+    Technique(
+        "recon_grad",
+        "reconstruction gradients reach the representation",
+        "the decoder reads stop-gradient features (decoder still trains)",
+        "agent/agent.py",
+    ),
+    Technique(
+        "reward_grad",
+        "reward and replay-value gradients reach the representation",
+        "reward head and replay critic read stop-gradient features",
+        "agent/agent.py",
+    ),
+)
+
+NAMES: tuple[str, ...] = tuple(t.name for t in TECHNIQUES)
+BY_NAME: dict[str, Technique] = {t.name: t for t in TECHNIQUES}
+
+
+class UnknownTechnique(ValueError):
+    """A technique name that is not in the registry."""
+
+
+def validate(names: Iterable[str]) -> tuple[str, ...]:
+    """Return the names sorted and de-duplicated, or raise with the valid choices."""
+    names = [n.strip() for n in names if n and n.strip()]
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise UnknownTechnique(
+            f"unknown technique {', '.join(repr(n) for n in unknown)}; valid: {', '.join(NAMES)}"
+        )
+    return tuple(sorted(set(names)))
+
+
+def variant_name(off: Iterable[str]) -> str:
+    """Deterministic variant name: ``full`` or ``off-a+b`` with the names sorted."""
+    off = validate(off)
+    return "full" if not off else "off-" + "+".join(off)
