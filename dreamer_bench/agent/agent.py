@@ -28,6 +28,7 @@ from torch import nn
 
 from . import losses as L
 from .config import AgentConfig
+from .functional import seeded
 from .heads import Actor, ContinueHead, ValueHead
 from .nets import Decoder, Encoder
 from .optim import Optimizer
@@ -51,14 +52,19 @@ class Agent(nn.Module):
         self.obs_space = {k: tuple(v) for k, v in obs_space.items()}
         self.act_space = act_space
         self.device = torch.device(cfg.device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
+        # Each module is initialised from its own seed (see functional.seeded).
+        with seeded(cfg.seed, "encoder"):
             self.encoder = Encoder(obs_space, cfg)
-            self.rssm = RSSM(self.encoder.out_width, act_space.size, cfg)
+        self.rssm = RSSM(self.encoder.out_width, act_space.size, cfg)
+        with seeded(cfg.seed, "decoder"):
             self.decoder = Decoder(obs_space, cfg)
+        with seeded(cfg.seed, "reward"):
             self.reward = ValueHead(cfg.feat, cfg.rew_layers, cfg)
+        with seeded(cfg.seed, "cont"):
             self.cont = ContinueHead(cfg.feat, cfg)
+        with seeded(cfg.seed, "actor"):
             self.actor = Actor(cfg.feat, act_space.size, act_space.discrete, cfg)
+        with seeded(cfg.seed, "critic"):
             self.critic = ValueHead(cfg.feat, cfg.critic_layers, cfg)
         # slow_critic technique: off keeps no slow copy and no regulariser.
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False) if cfg.on("slow_critic") else None
@@ -159,8 +165,28 @@ class Agent(nn.Module):
         if data["action"].shape != (b, t1, self.act_space.size):
             raise ValueError(f"action must be {(b, t1, self.act_space.size)}, got {tuple(data['action'].shape)}")
 
+    def loss_terms(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """Every loss term's mean on a batch, with its graph, without updating anything but the
+        generators and return statistics (for inspection and tests)."""
+        data = self._to_device(batch)
+        self._check_batch(data)
+        losses, _, _ = self._forward_losses(data)
+        return {k: v.mean() for k, v in losses.items()}
+
     def _train_step_eager(self, data: dict[str, torch.Tensor]):
         """Forward the whole loss and backpropagate; returns metrics and the new posteriors."""
+        losses, metrics, (deters, stochs) = self._forward_losses(data)
+        scales = self.loss_scales()
+        assert set(losses) == set(scales), (sorted(losses), sorted(scales))
+        total = sum(scales[k] * losses[k].mean() for k in losses)
+        total.backward()
+        for k, v in losses.items():
+            metrics[f"loss/{k}"] = v.mean()
+        metrics["loss/total"] = total
+        return metrics, deters.detach(), stochs.detach()
+
+    def _forward_losses(self, data: dict[str, torch.Tensor]):
+        """All loss terms, (B, T) for the world model, (N, H) for imagination, (B, T − 1) repval."""
         cfg = self.cfg
         b, t = data["reward"].shape[0], data["reward"].shape[1] - 1
         with self.autocast():
@@ -171,16 +197,9 @@ class Agent(nn.Module):
             metrics.update(imag_metrics)
             if cfg.on("repval"):
                 losses["repval"] = self._replay_value_loss(data, feat, boot.reshape(b, t))
-        scales = self._loss_scales()
-        assert set(losses) == set(scales), (sorted(losses), sorted(scales))
-        total = sum(scales[k] * losses[k].mean() for k in losses)
-        total.backward()
-        for k, v in losses.items():
-            metrics[f"loss/{k}"] = v.mean()
-        metrics["loss/total"] = total
-        return metrics, deters.detach(), stochs.detach()
+        return losses, metrics, (deters, stochs)
 
-    def _loss_scales(self) -> dict[str, float]:
+    def loss_scales(self) -> dict[str, float]:
         cfg = self.cfg
         dyn, rep = L.kl_scales(cfg)
         scales = {f"rec_{k}": cfg.scale_rec for k in self.obs_space}
@@ -209,7 +228,7 @@ class Agent(nn.Module):
             losses[f"rec_{k}"] = v.reshape(b, t)
         rew_feat = feat if cfg.on("reward_grad") else feat.detach()
         losses["rew"] = self.reward.loss(self.reward(rew_feat), data["reward"][:, 1:].reshape(-1)).reshape(b, t)
-        con_target = cfg.discount * (1.0 - data["is_terminal"][:, 1:].float())
+        con_target = L.continue_target(data["is_terminal"][:, 1:], cfg)
         losses["con"] = self.cont.loss(self.cont(feat), con_target.reshape(-1)).reshape(b, t)
         losses["dyn"], losses["rep"] = L.kl_losses(post, prior, cfg)
         metrics = {
@@ -243,7 +262,7 @@ class Agent(nn.Module):
         critic_out = self.critic(feats)  # (N, H+1, ·)
         value = self.critic.pred(critic_out.detach())
         returns = L.lambda_return(reward, cont, value, cfg.return_lambda)  # (N, H)
-        weight = torch.cumprod(cont[:, :horizon], 1)  # w_t = Π_{i≤t} c_i, with c_0
+        weight = L.trajectory_weights(cont)  # (N, H)
         scale = self.retnorm.update(returns)
         advantage = (returns - value[:, :horizon]) / scale
         logp = self.actor.logp(params, actions)

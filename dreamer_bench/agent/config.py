@@ -86,18 +86,14 @@ class AgentConfig:
             raise ValueError(f"bins must be odd and >= 3, got {self.bins}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be one of fp32, bf16; got {self.precision!r}")
-        if self.deter % self.core_blocks:
-            raise ValueError(f"deter ({self.deter}) must be divisible by blocks ({self.core_blocks})")
+        if self.deter % self.blocks:
+            raise ValueError(f"deter ({self.deter}) must be divisible by blocks ({self.blocks})")
 
     def on(self, technique: str) -> bool:
         """Whether a robustness technique is switched on."""
         if technique not in techniques.BY_NAME:
             raise KeyError(technique)
         return technique not in self.off
-
-    @property
-    def core_blocks(self) -> int:
-        return self.blocks if "block_gru" not in self.off else 1
 
     @property
     def stoch(self) -> int:

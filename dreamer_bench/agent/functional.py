@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import zlib
 
 import torch
 from torch import nn
@@ -30,3 +32,15 @@ def init_weight_(weight: torch.Tensor, fan_in: int, scale: float = 1.0) -> torch
         nn.init.trunc_normal_(weight, mean=0.0, std=std, a=-2 * std, b=2 * std)
         weight.mul_(scale)
     return weight
+
+
+@contextlib.contextmanager
+def seeded(seed: int, name: str):
+    """Seed torch's CPU generator from (seed, name) for the block, then restore it.
+
+    Every module is initialised under its own name, so that switching a technique that changes
+    one module's shape (block_gru, twohot) leaves every other module's initial weights identical.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed((seed * 1_000_003 + zlib.crc32(name.encode())) % (2**63))
+        yield

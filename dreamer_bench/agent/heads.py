@@ -141,7 +141,7 @@ def sample_onehot_st(logprobs: torch.Tensor, generator: torch.Generator | None) 
     """One-hot sample with straight-through gradients through the probabilities."""
     probs = logprobs.exp()
     onehot = F.one_hot(sample_index(probs.detach(), generator), probs.shape[-1]).to(probs.dtype)
-    return onehot + probs - probs.detach()
+    return onehot + (probs - probs.detach())  # forward value exactly one-hot
 
 
 # --------------------------------------------------------------------------------------------

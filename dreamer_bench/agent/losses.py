@@ -66,6 +66,16 @@ def lambda_return(reward: torch.Tensor, cont: torch.Tensor, value: torch.Tensor,
     return torch.stack(rets[::-1], 1)
 
 
+def continue_target(is_terminal: torch.Tensor, cfg: AgentConfig) -> torch.Tensor:
+    """Soft target of the continue head: γ·(1 − is_terminal); γ is applied nowhere else."""
+    return cfg.discount * (1.0 - is_terminal.float())
+
+
+def trajectory_weights(cont: torch.Tensor) -> torch.Tensor:
+    """w_t = Π_{i=0..t} c_i for t = 0..H−1, including the start state's own c_0; cont (N, H + 1)."""
+    return torch.cumprod(cont[:, :-1], 1)
+
+
 class ReturnNorm(nn.Module):
     """EMAs of the 5th and 95th percentiles of the imagined returns (rate 0.01, from 0, not
     debiased). ``update`` moves them with this batch first; the scale is max(1, hi − lo).

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import AgentConfig
+from .functional import seeded
 from .heads import latent_mix, mixed_logprobs, sample_onehot_st
 from .nets import MLP, BlockLinear, Dense, Linear, RMSNorm
 
@@ -54,11 +55,16 @@ class RSSM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.mix = latent_mix(cfg)
-        self.core = BlockGRU(cfg.deter, cfg.stoch, act_dim, cfg.hidden, cfg.core_blocks)
-        self.prior_mlp = MLP(cfg.deter, cfg.hidden, cfg.prior_layers)
-        self.prior_out = Linear(self.prior_mlp.out_width, cfg.stoch)
-        self.post_mlp = MLP(cfg.deter + embed, cfg.hidden, cfg.post_layers)
-        self.post_out = Linear(self.post_mlp.out_width, cfg.stoch)
+        with seeded(cfg.seed, "rssm.core"):
+            # block_gru technique: off is one dense block of the same deter width.
+            blocks = cfg.blocks if cfg.on("block_gru") else 1
+            self.core = BlockGRU(cfg.deter, cfg.stoch, act_dim, cfg.hidden, blocks)
+        with seeded(cfg.seed, "rssm.prior"):
+            self.prior_mlp = MLP(cfg.deter, cfg.hidden, cfg.prior_layers)
+            self.prior_out = Linear(self.prior_mlp.out_width, cfg.stoch)
+        with seeded(cfg.seed, "rssm.post"):
+            self.post_mlp = MLP(cfg.deter + embed, cfg.hidden, cfg.post_layers)
+            self.post_out = Linear(self.post_mlp.out_width, cfg.stoch)
 
     # ---- pieces -----------------------------------------------------------------------------
 

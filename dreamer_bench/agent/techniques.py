@@ -60,7 +60,7 @@ TECHNIQUES: tuple[Technique, ...] = (
         "repval",
         "critic also trained on replayed states with λ-returns of real rewards (scale 0.3)",
         "no replay critic loss",
-        "agent/losses.py",
+        "agent/agent.py",
     ),
     Technique(
         "slow_critic",

@@ -1,0 +1,100 @@
+"""Throughput benchmark of the training step: gradient updates per second and peak memory.
+
+Each configuration runs in a fresh process, so that its peak resident memory (CPU) or peak
+allocated memory (CUDA) is its own.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import platform
+import resource
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .agent import ActSpace, Agent, make_config
+from .agent.synthetic import random_batch
+
+OBS_SPACES = {
+    "vector": {"vector": (24,)},  # walker_walk-sized proprioception
+    "image": {"image": (64, 64, 3)},
+}
+ACT_SPACES = {"vector": ActSpace(False, 6), "image": ActSpace(True, 6)}
+
+
+@dataclass
+class BenchResult:
+    size: str
+    obs: str
+    precision: str
+    compile: bool
+    device: str
+    threads: int
+    updates_per_s: float
+    ms_per_update: float
+    peak_mb: float
+    measured_updates: int
+
+
+def _measure(size: str, obs: str, device: str, precision: str, compile: bool, updates: int,
+             warmup: int, threads: int, overrides: dict) -> BenchResult:
+    torch.set_num_threads(threads)
+    cfg = make_config(size, overrides={**overrides, "device": device, "precision": precision, "compile": compile})
+    agent = Agent(OBS_SPACES[obs], ACT_SPACES[obs], cfg)
+    batch = random_batch(OBS_SPACES[obs], ACT_SPACES[obs], cfg)
+    cuda = agent.device.type == "cuda"
+    for _ in range(warmup):
+        agent.train(dict(batch))
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(updates):
+        agent.train(dict(batch))
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:  # ru_maxrss is in KiB on Linux
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return BenchResult(size, obs, precision, compile, str(agent.device), threads,
+                       updates / seconds, 1000 * seconds / updates, peak, updates)
+
+
+def _child(queue, kwargs):
+    try:
+        queue.put(("ok", _measure(**kwargs)))
+    except BaseException as e:  # report, never hang the parent
+        queue.put(("error", f"{type(e).__name__}: {e}"))
+
+
+def measure_in_subprocess(**kwargs) -> BenchResult:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(queue, kwargs))
+    proc.start()
+    status, value = queue.get()
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(value)
+    return value
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, torch {torch.__version__}"
+
+
+def as_dict(result: BenchResult) -> dict:
+    return asdict(result)

@@ -1,0 +1,177 @@
+"""The ``dreamer-bench`` command line: parse, validate, hand on.
+
+A user's mistake is one line on stderr naming the valid choices, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .agent import techniques
+from .agent.config import FIELDS, PRESETS, ConfigError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Benchmark DreamerV3 and ablate its robustness techniques.",
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+
+def fail(message: str) -> None:
+    """A user's mistake: one line, exit code 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def split_list(values: Optional[List[str]]) -> list[str]:
+    """Accept repeated options and comma-separated lists alike."""
+    out: list[str] = []
+    for v in values or []:
+        out += [x.strip() for x in v.split(",") if x.strip()]
+    return out
+
+
+def parse_sets(values: Optional[List[str]]) -> dict[str, str]:
+    """``--set key=value`` pairs; the values are parsed against the config field types later."""
+    out = {}
+    for item in values or []:
+        if "=" not in item:
+            fail(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        if key not in FIELDS:
+            fail(f"unknown config field {key!r} in --set; valid: {', '.join(FIELDS)}")
+        out[key] = value.strip()
+    return out
+
+
+def checked_techniques(names: list[str]) -> tuple[str, ...]:
+    try:
+        return techniques.validate(names)
+    except techniques.UnknownTechnique as e:
+        fail(str(e))
+
+
+@app.command()
+def tricks(
+    names: Optional[List[str]] = typer.Argument(None, help="Show only these techniques."),
+    as_json: bool = typer.Option(False, "--json", help="Print the registry as JSON."),
+) -> None:
+    """List the robustness techniques that can be switched off with --off NAME."""
+    chosen = checked_techniques(split_list(names)) or techniques.NAMES
+    rows = [techniques.BY_NAME[n] for n in techniques.NAMES if n in chosen]
+    if as_json:
+        typer.echo(json.dumps([t.__dict__ for t in rows], indent=2))
+        return
+    table = Table(title="DreamerV3 robustness techniques (all on by default)", show_lines=True)
+    table.add_column("name", style="bold")
+    table.add_column("on (full agent)")
+    table.add_column("off (--off NAME)")
+    table.add_column("code")
+    for t in rows:
+        table.add_row(t.name, t.on, t.off, t.where)
+    Console(width=max(console.width, 140)).print(table)
+
+
+@app.command()
+def bench(
+    sizes: List[str] = typer.Option(["size1m", "size12m"], "--size", help="Model presets (repeatable or comma-separated)."),
+    obs: List[str] = typer.Option(["vector", "image"], "--obs", help="Observation kinds: vector, image."),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
+    precision: List[str] = typer.Option(["fp32"], "--precision", help="fp32 and/or bf16."),
+    compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the training step."),
+    updates: int = typer.Option(10, help="Timed updates per configuration."),
+    warmup: int = typer.Option(3, help="Untimed updates first (compilation, allocator)."),
+    threads: int = typer.Option(0, help="torch threads (0: all cores)."),
+    off: Optional[List[str]] = typer.Option(None, "--off", help="Techniques switched off."),
+    sets: Optional[List[str]] = typer.Option(None, "--set", help="Config overrides key=value."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+) -> None:
+    """Measure training updates per second and peak memory (batch 16×64 unless --set)."""
+    import os
+
+    from . import bench as bench_mod
+
+    sizes, kinds, precisions = split_list(sizes), split_list(obs), split_list(precision)
+    for s in sizes:
+        if s not in PRESETS:
+            fail(f"unknown size {s!r}; valid: {', '.join(PRESETS)}")
+    for k in kinds:
+        if k not in bench_mod.OBS_SPACES:
+            fail(f"unknown observation kind {k!r}; valid: {', '.join(bench_mod.OBS_SPACES)}")
+    for p in precisions:
+        if p not in ("fp32", "bf16"):
+            fail(f"unknown precision {p!r}; valid: fp32, bf16")
+    if updates < 1 or warmup < 0:
+        fail("--updates must be ≥ 1 and --warmup ≥ 0")
+    check_device(device)
+    overrides = parse_sets(sets)
+    overrides["off"] = ",".join(checked_techniques(split_list(off)))
+    threads = threads or os.cpu_count() or 1
+    console.print(f"machine: {bench_mod.machine_description()}; device {device}; {threads} threads")
+    table = Table(title="training step (one gradient update)")
+    for col in ("size", "obs", "precision", "compile", "updates/s", "ms/update", "peak MB"):
+        table.add_column(col, justify="right" if col[0] in "ump" and col != "precision" else "left")
+    results = []
+    for size in sizes:
+        for kind in kinds:
+            for prec in precisions:
+                with console.status(f"{size} {kind} {prec}: {warmup} warm-up + {updates} timed updates"):
+                    try:
+                        r = bench_mod.measure_in_subprocess(
+                            size=size, obs=kind, device=device, precision=prec, compile=compile,
+                            updates=updates, warmup=warmup, threads=threads, overrides=overrides)
+                    except RuntimeError as e:
+                        fail(f"{size} {kind} {prec} failed: {e}")
+                results.append(r)
+                table.add_row(size, kind, prec, str(compile), f"{r.updates_per_s:.2f}",
+                              f"{r.ms_per_update:.0f}", f"{r.peak_mb:.0f}")
+                console.print(f"{size:8s} {kind:6s} {prec}: {r.updates_per_s:.2f} updates/s, peak {r.peak_mb:.0f} MB")
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps({"machine": bench_mod.machine_description(),
+                                        "results": [bench_mod.as_dict(r) for r in results]}, indent=2))
+
+
+def check_device(device: str) -> None:
+    import torch
+
+    if device == "cpu":
+        return
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            fail(f"device {device!r} is not available (no CUDA); valid here: cpu")
+        return
+    fail(f"unknown device {device!r}; valid: cpu, cuda, cuda:N")
+
+
+@app.command()
+def version() -> None:
+    """Print the package version."""
+    from . import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""zero_init and the official initialiser."""
+
+import math
+
+import torch
+
+from dreamer_bench.agent.functional import init_weight_
+
+from conftest import BOTH, CONTINUOUS, DISCRETE, make_agent
+
+
+def test_truncated_normal_with_unit_variance_correction():
+    w = init_weight_(torch.empty(400, 500), fan_in=500)
+    sigma = math.sqrt(1 / 500) / 0.87962566103423978  # std of a unit normal truncated to ±2
+    assert w.abs().max().item() <= 2 * sigma + 1e-7
+    assert abs(w.std().item() - math.sqrt(1 / 500)) < 0.01 * math.sqrt(1 / 500) * 3
+
+
+def test_reward_and_critic_start_at_exactly_zero():
+    agent = make_agent(BOTH, DISCRETE)
+    feat = torch.randn(9, agent.cfg.feat) * 5
+    assert torch.all(agent.reward.out.weight == 0) and torch.all(agent.critic.out.weight == 0)
+    assert torch.all(agent.reward.pred(agent.reward(feat)) == 0)
+    assert torch.all(agent.critic.pred(agent.critic(feat)) == 0)
+
+
+def test_actor_output_weights_are_scaled_by_one_hundredth():
+    for act in (DISCRETE, CONTINUOUS):
+        on, off = make_agent(BOTH, act), make_agent(BOTH, act, off=("zero_init",))
+        torch.testing.assert_close(on.actor.out.weight, 0.01 * off.actor.out.weight, rtol=0, atol=0)
+        assert off.reward.out.weight.abs().sum() > 0 and off.critic.out.weight.abs().sum() > 0
+
+
+def test_continue_decoder_and_latent_logits_keep_the_normal_initialisation():
+    on, off = make_agent(BOTH, DISCRETE), make_agent(BOTH, DISCRETE, off=("zero_init",))
+    for name in ("cont", "decoder", "rssm"):
+        for (k, a), (_, b) in zip(getattr(on, name).state_dict().items(), getattr(off, name).state_dict().items()):
+            assert torch.equal(a, b), k
+    assert on.cont.out.weight.abs().sum() > 0

@@ -1,0 +1,86 @@
+"""twohot: symexp-spaced bins, two-hot targets interpolated in raw space, exact zero prediction."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dreamer_bench.agent.config import make_config
+from dreamer_bench.agent.heads import ValueHead, twohot_bins, twohot_encode, twohot_mean
+
+
+def reference_bins(n):
+    return np.array([math.copysign(math.expm1(abs(v)), v) for v in np.linspace(-20, 20, n)])
+
+
+def test_bins_are_symexp_of_a_symmetric_grid_with_an_exact_zero():
+    bins = twohot_bins(255)
+    assert bins.shape == (255,)
+    assert bins[127].item() == 0.0
+    assert torch.equal(bins, -bins.flip(0))  # exactly antisymmetric
+    np.testing.assert_allclose(bins.numpy(), reference_bins(255), rtol=1e-6)
+    assert torch.all(bins[1:] > bins[:-1])
+
+
+def test_weights_for_a_value_on_a_bin():
+    bins = twohot_bins(255)
+    for k in (0, 100, 127, 200, 254):
+        w = twohot_encode(bins[k:k + 1], bins)[0]
+        assert w[k].item() == pytest.approx(1.0)
+        assert w.sum().item() == pytest.approx(1.0)
+        assert (w > 0).sum().item() == 1
+
+
+def test_weights_between_bins_interpolate_in_raw_space():
+    bins = twohot_bins(5)  # [-symexp(20), -symexp(10), 0, symexp(10), symexp(20)]
+    hi = math.expm1(10.0)
+    y = torch.tensor([0.25 * hi, -0.5 * hi, hi + 0.75 * (math.expm1(20.0) - hi)])
+    w = twohot_encode(y, bins)
+    expected = np.zeros((3, 5))
+    expected[0, 2], expected[0, 3] = 0.75, 0.25
+    expected[1, 1], expected[1, 2] = 0.5, 0.5
+    expected[2, 3], expected[2, 4] = 0.25, 0.75
+    np.testing.assert_allclose(w.numpy(), expected, atol=1e-5)
+    # the weighted mean of the two bins recovers the value
+    np.testing.assert_allclose((w * bins).sum(-1).numpy(), y.numpy(), rtol=1e-5)
+
+
+def test_weights_beyond_the_range_go_to_the_end_bin():
+    bins = twohot_bins(255)
+    w = twohot_encode(torch.tensor([1e12, -1e12]), bins)
+    assert w[0, -1].item() == 1.0 and w[0].sum().item() == 1.0
+    assert w[1, 0].item() == 1.0 and w[1].sum().item() == 1.0
+
+
+def test_zero_logits_predict_exactly_zero():
+    bins = twohot_bins(255)
+    assert twohot_mean(torch.zeros(7, 255), bins).eq(0).all()
+
+
+def test_prediction_is_the_expectation_over_bins():
+    bins = twohot_bins(255)
+    logits = torch.randn(4, 255, dtype=torch.float64)
+    probs = torch.softmax(logits, -1)
+    expected = (probs * bins.double()).sum(-1)
+    torch.testing.assert_close(twohot_mean(logits.float(), bins).double(), expected, rtol=1e-4, atol=1e-3)
+
+
+def test_loss_is_cross_entropy_against_two_hot_target():
+    cfg = make_config("debug", overrides={"units": 4})
+    head = ValueHead(3, 1, cfg)
+    out = torch.randn(2, 5)
+    y = torch.tensor([3.0, -50.0])
+    target = twohot_encode(y, head.bins)
+    expected = -(target * torch.log_softmax(out, -1)).sum(-1)
+    torch.testing.assert_close(head.loss(out, y), expected)
+
+
+def test_off_is_one_scalar_trained_with_mse():
+    cfg = make_config("debug", off=["twohot"])
+    head = ValueHead(3, 1, cfg)
+    assert head.out.out_features == 1
+    out = torch.tensor([[2.0], [-1.0]])
+    y = torch.tensor([5.0, 1.0])
+    torch.testing.assert_close(head.loss(out, y), torch.tensor([9.0, 4.0]))
+    torch.testing.assert_close(head.pred(out), torch.tensor([2.0, -1.0]))
