@@ -55,7 +55,7 @@ def test_off_is_plain_softmax_everywhere():
 def test_straight_through_sample_is_one_hot_with_the_gradient_of_the_probabilities():
     logits = torch.randn(6, 2, 4, requires_grad=True)
     logp = mixed_logprobs(logits, 0.01)
-    sample = sample_onehot_st(logp, torch.Generator().manual_seed(0))
+    sample = sample_onehot_st(logp, torch.rand(6, 2, 1, generator=torch.Generator().manual_seed(0)))
     assert torch.equal(sample.detach().sum(-1), torch.ones(6, 2))
     assert set(sample.detach().unique().tolist()) <= {0.0, 1.0}
     weights = torch.randn(6, 2, 4)
@@ -67,5 +67,6 @@ def test_straight_through_sample_is_one_hot_with_the_gradient_of_the_probabiliti
 def test_samples_follow_the_probabilities():
     probs = torch.tensor([0.1, 0.6, 0.3])
     logp = probs.log().expand(20000, 3)
-    counts = sample_onehot_st(logp, torch.Generator().manual_seed(1)).detach().sum(0) / 20000
+    uniform = torch.rand(20000, 1, generator=torch.Generator().manual_seed(1))
+    counts = sample_onehot_st(logp, uniform).detach().sum(0) / 20000
     np.testing.assert_allclose(counts.numpy(), probs.numpy(), atol=0.015)

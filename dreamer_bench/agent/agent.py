@@ -74,9 +74,16 @@ class Agent(nn.Module):
         self.train_generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.act_generator = torch.Generator(self.device).manual_seed(cfg.seed + 1_000_003)
         self.updates = 0
+        # Pure pieces of the training step; with ``compile`` each is compiled by torch.compile.
         self._train_step = self._train_step_eager
-        if cfg.compile:
-            self._train_step = torch.compile(self._train_step_eager, dynamic=False)
+        self._imagine_step = self._maybe_compile(self._imagine_step_eager)
+        self._imagination_targets = self._maybe_compile(self._imagination_targets_eager)
+        self._actor_critic_losses = self._maybe_compile(self._actor_critic_losses_eager)
+        self._obs_step = self._maybe_compile(self.rssm.obs_step)
+        self._wm_heads = self._maybe_compile(self._wm_heads_eager)
+
+    def _maybe_compile(self, fn):
+        return torch.compile(fn, dynamic=False) if self.cfg.compile else fn
 
     # ---- parameters -------------------------------------------------------------------------
 
@@ -110,10 +117,11 @@ class Agent(nn.Module):
             state = self.initial_state(n)
         with self.autocast():
             embed = self.encoder({k: obs[k] for k in self.obs_space})
+            uniform = self._uniform(self.rssm.latent_noise_shape(n), self.act_generator)
             deter, stoch, _ = self.rssm.obs_step(
-                state["deter"], state["stoch"], state["action"], embed, obs["is_first"], self.act_generator)
+                state["deter"], state["stoch"], state["action"], embed, obs["is_first"], uniform)
             params = self.actor(self.rssm.features(deter, stoch))
-            action = self.actor.sample(params, self.act_generator)
+            action = self.actor.sample(params, self._action_noise(n, self.act_generator))
         new_state = {"deter": deter.float(), "stoch": stoch.float(), "action": action.float()}
         if self.act_space.discrete:
             env_action = action.argmax(-1).cpu().numpy()
@@ -122,6 +130,15 @@ class Agent(nn.Module):
         return new_state, env_action
 
     # ---- training ---------------------------------------------------------------------------
+
+    def _uniform(self, shape, generator) -> torch.Tensor:
+        return torch.rand(shape, device=self.device, generator=generator)
+
+    def _action_noise(self, n: int, generator) -> torch.Tensor:
+        shape = self.actor.noise_shape(n)
+        if self.act_space.discrete:
+            return torch.rand(shape, device=self.device, generator=generator)
+        return torch.randn(shape, device=self.device, generator=generator)
 
     def _to_device(self, data: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         out = {}
@@ -218,8 +235,18 @@ class Agent(nn.Module):
         # step's previous action is the action stored at the context step.
         deter0, stoch0 = data["deter"][:, 0].float(), data["stoch"][:, 0].float()
         prev_actions = data["action"][:, :-1].float()  # (B, T, A)
+        uniform = self._uniform((t, *self.rssm.latent_noise_shape(b)), self.train_generator)
         deters, stochs, post = self.rssm.observe(
-            deter0, stoch0, prev_actions, embed, data["is_first"][:, 1:], self.train_generator)
+            deter0, stoch0, prev_actions, embed, data["is_first"][:, 1:], uniform, step=self._obs_step)
+        losses, metrics = self._wm_heads(deters, stochs, post, flat_obs, data["reward"][:, 1:], data["is_terminal"][:, 1:])
+        feat = self.rssm.features(deters, stochs).reshape(b * t, -1)  # (B·T, F)
+        return losses, metrics, (feat, deters, stochs)
+
+    def _wm_heads_eager(self, deters, stochs, post, flat_obs, reward, is_terminal):
+        """World-model losses (B, T) from the posterior rollout: reconstruction per key, reward,
+        continue, and the two KL terms."""
+        cfg = self.cfg
+        b, t = reward.shape
         prior = self.rssm.prior_logprobs(deters)  # (B, T, L, C)
         feat = self.rssm.features(deters, stochs).reshape(b * t, -1)  # (B·T, F)
         losses = {}
@@ -227,52 +254,71 @@ class Agent(nn.Module):
         for k, v in self.decoder.loss(dec_feat, flat_obs).items():
             losses[f"rec_{k}"] = v.reshape(b, t)
         rew_feat = feat if cfg.on("reward_grad") else feat.detach()
-        losses["rew"] = self.reward.loss(self.reward(rew_feat), data["reward"][:, 1:].reshape(-1)).reshape(b, t)
-        con_target = L.continue_target(data["is_terminal"][:, 1:], cfg)
+        losses["rew"] = self.reward.loss(self.reward(rew_feat), reward.reshape(-1)).reshape(b, t)
+        con_target = L.continue_target(is_terminal, cfg)
         losses["con"] = self.cont.loss(self.cont(feat), con_target.reshape(-1)).reshape(b, t)
         losses["dyn"], losses["rep"] = L.kl_losses(post, prior, cfg)
         metrics = {
             "wm/post_entropy": -(post.exp() * post).sum(-1).mean(),
             "wm/prior_entropy": -(prior.exp() * prior).sum(-1).mean(),
         }
-        return losses, metrics, (feat, deters, stochs)
+        return losses, metrics
 
     def _imagination_losses(self, deters, stochs):
         cfg = self.cfg
         horizon = cfg.horizon
         deter = deters.detach().reshape(-1, cfg.deter)  # (N, D) every replayed state starts
         stoch = stochs.detach().reshape(-1, cfg.latents, cfg.classes)
+        n = deter.shape[0]
+        latent_noise = self._uniform((horizon, *self.rssm.latent_noise_shape(n)), self.train_generator)
+        action_noise = torch.stack([self._action_noise(n, self.train_generator) for _ in range(horizon)])
         feats, params, actions = [], [], []
-        for _ in range(horizon):
-            feat = self.rssm.features(deter, stoch)
-            out = self.actor(feat)  # with gradient into the actor only
-            action = self.actor.sample(out.detach(), self.train_generator)
+        for t in range(horizon):
+            feat, out, action, deter, stoch = self._imagine_step(deter, stoch, latent_noise[t], action_noise[t])
             feats.append(feat)
             params.append(out)
             actions.append(action)
-            with torch.no_grad():
-                deter, stoch = self.rssm.img_step(deter, stoch, action, self.train_generator)
         feats.append(self.rssm.features(deter, stoch))
         feats = torch.stack(feats, 1).detach()  # (N, H+1, F)
         params = torch.stack(params, 1)  # (N, H, ·)
         actions = torch.stack(actions, 1)  # (N, H, A)
+        reward, cont, critic_out, value, returns, weight, slow = self._imagination_targets(feats)
+        scale = self.retnorm.update(returns)
+        losses, metrics = self._actor_critic_losses(params, actions, critic_out, value, returns, weight, slow, scale)
+        return losses, metrics, returns[:, 0].detach()
+
+    def _imagine_step_eager(self, deter, stoch, latent_noise, action_noise):
+        """One imagined step from (deter, stoch): the actor's output (with gradient into the actor
+        only), its sampled action, and the next state from the prior (no gradient)."""
+        feat = self.rssm.features(deter, stoch)
+        out = self.actor(feat)
+        action = self.actor.sample(out.detach(), action_noise)
+        with torch.no_grad():
+            deter, stoch = self.rssm.img_step(deter, stoch, action, latent_noise)
+        return feat, out, action, deter, stoch
+
+    def _imagination_targets_eager(self, feats):
+        """Heads on imagined features (N, H+1, F): rewards, continues, values, λ-returns, weights."""
+        cfg = self.cfg
         with torch.no_grad():
             reward = self.reward.pred(self.reward(feats))  # (N, H+1)
             cont = self.cont.prob(self.cont(feats))  # (N, H+1)
-        critic_out = self.critic(feats)  # (N, H+1, ·)
+            slow = None
+            if self.slow_critic is not None:
+                slow = self.slow_critic.pred(self.slow_critic(feats[:, :-1]))  # (N, H)
+        critic_out = self.critic(feats)  # (N, H+1, ·) with gradient into the critic
         value = self.critic.pred(critic_out.detach())
         returns = L.lambda_return(reward, cont, value, cfg.return_lambda)  # (N, H)
         weight = L.trajectory_weights(cont)  # (N, H)
-        scale = self.retnorm.update(returns)
-        advantage = (returns - value[:, :horizon]) / scale
+        return reward, cont, critic_out, value, returns, weight, slow
+
+    def _actor_critic_losses_eager(self, params, actions, critic_out, value, returns, weight, slow, scale):
+        cfg = self.cfg
+        advantage = (returns - value[:, :-1]) / scale
         logp = self.actor.logp(params, actions)
         entropy = self.actor.entropy(params)
         losses = {"policy": L.policy_loss(logp, entropy, advantage, weight, cfg)}
-        slow = None
-        if self.slow_critic is not None:
-            with torch.no_grad():
-                slow = self.slow_critic.pred(self.slow_critic(feats[:, :horizon]))
-        losses["value"] = weight.detach() * L.value_loss(self.critic, critic_out[:, :horizon], returns, slow, cfg)
+        losses["value"] = weight.detach() * L.value_loss(self.critic, critic_out[:, :-1], returns, slow, cfg)
         metrics = {
             "imag/return": returns.mean(),
             "imag/return_scale": scale,
@@ -280,7 +326,7 @@ class Agent(nn.Module):
             "imag/weight": weight.mean(),
             "imag/value": value.mean(),
         }
-        return losses, metrics, returns[:, 0].detach()
+        return losses, metrics
 
     def _replay_value_loss(self, data, feat, boot):
         cfg = self.cfg

@@ -32,28 +32,47 @@ def twohot_bins(n: int) -> torch.Tensor:
     return torch.cat([half, -half[:-1].flip(0)])
 
 
-def twohot_encode(y: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-    """Two-hot weights (..., n) of raw targets y (...): linear interpolation in raw space
-    between the two neighbouring bins; beyond the ends all weight goes to the end bin."""
+def twohot_indices(y: torch.Tensor, bins: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The two neighbouring bins of raw targets y (...) and the weight of the upper one:
+    linear interpolation in raw space; beyond the ends all weight goes to the end bin."""
     y = y.float().contiguous()
     n = bins.shape[0]
     above = torch.bucketize(y, bins, right=True).clamp(1, n - 1)  # first bin > y (or the last)
     below = above - 1
     lo, hi = bins[below], bins[above]
     w_hi = ((y - lo) / (hi - lo)).clamp(0.0, 1.0)
-    weights = torch.zeros(*y.shape, n, device=y.device)
+    return below, above, w_hi
+
+
+def twohot_encode(y: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """Two-hot weights (..., n) of raw targets y (...)."""
+    below, above, w_hi = twohot_indices(y, bins)
+    weights = torch.zeros(*y.shape, bins.shape[0], device=y.device)
     weights.scatter_(-1, below.unsqueeze(-1), (1.0 - w_hi).unsqueeze(-1))
     weights.scatter_add_(-1, above.unsqueeze(-1), w_hi.unsqueeze(-1))
     return weights
 
 
+def twohot_cross_entropy(logits: torch.Tensor, y: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """−Σ twohot(y)·log_softmax(logits) = logsumexp(logits) − Σ twohot(y)·logits, reading only the
+    two non-zero target bins (no log-softmax over all bins is materialised)."""
+    below, above, w_hi = twohot_indices(y, bins)
+    logits = logits.float()
+    at_below = logits.gather(-1, below.unsqueeze(-1)).squeeze(-1)
+    at_above = logits.gather(-1, above.unsqueeze(-1)).squeeze(-1)
+    return torch.logsumexp(logits, -1) - ((1.0 - w_hi) * at_below + w_hi * at_above)
+
+
 def twohot_mean(logits: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
     """Σ softmax·bins, adding each bin's term to its mirror bin's term before summing the pairs,
-    so that symmetric probabilities (e.g. zero logits) predict exactly 0."""
-    terms = torch.softmax(logits.float(), -1) * bins
+    so that symmetric probabilities (e.g. zero logits) predict exactly 0.
+
+    As bins[mirror(i)] = −bins[i], the pair (i, mirror(i)) contributes bins[i]·(p_i − p_mirror(i));
+    the centre bin is 0. The pair sums then reduce in one matrix product."""
+    probs = torch.softmax(logits.float(), -1)
     m = bins.shape[0] // 2
-    pairs = terms[..., :m] + terms[..., m + 1:].flip(-1)
-    return pairs.sum(-1) + terms[..., m]
+    diff = probs[..., :m] - probs[..., m + 1:].flip(-1)  # (..., m)
+    return diff @ bins[:m]
 
 
 class ValueHead(nn.Module):
@@ -79,7 +98,7 @@ class ValueHead(nn.Module):
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Cross-entropy against the two-hot target (on), or squared error (off); shape (...)."""
         if self.twohot:
-            return -(twohot_encode(target, self.bins) * F.log_softmax(out, -1)).sum(-1)
+            return twohot_cross_entropy(out, target, self.bins)
         return (out[..., 0] - target.float()).square()
 
 
@@ -130,17 +149,17 @@ def actor_mix(cfg: AgentConfig) -> float:
 # sampling
 # --------------------------------------------------------------------------------------------
 
-def sample_index(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """One categorical sample per row of probs (..., K) by inverting the CDF; returns (...)."""
-    u = torch.rand(probs.shape[:-1] + (1,), device=probs.device, generator=generator)
-    index = (probs.cumsum(-1) < u).sum(-1)
+def sample_index(probs: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """One categorical sample per row of probs (..., K) by inverting the CDF at ``uniform``
+    (..., 1) drawn from U[0, 1); returns indices (...)."""
+    index = (probs.cumsum(-1) < uniform).sum(-1)
     return index.clamp(max=probs.shape[-1] - 1)
 
 
-def sample_onehot_st(logprobs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def sample_onehot_st(logprobs: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
     """One-hot sample with straight-through gradients through the probabilities."""
     probs = logprobs.exp()
-    onehot = F.one_hot(sample_index(probs.detach(), generator), probs.shape[-1]).to(probs.dtype)
+    onehot = F.one_hot(sample_index(probs.detach(), uniform), probs.shape[-1]).to(probs.dtype)
     return onehot + (probs - probs.detach())  # forward value exactly one-hot
 
 
@@ -172,13 +191,15 @@ class Actor(nn.Module):
         std = (self.max_std - self.min_std) * torch.sigmoid(std + 2.0) + self.min_std
         return torch.cat([torch.tanh(mean), std], -1)
 
-    def sample(self, params: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """Discrete: one-hot (..., A); continuous: unclipped sample (..., A)."""
+    def noise_shape(self, n: int) -> tuple[int, int]:
+        """Shape of the noise ``sample`` needs for N rows: one uniform, or A standard normals."""
+        return (n, 1) if self.discrete else (n, self.act_dim)
+
+    def sample(self, params: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Discrete: one-hot (..., A) from uniform noise; continuous: mean + std·noise, unclipped."""
         if self.discrete:
-            index = sample_index(params.exp(), generator)
-            return F.one_hot(index, self.act_dim).float()
+            return F.one_hot(sample_index(params.exp(), noise), self.act_dim).float()
         mean, std = params.chunk(2, -1)
-        noise = torch.randn(mean.shape, device=mean.device, generator=generator)
         return mean + std * noise
 
     def logp(self, params: torch.Tensor, action: torch.Tensor) -> torch.Tensor:

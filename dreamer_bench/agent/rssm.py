@@ -37,10 +37,15 @@ class BlockGRU(nn.Module):
     def forward(self, deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """deter (N, D), stoch (N, L·C), action (N, A) → next deter (N, D)."""
         n, g = deter.shape[0], self.blocks
-        x = torch.cat([self.in_deter(deter), self.in_stoch(stoch), self.in_action(action)], -1)
-        x = x.unsqueeze(1).expand(n, g, x.shape[-1])  # (N, G, 3H)
-        x = torch.cat([x, deter.reshape(n, g, -1).to(x.dtype)], -1).reshape(n, -1)  # (N, G·(3H + D/G))
-        x = F.silu(self.norm(self.hidden(x)))  # (N, D)
+        x = torch.cat([self.in_deter(deter), self.in_stoch(stoch), self.in_action(action)], -1)  # (N, 3H)
+        # The block layer sees [x, deter slice of block g] for every block g. Its weight (G, 3H + D/G,
+        # D/G) is applied in two parts, which is the same sum without copying x once per block:
+        # the shared rows as one dense (3H, D) matrix, the deter rows block-diagonally.
+        w = self.hidden.weight
+        shared = w[:, : x.shape[-1]].permute(1, 0, 2).reshape(x.shape[-1], -1)  # (3H, D)
+        own = torch.bmm(deter.reshape(n, g, -1).transpose(0, 1).to(x.dtype), w[:, x.shape[-1]:])  # (G, N, D/G)
+        x = torch.addmm(self.hidden.bias, x, shared) + own.transpose(0, 1).reshape(n, -1)
+        x = F.silu(self.norm(x))  # (N, D)
         gates = self.gates(x).reshape(n, g, 3, -1).float()  # (N, G, 3, D/G)
         reset, cand, update = gates.unbind(2)
         reset = torch.sigmoid(reset)
@@ -98,34 +103,40 @@ class RSSM(nn.Module):
 
     # ---- steps ------------------------------------------------------------------------------
 
-    def obs_step(self, deter, stoch, action, embed, is_first, generator):
+    def obs_step(self, deter, stoch, action, embed, is_first, uniform):
         """One posterior step. At ``is_first`` the previous deter, stoch and action are zeroed and
-        the core still runs. Returns deter (N, D), stoch sample (N, L, C), post log-probs."""
+        the core still runs; ``uniform`` (N, L, 1) draws the sample.
+        Returns deter (N, D), stoch sample (N, L, C), post log-probs (N, L, C)."""
         keep = (1.0 - is_first.float()).unsqueeze(-1)  # (N, 1)
         deter = deter * keep
         stoch = stoch * keep.unsqueeze(-1)
         action = action * keep
         deter = self.core_step(deter, stoch, action)
         post = self.post_logprobs(deter, embed)
-        stoch = sample_onehot_st(post, generator)
+        stoch = sample_onehot_st(post, uniform)
         return deter, stoch, post
 
-    def img_step(self, deter, stoch, action, generator):
+    def img_step(self, deter, stoch, action, uniform):
         """One prior step: deter (N, D), stoch sample (N, L, C)."""
         deter = self.core_step(deter, stoch, action)
-        stoch = sample_onehot_st(self.prior_logprobs(deter), generator)
+        stoch = sample_onehot_st(self.prior_logprobs(deter), uniform)
         return deter, stoch
 
-    def observe(self, deter, stoch, actions, embeds, is_first, generator):
+    def latent_noise_shape(self, n: int) -> tuple[int, int, int]:
+        return (n, self.cfg.latents, 1)
+
+    def observe(self, deter, stoch, actions, embeds, is_first, uniform, step=None):
         """Posterior rollout over a sequence.
 
         deter (B, D), stoch (B, L, C): the state before the first step; actions (B, T, A): the
         previous action of each step; embeds (B, T, E); is_first (B, T).
         Returns deters (B, T, D), stochs (B, T, L, C), post log-probs (B, T, L, C).
+        ``step`` replaces ``obs_step`` (e.g. by its compiled version).
         """
+        step = step or self.obs_step
         deters, stochs, posts = [], [], []
         for t in range(actions.shape[1]):
-            deter, stoch, post = self.obs_step(deter, stoch, actions[:, t], embeds[:, t], is_first[:, t], generator)
+            deter, stoch, post = step(deter, stoch, actions[:, t], embeds[:, t], is_first[:, t], uniform[t])
             deters.append(deter)
             stochs.append(stoch)
             posts.append(post)

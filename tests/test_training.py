@@ -1,0 +1,137 @@
+"""Training smoke over the full agent and every single-off variant; checkpoints; determinism."""
+
+import io
+
+import pytest
+import torch
+
+from dreamer_bench.agent import techniques
+
+from conftest import BOTH, CONTINUOUS, DISCRETE, IMAGE, VECTOR, make_agent, make_batch
+
+COMBOS = {
+    "image-discrete": (IMAGE, DISCRETE),
+    "vector-continuous": (VECTOR, CONTINUOUS),
+    "image-continuous": (IMAGE, CONTINUOUS),
+    "vector-discrete": (VECTOR, DISCRETE),
+}
+
+
+def train_and_check(agent, updates=2):
+    before = {k: v.detach().clone() for k, v in agent.named_parameters()}
+    batch = make_batch(agent)
+    for _ in range(updates):
+        metrics = agent.train(batch)
+        losses = {k: v for k, v in metrics.items() if k.startswith("loss/")}
+        assert losses and all(torch.isfinite(torch.tensor(v)) for v in losses.values()), losses
+    moved = [k for k, v in agent.named_parameters() if not torch.equal(v, before[k])]
+    assert len(moved) > len(before) // 2, f"only {len(moved)} of {len(before)} tensors moved"
+    for module in ("encoder", "rssm", "decoder", "reward", "cont", "actor", "critic"):
+        assert any(k.startswith(module + ".") for k in moved), f"{module} did not move"
+    return metrics
+
+
+@pytest.mark.parametrize("combo", COMBOS)
+def test_full_agent_trains(combo):
+    obs, act = COMBOS[combo]
+    train_and_check(make_agent(obs, act))
+
+
+@pytest.mark.parametrize("name", techniques.NAMES)
+@pytest.mark.parametrize("combo", ["image-discrete", "vector-continuous"])
+def test_every_single_off_variant_trains(name, combo):
+    obs, act = COMBOS[combo]
+    metrics = train_and_check(make_agent(obs, act, off=(name,)))
+    assert ("loss/repval" in metrics) == (name != "repval")
+
+
+def test_dict_observation_with_image_and_vector_trains():
+    train_and_check(make_agent(BOTH, CONTINUOUS))
+
+
+def test_all_techniques_off_at_once_trains():
+    train_and_check(make_agent(BOTH, DISCRETE, off=techniques.NAMES))
+
+
+def test_policy_acts_on_a_batch_of_environments():
+    for act in (DISCRETE, CONTINUOUS):
+        agent = make_agent(BOTH, act)
+        obs = {"image": torch.randint(0, 255, (5, 64, 64, 3), dtype=torch.uint8),
+               "vector": torch.randn(5, 3), "is_first": torch.ones(5, dtype=torch.bool)}
+        state, action = agent.policy(None, obs)
+        assert state["deter"].shape == (5, agent.cfg.deter)
+        assert state["stoch"].shape == (5, agent.cfg.latents, agent.cfg.classes)
+        if act.discrete:
+            assert action.shape == (5,) and action.min() >= 0 and action.max() < act.size
+            assert torch.equal(state["action"].argmax(-1), torch.as_tensor(action))
+        else:
+            assert action.shape == (5, act.size) and abs(action).max() <= 1.0
+        obs["is_first"][:] = False
+        state, action = agent.policy(state, obs)
+
+
+def params_of(agent):
+    return {k: v.detach().clone() for k, v in agent.state_dict().items()}
+
+
+def test_checkpoint_resume_is_bit_identical():
+    n, m = 3, 2
+    straight = make_agent(BOTH, DISCRETE)
+    batches = [make_batch(straight, seed=i) for i in range(n + m)]
+    for b in batches:
+        straight.train(dict(b))
+
+    first = make_agent(BOTH, DISCRETE)
+    for b in batches[:n]:
+        first.train(dict(b))
+    buffer = io.BytesIO()
+    torch.save(first.checkpoint(), buffer)
+    del first
+    buffer.seek(0)
+    resumed = make_agent(BOTH, DISCRETE, seed=123)  # a different seed: everything must come from the file
+    with pytest.raises(ValueError, match="seed"):
+        resumed.restore(torch.load(buffer, weights_only=False))
+    buffer.seek(0)
+    resumed = make_agent(BOTH, DISCRETE)
+    with torch.no_grad():  # make sure nothing of the fresh agent survives the restore
+        for p in resumed.parameters():
+            p.add_(1.0)
+    resumed.restore(torch.load(buffer, weights_only=False))
+    for b in batches[n:]:
+        resumed.train(dict(b))
+
+    a, b = params_of(straight), params_of(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert resumed.updates == straight.updates == n + m
+    assert resumed.optimizer.step_count == n + m
+    assert torch.equal(resumed.retnorm.high, straight.retnorm.high)
+    assert torch.equal(resumed.train_generator.get_state(), straight.train_generator.get_state())
+
+
+def test_same_seed_same_result_on_cpu():
+    a, b = make_agent(BOTH, CONTINUOUS, seed=7), make_agent(BOTH, CONTINUOUS, seed=7)
+    batch = make_batch(a)
+    ma, mb = a.train(dict(batch)), b.train(dict(batch))
+    assert ma == mb
+    pa, pb = params_of(a), params_of(b)
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    c = make_agent(BOTH, CONTINUOUS, seed=8)
+    assert c.train(dict(batch))["loss/total"] != ma["loss/total"]
+
+
+def test_bf16_autocast_path_trains_and_agrees_with_fp32():
+    full = make_agent(BOTH, DISCRETE)
+    half = make_agent(BOTH, DISCRETE, precision="bf16")
+    batch = make_batch(full)
+    lf, lh = full.loss_terms(batch), half.loss_terms(batch)
+    for k in ("rec_image", "rec_vector", "rew", "con", "dyn", "rep"):
+        assert lh[k].item() == pytest.approx(lf[k].item(), rel=0.05), k
+    train_and_check(make_agent(BOTH, DISCRETE, precision="bf16"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_trains():
+    for precision in ("fp32", "bf16"):
+        train_and_check(make_agent(BOTH, DISCRETE, device="cuda", precision=precision))
