@@ -113,12 +113,16 @@ class BlockLinear(nn.Module):
 
 
 class Conv(nn.Conv2d):
-    """k×k 'same' convolution with the official init (fan-in k²·C_in)."""
+    """k×k 'same' convolution with the official init (fan-in k²·C_in).
+
+    Weights and activations are kept channels-last (NHWC in memory), the layout oneDNN runs
+    fastest on CPU; observations arrive as NHWC, so no layout conversion is needed on the way in."""
 
     def __init__(self, cin: int, cout: int, kernel: int):
         super().__init__(cin, cout, kernel, padding=kernel // 2)
         init_weight_(self.weight, kernel * kernel * cin)
         nn.init.zeros_(self.bias)
+        self.weight.data = self.weight.data.contiguous(memory_format=torch.channels_last)
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,7 +176,7 @@ class Encoder(nn.Module):
         parts = []
         if self.image_keys:
             x = torch.cat([obs[k] for k in self.image_keys], -1)  # (N, H, W, C)
-            x = x.permute(0, 3, 1, 2).float() / 255.0 - 0.5  # (N, C, H, W)
+            x = x.permute(0, 3, 1, 2).float() / 255.0 - 0.5  # (N, C, H, W), channels-last in memory
             for conv, norm in zip(self.convs, self.conv_norms):
                 x = F.silu(norm(F.max_pool2d(conv(x), 2)))
             parts.append(x.flatten(1))  # (N, 16·C)
@@ -235,7 +239,7 @@ class Decoder(nn.Module):
         if self.image_keys:
             deter, stoch = feat[..., : self.cfg.deter], feat[..., self.cfg.deter:]
             x = self.from_deter(deter) + self.from_stoch(stoch)  # (N, 16·base)
-            x = x.reshape(-1, self.base, 4, 4)
+            x = x.reshape(-1, self.base, 4, 4).contiguous(memory_format=torch.channels_last)
             x = F.silu(self.space_norm(x))
             for conv, norm in zip(self.up_convs, self.up_norms):
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
