@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .agent import ActSpace, Agent, make_config
+from .agent.runtime import tune_cpu_allocator
 from .agent.synthetic import random_batch
 
 OBS_SPACES = {
@@ -40,6 +41,7 @@ class BenchResult:
 
 def _measure(size: str, obs: str, device: str, precision: str, compile: bool, updates: int,
              warmup: int, threads: int, overrides: dict) -> BenchResult:
+    tune_cpu_allocator()
     torch.set_num_threads(threads)
     cfg = make_config(size, overrides={**overrides, "device": device, "precision": precision, "compile": compile})
     agent = Agent(OBS_SPACES[obs], ACT_SPACES[obs], cfg)

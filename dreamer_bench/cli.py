@@ -116,6 +116,10 @@ def bench(
     check_device(device)
     overrides = parse_sets(sets)
     overrides["off"] = ",".join(checked_techniques(split_list(off)))
+    from .agent.config import make_config
+
+    for s in sizes:
+        make_config(s, overrides=overrides)  # a bad --set value fails here, before any work
     threads = threads or os.cpu_count() or 1
     console.print(f"machine: {bench_mod.machine_description()}; device {device}; {threads} threads")
     table = Table(title="training step (one gradient update)")
@@ -163,6 +167,9 @@ def version() -> None:
 
 
 def main() -> None:
+    from .agent.runtime import tune_cpu_allocator
+
+    tune_cpu_allocator()
     try:
         app()
     except ConfigError as e:

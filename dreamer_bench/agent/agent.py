@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 
 from . import losses as L
+from ..spaces import ActSpace
 from .config import AgentConfig
 from .functional import seeded
 from .heads import Actor, ContinueHead, ValueHead
@@ -35,14 +35,6 @@ from .optim import Optimizer
 from .rssm import RSSM
 
 BATCH_KEYS = ("action", "reward", "is_first", "is_last", "is_terminal", "deter", "stoch")
-
-
-@dataclass(frozen=True)
-class ActSpace:
-    """Discrete: ``size`` actions (index); continuous: ``size`` dimensions in [−1, 1]."""
-
-    discrete: bool
-    size: int
 
 
 class Agent(nn.Module):

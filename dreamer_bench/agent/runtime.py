@@ -1,0 +1,29 @@
+"""Process-level settings that make the CPU training step faster. Applications call these once."""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_tuned = False
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep large freed blocks in glibc's heap instead of returning them to the OS.
+
+    By default glibc serves blocks over 128 KiB with mmap and unmaps them on free, so every
+    training update page-faults its large activations (several MB each) back in; measured here
+    this costs about 8% of a size1m update. Raising the mmap threshold to its maximum (32 MiB) and
+    the trim threshold to 1 GiB keeps that memory mapped between updates. No effect off glibc.
+    """
+    global _tuned
+    if _tuned or not sys.platform.startswith("linux"):
+        return _tuned
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        _tuned = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**30))
+    except (OSError, AttributeError):
+        _tuned = False
+    return _tuned

@@ -1,0 +1,58 @@
+"""Environment adapters: one observation and action format for every family.
+
+Task names follow the published score files: ``atari_pong``, ``dmc_walker_walk``, ``crafter``,
+``gym_CartPole-v1`` (any gymnasium id), or an entry point ``package.module:EnvClass``.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from .base import Env, EnvError, Transition
+from .parallel import EnvGroup
+
+FAMILIES = ("atari", "dmc", "crafter", "gym")
+
+
+def family(task: str) -> str:
+    """The family a task name belongs to; entry points (``module:Class``) are gym tasks."""
+    if task.startswith("atari_"):
+        return "atari"
+    if task.startswith("dmc_"):
+        return "dmc"
+    if task == "crafter" or task.startswith("crafter_"):
+        return "crafter"
+    if task.startswith(("gym_", "gym:")) or ":" in task:
+        return "gym"
+    raise EnvError(f"task {task!r} belongs to no family; names start with atari_, dmc_, crafter, gym_ "
+                   f"or are an entry point 'package.module:EnvClass'")
+
+
+def _adapter(task: str):
+    fam = family(task)
+    if fam == "atari":
+        from .atari import AtariEnv
+        return AtariEnv, {"game": task[len("atari_"):]}
+    if fam == "dmc":
+        from .dmc import DMCEnv
+        return DMCEnv, {"task": task[len("dmc_"):]}
+    if fam == "crafter":
+        from .crafter_env import CrafterEnv
+        return CrafterEnv, {}
+    from .gym_env import GymEnv
+    if task.startswith(("gym_", "gym:")):
+        return GymEnv, {"env_id": task[4:]}
+    return GymEnv, {"entry_point": task}
+
+
+def make_env(task: str, seed: int = 0, **settings) -> Env:
+    """Build one environment of a task; ``settings`` are the suite's environment settings."""
+    cls, fixed = _adapter(task)
+    valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "seed", *fixed)]
+    unknown = sorted(set(settings) - set(valid))
+    if unknown:
+        raise EnvError(f"unknown environment setting(s) {', '.join(unknown)} for {task}; valid: {', '.join(valid)}")
+    return cls(seed=seed, **fixed, **settings)
+
+
+__all__ = ["Env", "EnvError", "EnvGroup", "FAMILIES", "Transition", "family", "make_env"]

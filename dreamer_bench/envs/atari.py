@@ -1,0 +1,86 @@
+"""Atari through ale-py, with the protocol of DreamerV3's Atari 100k (spec §4):
+
+64×64 RGB; action repeat 4 with a max-pool of the last two frames of each repeat (before the
+Pillow bilinear resize); no sticky actions; the minimal action set; 0–30 random no-ops at reset
+(inclusive, not counted as steps); no life-loss signal; no reward clipping; episodes capped at
+108,000 frames, reported as a truncation and never as a terminal. The first observation of an
+episode is the real current frame (never black, never the previous episode's last frame).
+
+Differences from gymnasium's ``AtariPreprocessing``: no-ops 0–30 rather than 1–30, Pillow
+bilinear rather than OpenCV area resize, and the last frame of an episode is pooled too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..spaces import ActSpace
+from .base import Env, EnvError, resize_image
+
+
+def game_id(name: str) -> str:
+    """``kung_fu_master`` → ``KungFuMaster`` (the ALE's ROM naming)."""
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _load_ale():
+    try:
+        import ale_py
+        import gymnasium
+    except ImportError:
+        raise EnvError("Atari needs ale-py; install it with: pip install 'dreamer-bench[atari]'") from None
+    gymnasium.register_envs(ale_py)
+    return gymnasium
+
+
+class AtariEnv(Env):
+    def __init__(self, game: str, seed: int = 0, action_repeat: int = 4, noops: int = 30,
+                 frame_cap: int = 108_000, size=(64, 64), full_action_space: bool = False):
+        super().__init__()
+        gym = _load_ale()
+        env_id = f"ALE/{game_id(game)}-v5"
+        try:
+            self.env = gym.make(env_id, frameskip=1, repeat_action_probability=0.0,
+                                full_action_space=full_action_space, max_num_frames_per_episode=frame_cap,
+                                obs_type="rgb")
+        except gym.error.Error as e:
+            raise EnvError(f"unknown Atari game {game!r} ({env_id}): {e}") from None
+        self.action_repeat = action_repeat
+        self.noops = noops
+        self.size = tuple(size)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self._seeded = False
+        self.obs_space = {"image": (*self.size, 3)}
+        self.act_space = ActSpace(True, int(self.env.action_space.n))
+
+    def _reset(self):
+        while True:
+            if not self._seeded:
+                frame, _ = self.env.reset(seed=self.seed)
+                self._seeded = True
+            else:
+                frame, _ = self.env.reset()
+            ended = False
+            for _ in range(int(self.rng.integers(0, self.noops + 1))):
+                frame, _, terminated, truncated, _ = self.env.step(0)
+                if terminated or truncated:
+                    ended = True
+                    break
+            if not ended:
+                return {"image": resize_image(frame, self.size)}
+
+    def _step(self, action):
+        total, terminated, truncated = 0.0, False, False
+        frames = []
+        for _ in range(self.action_repeat):
+            frame, reward, terminated, truncated, _ = self.env.step(action)
+            total += float(reward)
+            frames.append(frame)
+            if terminated or truncated:
+                break
+        pooled = np.maximum(frames[-2], frames[-1]) if len(frames) >= 2 else frames[-1]
+        return {"image": resize_image(pooled, self.size)}, total, bool(terminated), bool(truncated), {}
+
+    def close(self):
+        self.env.close()

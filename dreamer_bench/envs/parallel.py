@@ -1,0 +1,98 @@
+"""Several environments of one task, stepped in parallel processes (or in this process)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import traceback
+from typing import Sequence
+
+from .base import EnvError, Transition
+
+
+def _worker(conn, task: str, seed: int, settings: dict) -> None:
+    from . import make_env
+
+    try:
+        env = make_env(task, seed=seed, **settings)
+        conn.send(("ok", (env.obs_space, env.act_space, env.action_repeat)))
+    except BaseException as e:  # report the failure, do not hang the parent
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+        conn.close()
+        return
+    try:
+        while True:
+            cmd, data = conn.recv()
+            if cmd == "step":
+                conn.send(("ok", env.step(data)))
+            elif cmd == "close":
+                break
+    except (EOFError, KeyboardInterrupt):
+        pass
+    except BaseException as e:
+        conn.send(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
+    finally:
+        env.close()
+        conn.close()
+
+
+class EnvGroup:
+    """N environments of one task with seeds ``seeds``. ``parallel`` runs each in its own process
+    (spawned, so that no torch state is forked); otherwise they step one after another here."""
+
+    def __init__(self, task: str, seeds: Sequence[int], settings: dict | None = None, parallel: bool = False):
+        from . import make_env
+
+        settings = dict(settings or {})
+        self.parallel = parallel and len(seeds) > 1
+        self.envs, self.conns, self.procs = [], [], []
+        if not self.parallel:
+            self.envs = [make_env(task, seed=s, **settings) for s in seeds]
+            first = self.envs[0]
+            self.obs_space, self.act_space, self.action_repeat = first.obs_space, first.act_space, first.action_repeat
+            return
+        ctx = mp.get_context("spawn")
+        for seed in seeds:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, task, seed, settings), daemon=True)
+            proc.start()
+            child.close()
+            self.conns.append(parent)
+            self.procs.append(proc)
+        specs = [self._receive(c) for c in self.conns]
+        self.obs_space, self.act_space, self.action_repeat = specs[0]
+
+    def __len__(self) -> int:
+        return len(self.envs) if not self.parallel else len(self.conns)
+
+    def _receive(self, conn):
+        try:
+            status, value = conn.recv()
+        except EOFError:
+            self.close()
+            raise EnvError("an environment process died") from None
+        if status != "ok":
+            self.close()
+            raise EnvError(value)
+        return value
+
+    def step(self, actions) -> list[Transition]:
+        """One policy step in every environment (each resets on its own when its episode ended)."""
+        if not self.parallel:
+            return [env.step(a) for env, a in zip(self.envs, actions)]
+        for conn, action in zip(self.conns, actions):
+            conn.send(("step", action))
+        return [self._receive(c) for c in self.conns]
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+        for conn in self.conns:
+            try:
+                conn.send(("close", None))
+            except (BrokenPipeError, OSError):
+                pass
+        for proc in self.procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
+        self.envs, self.conns, self.procs = [], [], []
