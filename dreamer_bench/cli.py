@@ -158,6 +158,61 @@ def check_device(device: str) -> None:
     fail(f"unknown device {device!r}; valid: cpu, cuda, cuda:N")
 
 
+@app.command("suites")
+def list_suites() -> None:
+    """List the suites that --suite accepts (files in suites/, or pass a path)."""
+    from . import suites as suites_mod
+
+    table = Table(title="suites")
+    for col in ("name", "tasks", "budget (env steps)", "preset", "train ratio", "description"):
+        table.add_column(col)
+    for name, path in suites_mod.available().items():
+        try:
+            suite = suites_mod.load(str(path))
+        except suites_mod.SuiteError as e:
+            table.add_row(name, "-", "-", "-", "-", f"[red]unreadable: {e}[/red]")
+            continue
+        specs = list(suite.tasks.values())
+        budgets = sorted({t.steps for t in specs})
+        table.add_row(name, str(len(specs)), _span(budgets), _span(sorted({t.preset for t in specs})),
+                      _span(sorted({t.train_ratio for t in specs})), suite.description.split(". ")[0])
+    Console(width=max(console.width, 140)).print(table)
+    typer.echo("Add a suite by dropping a YAML file into suites/, or pass --suite path/to/file.yaml.")
+
+
+def _span(values) -> str:
+    values = [f"{v:g}" if isinstance(v, float) else str(v) for v in values]
+    return values[0] if len(values) == 1 else f"{values[0]} … {values[-1]}" if len(values) > 3 else ", ".join(values)
+
+
+@app.command()
+def tasks(suite: str = typer.Argument(..., help="Suite name or path to a suite file.")) -> None:
+    """List the tasks of a suite with their resolved settings."""
+    from . import suites as suites_mod
+
+    loaded = load_suite(suite)
+    table = Table(title=f"suite {loaded.name} ({loaded.path})")
+    for col in ("task", "family", "steps", "repeat", "train ratio", "preset", "envs", "env settings", "refs"):
+        table.add_column(col)
+    for t in loaded.tasks.values():
+        table.add_row(t.task, t.family, str(t.steps), str(t.action_repeat), f"{t.train_ratio:g}", t.preset,
+                      str(t.envs), _kv(t.env), _kv(t.refs))
+    Console(width=max(console.width, 140)).print(table)
+
+
+def _kv(d: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in d.items())
+
+
+def load_suite(name: str):
+    from . import suites as suites_mod
+
+    try:
+        return suites_mod.load(name)
+    except suites_mod.SuiteError as e:
+        fail(str(e))
+
+
 @app.command()
 def version() -> None:
     """Print the package version."""
