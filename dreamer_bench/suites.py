@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from . import scoring
-from .agent.config import PRESETS
+from .agent.config import PRESETS, ConfigError, parse_value
 from .envs import EnvError, family
 
 TASK_KEYS = ("steps", "action_repeat", "train_ratio", "preset", "envs", "seeds", "env", "set", "score",
@@ -184,6 +184,11 @@ def _resolve(suite: str, task: str, defaults: dict, overrides: dict) -> TaskSpec
             raise SuiteError(f"suite {suite} task {task}: {key} must be ≥ 1")
     if spec.train_ratio <= 0:
         raise SuiteError(f"suite {suite} task {task}: train_ratio must be > 0")
+    for name, value in spec.set.items():
+        try:
+            parse_value(name, value)
+        except ConfigError as e:
+            raise SuiteError(f"suite {suite} task {task}: {e}") from None
     try:
         scoring.check(spec.score, spec.normalise, spec.refs)
     except ValueError as e:

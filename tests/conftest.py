@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports dm_control
+
 import pytest
 import torch
 
