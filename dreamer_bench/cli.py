@@ -6,6 +6,7 @@ A user's mistake is one line on stderr naming the valid choices, and exit code 2
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -141,6 +142,9 @@ def bench(
                               f"{r.ms_per_update:.0f}", f"{r.peak_mb:.0f}")
                 console.print(f"{size:8s} {kind:6s} {prec}: {r.updates_per_s:.2f} updates/s, peak {r.peak_mb:.0f} MB")
     console.print(table)
+    from .runner.plan import remember
+
+    remember([bench_mod.as_dict(r) for r in results])
     if json_out:
         json_out.write_text(json.dumps({"machine": bench_mod.machine_description(),
                                         "results": [bench_mod.as_dict(r) for r in results]}, indent=2))
@@ -156,6 +160,192 @@ def check_device(device: str) -> None:
             fail(f"device {device!r} is not available (no CUDA); valid here: cpu")
         return
     fail(f"unknown device {device!r}; valid: cpu, cuda, cuda:N")
+
+
+# ------------------------------------------------------------------------------------------------
+# run, ablate, status
+# ------------------------------------------------------------------------------------------------
+
+SuiteOpt = typer.Option("smoke", "--suite", help="Suite name (see `dreamer-bench suites`) or path to a suite file.")
+TasksOpt = typer.Option(None, "--tasks", help="Only these tasks of the suite (repeatable or comma-separated).")
+SeedsOpt = typer.Option(None, "--seeds", help="A count (3 → seeds 0,1,2) or a list (0,4,7); default: the suite's.")
+StepsOpt = typer.Option(None, "--steps", help="Env steps per run (Atari: frames), overriding the suite's budget.")
+SizeOpt = typer.Option(None, "--size", help="Model preset overriding the suite's (size1m … size400m, debug).")
+RatioOpt = typer.Option(None, "--train-ratio", help="Replayed steps per policy step, overriding the suite's.")
+DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N.")
+SetOpt = typer.Option(None, "--set", help="Agent config override key=value (repeatable); see `tricks` and the README.")
+ResultsOpt = typer.Option(Path("results"), "--results", help="Results directory.")
+JobsOpt = typer.Option(1, "--jobs", help="Runs trained at the same time (local backend).")
+BackendOpt = typer.Option("local", "--backend", help="local (joblib processes) or dask (an existing scheduler).")
+AddressOpt = typer.Option(None, "--address", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786.")
+DryOpt = typer.Option(False, "--dry-run", help="Print the grid with its cost and exit.")
+RetriesOpt = typer.Option(0, "--retries", help="Retry a failed run this many times.")
+CkptOpt = typer.Option(10.0, "--checkpoint-minutes", help="Minutes between checkpoints (work since the last one is lost on a crash).")
+ThreadsOpt = typer.Option(0, "--threads", help="torch threads per run (0: cores / jobs locally).")
+
+
+def parse_seeds(text: Optional[str], default: int) -> list[int]:
+    if text is None:
+        return list(range(default))
+    try:
+        values = [int(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        fail(f"--seeds must be a count or a comma-separated list of integers, got {text!r}")
+    if len(values) == 1 and "," not in text:
+        if values[0] < 1:
+            fail("--seeds count must be ≥ 1")
+        return list(range(values[0]))
+    if any(v < 0 for v in values) or len(set(values)) != len(values):
+        fail("--seeds list must hold distinct non-negative integers")
+    return values
+
+
+def check_results_dir(path: Path) -> None:
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        fail(f"results directory {path} is not writable")
+
+
+def build_grid(suite: str, tasks_: Optional[List[str]], seeds: Optional[str], steps: Optional[int],
+               size: Optional[str], train_ratio: Optional[float], device: str, sets: Optional[List[str]],
+               results: Path, backend: str, address: Optional[str], jobs: int, retries: int,
+               checkpoint_minutes: float, threads: int, variants: list[tuple[str, ...]]):
+    """Validate every input and build the runs; a bad input exits 2 before anything starts."""
+    from .runner.run import RunSpec
+    from .suites import SuiteError
+
+    loaded = load_suite(suite)
+    try:
+        specs = loaded.select(split_list(tasks_))
+    except SuiteError as e:
+        fail(str(e))
+    if steps is not None and steps < 1:
+        fail(f"--steps must be a positive number of env steps, got {steps}")
+    if train_ratio is not None and train_ratio <= 0:
+        fail(f"--train-ratio must be > 0, got {train_ratio}")
+    if size is not None and size not in PRESETS:
+        fail(f"unknown size {size!r}; valid: {', '.join(PRESETS)}")
+    if backend not in ("local", "dask"):
+        fail(f"unknown backend {backend!r}; valid: local, dask")
+    if backend == "dask" and not address:
+        fail("--backend dask needs --address tcp://HOST:PORT of a running Dask scheduler")
+    if jobs < 1 or retries < 0 or checkpoint_minutes <= 0 or threads < 0:
+        fail("--jobs must be ≥ 1, --retries ≥ 0, --checkpoint-minutes > 0, --threads ≥ 0")
+    check_device(device)
+    overrides = parse_sets(sets)
+    check_results_dir(results)
+    runs = []
+    for spec in specs:
+        for off in variants:
+            for seed in parse_seeds(seeds, spec.seeds):
+                run = RunSpec(suite=loaded.name, task=spec.to_dict(), off=off, seed=seed, results=str(results),
+                              steps=steps, preset=size, train_ratio=train_ratio, sets=overrides, device=device,
+                              threads=threads, checkpoint_minutes=checkpoint_minutes)
+                run.agent_config()  # a bad --set value fails here
+                runs.append(run)
+    return runs
+
+
+def check_existing(runs) -> None:
+    """Refuse, before anything starts, to reuse a run made with another configuration."""
+    from .runner.run import ConfigMismatch, Run
+
+    for run in runs:
+        try:
+            Run(run).check_config()
+        except ConfigMismatch as e:
+            fail(f"{e}; use another --results directory or the same settings")
+
+
+def print_plan(runs) -> None:
+    from .runner.plan import plan_rows
+
+    rows, total = plan_rows(runs)
+    table = Table(title=f"{len(runs)} runs, {total['updates']:,} gradient updates, "
+                        f"about {total['hours_text']} of training on this machine")
+    for col in ("suite", "variant", "task", "seeds", "env steps", "updates/run", "s/update", "hours/run", "state"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["suite"], r["variant"], r["task"], r["seeds"], f"{r['steps']:,}", f"{r['updates']:,}",
+                      r["seconds_text"], r["hours_text"], r["state"])
+    Console(width=max(console.width, 140)).print(table)
+    if total.get("note"):
+        typer.echo(total["note"])
+
+
+def run_grid(runs, jobs, backend, address, retries, dry_run) -> None:
+    from .runner.grid import execute, status_rows, status_table
+    from .runner.run import write_status
+
+    check_existing(runs)
+    if dry_run:
+        print_plan(runs)
+        return
+    for run in runs:  # the whole grid is visible to `status` from the start
+        if not (run.directory / "status.json").exists():
+            run.directory.mkdir(parents=True, exist_ok=True)
+            write_status(run.directory, state="pending", budget=run.budget())
+    console.print(f"training {len(runs)} runs into {runs[0].results} with {jobs} job(s) on {backend}")
+    results = execute(runs, jobs=jobs, backend=backend, address=address, retries=retries)
+    rows = status_rows([r.directory for r in runs])
+    Console(width=max(console.width, 140)).print(status_table(rows, title="summary"))
+    failed = [r for r in results if r["state"] not in ("done",)]
+    for r in failed:
+        typer.echo(f"{r['label']}: {r['state']}: {r.get('error')}", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    suite: str = SuiteOpt, tasks_: Optional[List[str]] = TasksOpt, seeds: Optional[str] = SeedsOpt,
+    steps: Optional[int] = StepsOpt, size: Optional[str] = SizeOpt, train_ratio: Optional[float] = RatioOpt,
+    device: str = DeviceOpt, sets: Optional[List[str]] = SetOpt, results: Path = ResultsOpt, jobs: int = JobsOpt,
+    backend: str = BackendOpt, address: Optional[str] = AddressOpt, dry_run: bool = DryOpt,
+    retries: int = RetriesOpt, checkpoint_minutes: float = CkptOpt, threads: int = ThreadsOpt,
+) -> None:
+    """Train the full agent on every task of a suite over several seeds (resumable: rerun to continue)."""
+    runs = build_grid(suite, tasks_, seeds, steps, size, train_ratio, device, sets, results, backend, address,
+                      jobs, retries, checkpoint_minutes, threads, variants=[()])
+    run_grid(runs, jobs, backend, address, retries, dry_run)
+
+
+@app.command()
+def ablate(
+    off: Optional[List[str]] = typer.Option(None, "--off", help="Techniques switched off together in one variant (repeatable)."),
+    each: bool = typer.Option(False, "--each", help="One variant per technique (all of `tricks`, or those given with --off)."),
+    suite: str = SuiteOpt, tasks_: Optional[List[str]] = TasksOpt, seeds: Optional[str] = SeedsOpt,
+    steps: Optional[int] = StepsOpt, size: Optional[str] = SizeOpt, train_ratio: Optional[float] = RatioOpt,
+    device: str = DeviceOpt, sets: Optional[List[str]] = SetOpt, results: Path = ResultsOpt, jobs: int = JobsOpt,
+    backend: str = BackendOpt, address: Optional[str] = AddressOpt, dry_run: bool = DryOpt,
+    retries: int = RetriesOpt, checkpoint_minutes: float = CkptOpt, threads: int = ThreadsOpt,
+) -> None:
+    """Train variants with techniques switched off, beside the full agent (shared with `run`)."""
+    names = checked_techniques(split_list(off))
+    if not names and not each:
+        fail(f"give --off NAME (repeatable) or --each; valid names: {', '.join(techniques.NAMES)}")
+    if each:
+        variants = [()] + [(n,) for n in (names or techniques.NAMES)]
+    else:
+        variants = [(), names]
+    runs = build_grid(suite, tasks_, seeds, steps, size, train_ratio, device, sets, results, backend, address,
+                      jobs, retries, checkpoint_minutes, threads, variants=variants)
+    run_grid(runs, jobs, backend, address, retries, dry_run)
+
+
+@app.command()
+def status(results: Path = typer.Argument(Path("results"), help="Results directory.")) -> None:
+    """Print the state of every run in a results directory."""
+    from .runner.grid import find_runs, status_rows, status_table
+
+    if not results.is_dir():
+        fail(f"results directory {results} does not exist")
+    dirs = find_runs(results)
+    if not dirs:
+        fail(f"no runs in {results}")
+    Console(width=max(console.width, 140)).print(status_table(status_rows(dirs), title=str(results)))
 
 
 @app.command("suites")

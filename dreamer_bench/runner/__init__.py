@@ -1,0 +1,1 @@
+"""Training runs: the loop, replay, results files, checkpoints, and the grid on joblib or Dask."""

@@ -1,0 +1,167 @@
+"""Results files: atomic writes, tolerant reads, and the per-run lock.
+
+Every results file is written to a temporary file in the same directory, flushed to disk and
+renamed over the old one, so a reader sees either the old or the new file, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=_jsonable) + "\n")
+
+
+def atomic_write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True, default=_jsonable) + "\n" for r in rows))
+
+
+def _jsonable(x):
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    if isinstance(x, (set, tuple)):
+        return list(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """The parsed file, or ``default`` when it is missing or not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """All valid lines of a JSON-lines file (a file written atomically has no partial lines)."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+class LockBusy(RuntimeError):
+    """Another live process owns the run."""
+
+
+class RunLock:
+    """A lock file that survives a crashed owner.
+
+    Created with O_EXCL, it holds the owner's host and pid; the owner touches it as a heartbeat.
+    A lock is stale, and may be taken over, when its owner on this host is no longer alive, or
+    when its heartbeat is older than ``stale_after`` seconds (owners on other hosts)."""
+
+    def __init__(self, path: Path, stale_after: float = 600.0):
+        self.path = Path(path)
+        self.stale_after = stale_after
+        self.owned = False
+
+    def _owner(self) -> dict:
+        return {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+
+    def is_stale(self) -> bool:
+        info = read_json(self.path, default=None)
+        try:
+            age = time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return True
+        if not isinstance(info, dict):  # unreadable: trust only its age
+            return age > self.stale_after
+        if info.get("host") == socket.gethostname():
+            return not _pid_alive(int(info.get("pid", -1)))
+        return age > self.stale_after
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not self.is_stale():
+                    info = read_json(self.path, default={}) or {}
+                    raise LockBusy(f"{self.path.parent} is being trained by pid {info.get('pid')} on {info.get('host')}")
+                try:
+                    os.unlink(self.path)
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(self._owner(), f)
+            self.owned = True
+            return
+        raise LockBusy(f"could not take the lock {self.path}")
+
+    def heartbeat(self) -> None:
+        if self.owned:
+            try:
+                os.utime(self.path)
+            except FileNotFoundError:
+                pass
+
+    def release(self) -> None:
+        if self.owned:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            self.owned = False
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of ours counts as dead
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True

@@ -1,0 +1,158 @@
+"""A grid of runs (tasks × variants × seeds) on local processes or a Dask cluster, with a live view.
+
+Runs execute through joblib: locally on ``loky`` worker processes, each run's torch threads set
+so that ``jobs`` runs share the cores without oversubscription; with ``backend='dask'`` on the
+workers of an existing Dask distributed scheduler, which must see the same results directory.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import traceback
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Iterable
+
+from .files import LockBusy
+from .run import ConfigMismatch, Run, RunSpec, read_status
+
+
+def run_one(spec_dict: dict, retries: int = 0) -> dict:
+    """Train one run to its budget (worker side); never raises, returns its final status."""
+    spec = RunSpec(**spec_dict)
+    attempt = 0
+    while True:
+        try:
+            status = Run(spec).execute()
+            return {"label": spec.label, "state": status.get("state", "done"), "error": None}
+        except LockBusy as e:
+            return {"label": spec.label, "state": "busy", "error": str(e)}
+        except ConfigMismatch as e:
+            return {"label": spec.label, "state": "failed", "error": str(e)}
+        except Exception as e:
+            if attempt < retries:
+                attempt += 1
+                continue
+            return {"label": spec.label, "state": "failed", "error": f"{type(e).__name__}: {e}",
+                    "traceback": traceback.format_exc()}
+
+
+def threads_per_run(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
+def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address: str | None = None,
+            retries: int = 0, live: bool | None = None) -> list[dict]:
+    """Train every run of the grid; returns one result per run (state done, failed or busy)."""
+    import joblib
+
+    if live is None:
+        live = sys.stdout.isatty()
+    if backend == "local":
+        runs = [r if r.threads else replace(r, threads=threads_per_run(min(jobs, len(runs)))) for r in runs]
+    tasks = [joblib.delayed(run_one)(asdict(r), retries) for r in runs]
+    results: list[dict] = []
+    view = LiveView(runs) if live else None
+    if view:
+        view.start()
+    try:
+        if backend == "dask":
+            from dask.distributed import Client
+
+            with Client(address, timeout="20s") as client:
+                with joblib.parallel_config(backend="dask", client=client):
+                    results = _collect(joblib.Parallel(n_jobs=-1, return_as="generator_unordered")(tasks), view)
+        else:
+            parallel = joblib.Parallel(n_jobs=min(jobs, max(1, len(runs))), backend="loky",
+                                       return_as="generator_unordered")
+            results = _collect(parallel(tasks), view)
+    finally:
+        if view:
+            view.stop()
+    return results
+
+
+def _collect(generator: Iterable[dict], view) -> list[dict]:
+    results = []
+    for result in generator:
+        results.append(result)
+        if view is None:
+            mark = {"done": "done", "failed": "FAILED", "busy": "skipped (busy)"}.get(result["state"], result["state"])
+            line = f"[{len(results)}] {result['label']}: {mark}"
+            if result.get("error"):
+                line += f" — {result['error']}"
+            print(line, flush=True)
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# progress
+# ------------------------------------------------------------------------------------------------
+
+def status_rows(directories: Iterable[Path]) -> list[dict]:
+    rows = []
+    for d in directories:
+        st = read_status(d)
+        parts = Path(d).parts
+        rows.append({"suite": parts[-4], "variant": parts[-3], "task": parts[-2], "seed": parts[-1],
+                     "state": st.get("state", "pending"), "env_steps": st.get("env_steps", 0),
+                     "budget": st.get("budget"), "updates_per_s": st.get("updates_per_s"),
+                     "env_steps_per_s": st.get("env_steps_per_s"), "latest_return": st.get("latest_return"),
+                     "error": st.get("error"), "dir": str(d)})
+    return rows
+
+
+def status_table(rows: list[dict], title: str = "runs"):
+    from rich.table import Table
+
+    counts = {s: sum(r["state"] == s for r in rows) for s in ("done", "running", "failed", "pending")}
+    table = Table(title=f"{title}: {counts['done']} done, {counts['running']} running, "
+                        f"{counts['failed']} failed, {counts['pending']} pending (of {len(rows)})")
+    for col in ("suite", "variant", "task", "seed", "state", "env steps", "updates/s", "env steps/s", "return (last 10)"):
+        table.add_column(col, justify="right" if col[0] in "eu" or col.startswith("return") else "left")
+    style = {"done": "green", "running": "cyan", "failed": "red", "pending": "dim"}
+    for r in rows:
+        budget = f"/{r['budget']}" if r["budget"] else ""
+        state = r["state"] if r["state"] != "failed" else f"failed: {(r['error'] or '')[:60]}"
+        table.add_row(r["suite"], r["variant"], r["task"], r["seed"], f"[{style.get(r['state'], '')}]{state}",
+                      f"{r['env_steps']}{budget}", _fmt(r["updates_per_s"]), _fmt(r["env_steps_per_s"], 0),
+                      _fmt(r["latest_return"], 1))
+    return table
+
+
+def _fmt(x, digits=2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+class LiveView:
+    """Redraws the grid's table from the runs' status files every two seconds."""
+
+    def __init__(self, runs: list[RunSpec]):
+        self.dirs = [r.directory for r in runs]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self):
+        from rich.live import Live
+
+        with Live(status_table(status_rows(self.dirs)), refresh_per_second=1, transient=False) as live:
+            while not self._stop.wait(2.0):
+                live.update(status_table(status_rows(self.dirs)))
+            live.update(status_table(status_rows(self.dirs)))
+
+
+def find_runs(results: Path) -> list[Path]:
+    """Every run directory under a results directory (those holding a status or config file)."""
+    results = Path(results)
+    found = {p.parent for p in results.rglob("status.json")} | {p.parent for p in results.rglob("config.json")}
+    return sorted(d for d in found if d.name.startswith("seed_"))

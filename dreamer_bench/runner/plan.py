@@ -1,0 +1,124 @@
+"""The cost of a grid before it starts: gradient updates, and hours at this machine's speed.
+
+Seconds per update come from the benchmark cache that ``dreamer-bench bench`` writes
+(``~/.cache/dreamer-bench/bench.json``); for small presets without a cached figure, two updates
+are timed on the spot. Environment time is not included.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+from .run import RunSpec, read_status
+
+MEASURE_ON_THE_SPOT = ("debug", "size1m")
+
+
+def cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dreamer-bench" / "bench.json"
+
+
+def cache_key(device: str, size: str, obs: str) -> str:
+    return f"{device}|{size}|{obs}"
+
+
+def remember(results: list[dict]) -> None:
+    """Store benchmark results (fp32, the default path) for later estimates."""
+    path = cache_path()
+    try:
+        cache = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        cache = {}
+    for r in results:
+        if r.get("precision", "fp32") == "fp32":
+            cache[cache_key(r["device"], r["size"], r["obs"])] = 1.0 / r["updates_per_s"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cache, indent=1))
+
+
+def obs_kind(task: dict) -> str:
+    if task["family"] in ("atari", "crafter") or task.get("env", {}).get("obs") == "image":
+        return "image"
+    return "vector"
+
+
+def seconds_per_update(size: str, obs: str, device: str, measured: dict) -> float | None:
+    key = cache_key(device, size, obs)
+    if key in measured:
+        return measured[key]
+    try:
+        cache = json.loads(cache_path().read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if key in cache:
+        measured[key] = cache[key]
+    elif size in MEASURE_ON_THE_SPOT:
+        measured[key] = _measure(size, obs, device)
+    else:
+        measured[key] = None
+    return measured[key]
+
+
+def _measure(size: str, obs: str, device: str) -> float:
+    from ..agent import Agent, make_config
+    from ..agent.synthetic import random_batch
+    from ..bench import ACT_SPACES, OBS_SPACES
+
+    cfg = make_config(size, overrides={"device": device})
+    agent = Agent(OBS_SPACES[obs], ACT_SPACES[obs], cfg)
+    batch = random_batch(OBS_SPACES[obs], ACT_SPACES[obs], cfg)
+    agent.train(dict(batch))
+    start = time.perf_counter()
+    for _ in range(2):
+        agent.train(dict(batch))
+    return (time.perf_counter() - start) / 2
+
+
+def updates_per_run(run: RunSpec) -> int:
+    settings = run.settings()
+    cfg = run.agent_config()
+    policy_steps = math.ceil(run.budget() / settings["action_repeat"])
+    return int(policy_steps * settings["train_ratio"] / (cfg.batch_size * cfg.batch_length))
+
+
+def _hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    hours = seconds / 3600
+    return f"{hours:.2f} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def plan_rows(runs: list[RunSpec]) -> tuple[list[dict], dict]:
+    groups: dict[tuple, list[RunSpec]] = {}
+    for r in runs:
+        groups.setdefault((r.suite, r.variant, r.task_name), []).append(r)
+    measured: dict = {}
+    rows, total_updates, total_seconds, unknown = [], 0, 0.0, []
+    for (suite, variant, task), members in groups.items():
+        first = members[0]
+        size = first.settings()["preset"]
+        per_update = seconds_per_update(size, obs_kind(first.task), first.device, measured)
+        updates = updates_per_run(first)
+        states = [read_status(m.directory).get("state", "new") for m in members]
+        remaining = [m for m, s in zip(members, states) if s != "done"]
+        total_updates += updates * len(members)
+        if per_update is None:
+            unknown.append(size)
+        else:
+            total_seconds += per_update * updates * len(remaining)
+        rows.append({"suite": suite, "variant": variant, "task": task,
+                     "seeds": ",".join(str(m.seed) for m in members), "steps": first.budget(), "updates": updates,
+                     "seconds_text": "?" if per_update is None else f"{per_update:.3f}",
+                     "hours_text": _hours(None if per_update is None else per_update * updates),
+                     "state": ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))})
+    total = {"updates": total_updates, "hours_text": _hours(total_seconds) + (" + ?" if unknown else "")}
+    if unknown:
+        sizes = ", ".join(sorted(set(unknown)))
+        total["note"] = (f"No measured speed for {sizes} on this device: run `dreamer-bench bench --size "
+                         f"{sorted(set(unknown))[0]}` once to include it in the estimate.")
+    return rows, total

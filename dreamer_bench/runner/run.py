@@ -1,0 +1,475 @@
+"""One training run = (suite, task, variant, seed): the loop, its results files and its resume.
+
+Results of a run, in ``<results>/<suite>/<variant>/<task>/seed_<n>/``:
+    config.json      the fully resolved configuration, package/torch/env versions, git commit
+    status.json      state (pending, running, done, failed), progress, error with traceback
+    episodes.jsonl   one line per finished training episode: env steps at its end (x), frames,
+                     return, length, wall-clock, and Crafter's achievements
+    metrics.jsonl    periodic training metrics: losses, updates/s, env steps/s
+    scores.json      the run's episodes in the official {task, method, seed, xs, ys} format
+    checkpoint/      ckpt-<n>/: agent (networks, optimiser, slow critic, return statistics,
+                     generators), replay contents and loop counters; the newest complete one wins
+    run.lock         present while a process trains the run
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .files import RunLock, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+
+STATES = ("pending", "running", "done", "failed")
+
+
+class ConfigMismatch(ValueError):
+    """An existing run was made with another resolved configuration."""
+
+
+class Diverged(RuntimeError):
+    """A loss became non-finite."""
+
+
+@dataclass
+class RunSpec:
+    """Everything that defines a run, as plain data (it travels to worker processes)."""
+
+    suite: str
+    task: dict  # suites.TaskSpec.to_dict()
+    off: tuple = ()
+    seed: int = 0
+    results: str = "results"
+    steps: int | None = None  # overrides the task budget
+    preset: str | None = None  # overrides the task preset
+    train_ratio: float | None = None
+    sets: dict = field(default_factory=dict)  # agent config overrides from the command line
+    device: str = "cpu"
+    threads: int = 0  # torch threads (0: leave as is)
+    checkpoint_minutes: float = 10.0
+    keep_replay: bool = False  # keep the replay of a finished run (it can be large)
+    log_seconds: float = 30.0
+    replay_capacity: int = 0  # steps per environment stream (0: the whole run, at most 1M)
+
+    @property
+    def variant(self) -> str:
+        from ..agent.techniques import variant_name
+
+        return variant_name(self.off)
+
+    @property
+    def task_name(self) -> str:
+        return self.task["task"]
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.results) / self.suite / self.variant / safe_name(self.task_name) / f"seed_{self.seed}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.suite}/{self.variant}/{self.task_name}/seed_{self.seed}"
+
+    def budget(self) -> int:
+        return int(self.steps or self.task["steps"])
+
+    def settings(self) -> dict:
+        """The run's resolved settings, which define its identity."""
+        task = dict(self.task)
+        task["steps"] = self.budget()
+        task["preset"] = self.preset or task["preset"]
+        task["train_ratio"] = float(self.train_ratio or task["train_ratio"])
+        return task
+
+    def agent_config(self):
+        from ..agent.config import make_config
+
+        settings = self.settings()
+        overrides = {**settings["set"], **self.sets, "device": self.device, "seed": self.seed}
+        return make_config(settings["preset"], overrides=overrides, off=self.off)
+
+
+def safe_name(task: str) -> str:
+    """Task names become directory names (entry points contain ':' and '.')."""
+    return task.replace(":", "__").replace("/", "_")
+
+
+IDENTITY_EXCLUDED = ("device", "compile")  # agent fields that do not change what a run means
+
+
+def resolved_config(spec: RunSpec) -> dict[str, Any]:
+    from .. import __version__
+
+    cfg = spec.agent_config().to_dict()
+    return {
+        "run": {"suite": spec.suite, "task": spec.task_name, "variant": spec.variant, "seed": spec.seed},
+        "task": spec.settings(),
+        "agent": cfg,
+        "identity": identity_hash(spec.settings(), cfg, __version__),
+        "versions": versions(),
+        "machine": {"host": platform.node(), "device": spec.device, "threads": spec.threads or os.cpu_count(),
+                    "python": platform.python_version()},
+        "git_commit": git_commit(),
+    }
+
+
+def identity_hash(task: dict, agent: dict, version: str) -> str:
+    agent = {k: v for k, v in agent.items() if k not in IDENTITY_EXCLUDED}
+    blob = json.dumps({"task": task, "agent": agent, "version": version}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def config_differences(old: dict, new: dict) -> list[str]:
+    keys = []
+    for section in ("task", "agent"):
+        a, b = old.get(section, {}), new.get(section, {})
+        for k in sorted(set(a) | set(b)):
+            if section == "agent" and k in IDENTITY_EXCLUDED:
+                continue
+            if a.get(k) != b.get(k):
+                keys.append(f"{section}.{k} ({a.get(k)!r} → {b.get(k)!r})")
+    if old.get("versions", {}).get("dreamer_bench") != new["versions"]["dreamer_bench"]:
+        keys.append(f"dreamer_bench version ({old.get('versions', {}).get('dreamer_bench')} → "
+                    f"{new['versions']['dreamer_bench']})")
+    return keys
+
+
+def versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for name, dist in (("dreamer_bench", "dreamer-bench"), ("torch", "torch"), ("numpy", "numpy"),
+                       ("gymnasium", "gymnasium"), ("ale_py", "ale-py"), ("dm_control", "dm_control"),
+                       ("mujoco", "mujoco"), ("crafter", "crafter")):
+        try:
+            out[name] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit() -> str | None:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+# ------------------------------------------------------------------------------------------------
+# status
+# ------------------------------------------------------------------------------------------------
+
+def write_status(directory: Path, **fields) -> dict:
+    status = read_json(directory / "status.json", default={}) or {}
+    status.update(fields)
+    status["updated"] = time.time()
+    atomic_write_json(directory / "status.json", status)
+    return status
+
+
+def read_status(directory: Path) -> dict:
+    return read_json(Path(directory) / "status.json", default={}) or {}
+
+
+# ------------------------------------------------------------------------------------------------
+# the training loop
+# ------------------------------------------------------------------------------------------------
+
+class Run:
+    """A run's training loop. ``execute`` trains it to its budget, resuming from its checkpoint."""
+
+    def __init__(self, spec: RunSpec, on_progress: Callable[[dict], None] | None = None):
+        self.spec = spec
+        self.dir = spec.directory
+        self.on_progress = on_progress
+
+    # ---- set-up ------------------------------------------------------------------------------
+
+    def check_config(self) -> dict:
+        """Write config.json for a new run; refuse an existing run made with another config."""
+        config = resolved_config(self.spec)
+        old = read_json(self.dir / "config.json")
+        if old is not None:
+            differ = config_differences(old, config)
+            if differ:
+                raise ConfigMismatch(f"{self.spec.label} exists with another configuration: {'; '.join(differ)}")
+        return config
+
+    def execute(self) -> dict:
+        import torch
+
+        spec = self.spec
+        self.dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(self.dir / "run.lock")
+        lock.acquire()
+        try:
+            config = self.check_config()
+            if not (self.dir / "config.json").exists():
+                atomic_write_json(self.dir / "config.json", config)
+            status = read_status(self.dir)
+            if status.get("state") == "done":
+                return status
+            if spec.threads:
+                torch.set_num_threads(spec.threads)
+            write_status(self.dir, state="running", error=None, started=time.time(), budget=spec.budget(),
+                         pid=os.getpid(), host=platform.node(), attempts=int(status.get("attempts", 0)) + 1)
+            return self._train(lock)
+        except BaseException as e:
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                write_status(self.dir, state="pending", error="interrupted")
+            elif isinstance(e, ConfigMismatch):
+                raise
+            else:
+                write_status(self.dir, state="failed", error=f"{type(e).__name__}: {e}",
+                             traceback=traceback.format_exc())
+            raise
+        finally:
+            lock.release()
+
+    def _train(self, lock: RunLock) -> dict:
+        import torch
+
+        from ..agent import Agent
+        from ..agent.runtime import tune_cpu_allocator
+        from ..envs import EnvGroup
+        from .replay import Replay
+
+        tune_cpu_allocator()
+        spec = self.spec
+        settings = spec.settings()
+        cfg = spec.agent_config()
+        budget = spec.budget()
+        repeat = settings["action_repeat"]
+        n_envs = settings["envs"]
+        ckpt = latest_checkpoint(self.dir)
+        loop = json.loads((ckpt / "loop.json").read_text()) if ckpt else {}
+        restarts = int(loop.get("restarts", -1)) + 1
+        env_seeds = [(spec.seed * 1_000_003 + 7919 * restarts + i) % (2**31) for i in range(n_envs)]
+        envs = EnvGroup(spec.task_name, env_seeds, {"action_repeat": repeat, **settings["env"]}, parallel=n_envs > 1)
+        try:
+            agent = Agent(envs.obs_space, envs.act_space, cfg)
+            policy_budget = math.ceil(budget / repeat / n_envs) + 2
+            capacity = spec.replay_capacity or min(policy_budget, 1_000_000)
+            replay = Replay(envs.obs_space, envs.act_space.size, cfg.deter, cfg.latents, n_envs,
+                            max(capacity, cfg.batch_length + 1), cfg.batch_length, seed=spec.seed)
+            episodes = read_jsonl(self.dir / "episodes.jsonl")
+            metrics_log = read_jsonl(self.dir / "metrics.jsonl")
+            if ckpt:
+                agent.restore(torch.load(ckpt / "agent.pt", map_location=agent.device, weights_only=False))
+                replay.load(ckpt / "replay")
+                # Only what the checkpoint knew survives: episodes and metrics logged after it are
+                # dropped, so a resumed run never holds duplicates.
+                episodes = episodes[: loop["episodes"]]
+                metrics_log = metrics_log[: loop["metrics"]]
+            state = _LoopState.from_dict(loop, n_envs)
+            result = self._loop(agent, envs, replay, state, episodes, metrics_log, lock, budget, repeat)
+        finally:
+            envs.close()
+        return result
+
+    def _loop(self, agent, envs, replay, st, episodes, metrics_log, lock, budget, repeat) -> dict:
+        import torch
+
+        spec, cfg = self.spec, agent.cfg
+        ratio = float(spec.settings()["train_ratio"])
+        per_update = cfg.batch_size * cfg.batch_length
+        n = len(envs)
+        discrete = envs.act_space.discrete
+        transitions = envs.step([None] * n)  # every environment starts with its reset step
+        policy_state = None
+        ep_return = np.zeros(n)
+        ep_length = np.zeros(n, np.int64)
+        last_ckpt = time.time()
+        last_log = last_write = time.time()
+        window = {"updates": 0, "env_steps": 0, "t": time.time(), "sums": {}, "count": 0}
+        stop_at = budget
+        while True:
+            # -- count what arrived and log finished episodes
+            for i, tr in enumerate(transitions):
+                st.env_steps += tr.frames
+                window["env_steps"] += tr.frames
+                ep_return[i] += float(tr.obs["reward"])
+                ep_length[i] += 0 if tr.obs["is_first"] else 1
+                if tr.obs["is_last"]:
+                    # env_steps: all environments' steps so far (Atari: frames), the x of the
+                    # published score files; length counts the episode's policy steps.
+                    row = {"env_steps": st.env_steps, "frames": st.env_steps, "return": float(ep_return[i]),
+                           "length": int(ep_length[i]), "env": i, "terminal": bool(tr.obs["is_terminal"]),
+                           "time": time.time()}
+                    row.update(tr.episode)
+                    episodes.append(row)
+                    ep_return[i], ep_length[i] = 0.0, 0
+            if st.env_steps >= stop_at:
+                break
+            # -- act
+            obs = {k: np.stack([tr.obs[k] for tr in transitions]) for k in envs.obs_space}
+            obs["is_first"] = np.array([tr.obs["is_first"] for tr in transitions])
+            policy_state, env_actions = agent.policy(policy_state, obs)
+            wm_action = policy_state["action"].cpu().numpy()
+            deter = policy_state["deter"].cpu().numpy()
+            stoch = policy_state["stoch"].argmax(-1).cpu().numpy()
+            for i, tr in enumerate(transitions):
+                step = {k: tr.obs[k] for k in envs.obs_space}
+                step.update(action=wm_action[i], reward=tr.obs["reward"], is_first=tr.obs["is_first"],
+                            is_last=tr.obs["is_last"], is_terminal=tr.obs["is_terminal"], deter=deter[i],
+                            stoch=stoch[i])
+                replay.add(i, step)
+            st.policy_steps += n
+            # -- train by the train ratio, once a batch's worth of steps is stored
+            if st.train_start is None and len(replay) >= per_update and replay.can_sample():
+                st.train_start = st.policy_steps
+            if st.train_start is not None:
+                target = (st.policy_steps - st.train_start) * ratio / per_update + 1
+                while st.updates < target:
+                    metrics = self._update(agent, replay)
+                    st.updates += 1
+                    window["updates"] += 1
+                    for k, v in metrics.items():
+                        window["sums"][k] = window["sums"].get(k, 0.0) + v
+                    window["count"] += 1
+            transitions = envs.step([a for a in env_actions] if not discrete else list(env_actions))
+            # -- periodic writes
+            now = time.time()
+            if now - last_log >= spec.log_seconds:
+                metrics_log.append(self._metrics_row(st, window))
+                last_log = now
+                self._write_logs(episodes, metrics_log)
+                last_write = now
+            elif now - last_write >= 5.0:
+                self._write_logs(episodes, metrics_log)
+                last_write = now
+            if now - last_ckpt >= spec.checkpoint_minutes * 60:
+                self._write_logs(episodes, metrics_log)
+                self._checkpoint(agent, replay, st, episodes, metrics_log)
+                last_ckpt = now
+            if now - st.last_status >= 2.0:
+                lock.heartbeat()
+                self._progress(st, episodes, metrics_log)
+        # -- done
+        if window["count"] or not metrics_log:
+            metrics_log.append(self._metrics_row(st, window))
+        self._write_logs(episodes, metrics_log)
+        self._checkpoint(agent, replay, st, episodes, metrics_log, final=True)
+        status = self._progress(st, episodes, metrics_log, state="done")
+        return status
+
+    def _update(self, agent, replay) -> dict:
+        import torch
+
+        cfg = agent.cfg
+        sample = replay.sample(cfg.batch_size)
+        batch = {k: torch.from_numpy(v) for k, v in sample.items() if k not in ("stream", "start", "deter", "stoch")}
+        batch["deter"] = torch.from_numpy(sample["deter"].astype(np.float32))
+        batch["stoch"] = torch.nn.functional.one_hot(torch.from_numpy(sample["stoch"].astype(np.int64)), cfg.classes).float()
+        metrics = agent.train(batch)
+        bad = [k for k, v in metrics.items() if k.startswith("loss/") and not math.isfinite(v)]
+        if bad:
+            raise Diverged(f"non-finite {', '.join(bad)} at update {agent.updates}")
+        replay.write_context(sample["stream"], sample["start"], batch["deter"][:, 1:].numpy().astype(np.float16),
+                             batch["stoch"][:, 1:].argmax(-1).numpy().astype(np.int16))
+        return metrics
+
+    def _metrics_row(self, st, window) -> dict:
+        now = time.time()
+        dt = max(now - window["t"], 1e-9)
+        row = {k: v / window["count"] for k, v in window["sums"].items() if window["count"]}
+        row.update(env_steps=st.env_steps, updates=st.updates, policy_steps=st.policy_steps, time=now,
+                   updates_per_s=window["updates"] / dt, env_steps_per_s=window["env_steps"] / dt)
+        window.update(updates=0, env_steps=0, t=now, sums={}, count=0)
+        return row
+
+    def _write_logs(self, episodes, metrics_log) -> None:
+        atomic_write_jsonl(self.dir / "episodes.jsonl", episodes)
+        atomic_write_jsonl(self.dir / "metrics.jsonl", metrics_log)
+        atomic_write_json(self.dir / "scores.json", [score_record(self.spec, episodes)])
+
+    def _progress(self, st, episodes, metrics_log, state="running") -> dict:
+        st.last_status = time.time()
+        recent = [e["return"] for e in episodes[-10:]]
+        last = metrics_log[-1] if metrics_log else {}
+        status = write_status(
+            self.dir, state=state, env_steps=st.env_steps, budget=self.spec.budget(), updates=st.updates,
+            episodes=len(episodes), latest_return=float(np.mean(recent)) if recent else None,
+            updates_per_s=last.get("updates_per_s"), env_steps_per_s=last.get("env_steps_per_s"))
+        if self.on_progress:
+            self.on_progress(status)
+        return status
+
+    def _checkpoint(self, agent, replay, st, episodes, metrics_log, final=False) -> None:
+        """Write ckpt-<n>.tmp, rename it to ckpt-<n> (atomic), then delete older checkpoints."""
+        import torch
+
+        root = self.dir / "checkpoint"
+        root.mkdir(exist_ok=True)
+        number = st.checkpoints + 1
+        tmp = root / f"ckpt-{number:06d}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        torch.save(agent.checkpoint(), tmp / "agent.pt")
+        if not final or self.spec.keep_replay:
+            replay.save(tmp / "replay")
+        st.checkpoints = number
+        loop = st.to_dict()
+        loop.update(episodes=len(episodes), metrics=len(metrics_log), final=final)
+        (tmp / "loop.json").write_text(json.dumps(loop))
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        os.replace(tmp, root / f"ckpt-{number:06d}")
+        for old in root.glob("ckpt-*"):
+            if old.name != f"ckpt-{number:06d}":
+                shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass
+class _LoopState:
+    env_steps: int = 0
+    policy_steps: int = 0
+    updates: int = 0
+    train_start: int | None = None
+    checkpoints: int = 0
+    restarts: int = 0
+    last_status: float = 0.0
+
+    @classmethod
+    def from_dict(cls, d: dict, n_envs: int) -> "_LoopState":
+        if not d:
+            return cls()
+        return cls(env_steps=d["env_steps"], policy_steps=d["policy_steps"], updates=d["updates"],
+                   train_start=d["train_start"], checkpoints=d["checkpoints"], restarts=d.get("restarts", 0) + 1)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("last_status")
+        return d
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The newest complete checkpoint (``ckpt-<n>`` without ``.tmp``), or None."""
+    root = Path(directory) / "checkpoint"
+    done = sorted(p for p in root.glob("ckpt-*") if p.is_dir() and not p.name.endswith(".tmp")
+                  and (p / "loop.json").exists() and (p / "agent.pt").exists())
+    return done[-1] if done else None
+
+
+def score_record(spec: RunSpec, episodes: list[dict]) -> dict:
+    """The run's training episodes in the official score format."""
+    return {"task": spec.task_name, "method": spec.variant, "seed": spec.seed,
+            "xs": [e["env_steps"] for e in episodes], "ys": [e["return"] for e in episodes]}

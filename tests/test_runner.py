@@ -1,0 +1,261 @@
+"""Training runs end to end through the command line: layout, resume, ablate, failures, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dreamer_bench.runner.files import LockBusy, RunLock, atomic_write_text, read_jsonl
+
+# the custom environments of tests/custom_env.py are importable the way a user's would be
+TESTS = str(Path(__file__).resolve().parent)
+ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
+       "PYTHONPATH": os.pathsep.join(p for p in (TESTS, os.environ.get("PYTHONPATH")) if p)}
+
+
+def cli(*args, cwd=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "dreamer_bench", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout, env=ENV)
+
+
+def write_suite(path: Path, steps=600, tasks="gym_CartPole-v1: {}") -> Path:
+    path.write_text(f"name: tiny\ndefaults: {{steps: {steps}, train_ratio: 8, preset: debug, seeds: 1, "
+                    f"set: {{warmup: 5}}}}\ntasks:\n  {tasks}\n")
+    return path
+
+
+def run_dir(results, task="gym_CartPole-v1", variant="full", seed=0, suite="tiny"):
+    return Path(results) / suite / variant / task / f"seed_{seed}"
+
+
+# ------------------------------------------------------------------------------------------------
+# the smoke suite, then an ablation beside it
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory):
+    results = tmp_path_factory.mktemp("smoke")
+    out = cli("run", "--suite", "smoke", "--results", results, "--jobs", "2")
+    assert out.returncode == 0, out.stdout + out.stderr
+    return results
+
+
+def test_smoke_suite_end_to_end_writes_the_documented_layout(smoke_results):
+    from dreamer_bench import suites
+
+    smoke = suites.load("smoke")
+    for task in smoke.tasks.values():
+        d = run_dir(smoke_results, task.task.replace(":", "__"), suite="smoke")
+        status = json.loads((d / "status.json").read_text())
+        assert status["state"] == "done" and status["env_steps"] >= task.steps
+        config = json.loads((d / "config.json").read_text())
+        assert config["run"] == {"suite": "smoke", "task": task.task, "variant": "full", "seed": 0}
+        assert config["versions"]["torch"] and config["versions"]["dreamer_bench"] and "git_commit" in config
+        assert config["agent"]["units"] == 8 and config["task"]["steps"] == task.steps
+        episodes = read_jsonl(d / "episodes.jsonl")
+        assert episodes, task.task
+        xs = [e["env_steps"] for e in episodes]
+        assert xs == sorted(xs) and len(set(xs)) == len(xs) and xs[-1] <= status["env_steps"]
+        assert all({"env_steps", "frames", "return", "length"} <= set(e) for e in episodes)
+        if task.family == "crafter":
+            assert all(len(e["achievements"]) == 22 for e in episodes)
+        scores = json.loads((d / "scores.json").read_text())
+        assert scores == [{"task": task.task, "method": "full", "seed": 0, "xs": xs, "ys": [e["return"] for e in episodes]}]
+        metrics = read_jsonl(d / "metrics.jsonl")
+        assert metrics and metrics[-1]["updates"] > 0 and "loss/total" in metrics[-1] and metrics[-1]["updates_per_s"] > 0
+        assert (d / "checkpoint").is_dir() and not (d / "run.lock").exists()
+    out = cli("status", smoke_results)
+    assert out.returncode == 0 and "4 done" in out.stdout
+
+
+def test_rerun_skips_finished_runs_and_ablate_trains_only_the_missing_variant(smoke_results):
+    full = run_dir(smoke_results, suite="smoke")
+    before = json.loads((full / "status.json").read_text())
+    out = cli("run", "--suite", "smoke", "--tasks", "gym_CartPole-v1", "--results", smoke_results)
+    assert out.returncode == 0, out.stderr
+    out = cli("ablate", "--off", "symlog", "--suite", "smoke", "--tasks", "gym_CartPole-v1", "--results", smoke_results)
+    assert out.returncode == 0, out.stderr
+    after = json.loads((full / "status.json").read_text())
+    assert after == before  # the full agent's run was neither retrained nor touched
+    off = run_dir(smoke_results, variant="off-symlog", suite="smoke")
+    assert json.loads((off / "status.json").read_text())["state"] == "done"
+    assert json.loads((off / "config.json").read_text())["agent"]["off"] == ["symlog"]
+    assert json.loads((off / "scores.json").read_text())[0]["method"] == "off-symlog"
+
+
+def test_dry_run_prints_the_grid_with_its_cost_and_starts_nothing(tmp_path):
+    out = cli("ablate", "--each", "--suite", "smoke", "--tasks", "gym_CartPole-v1", "--seeds", "2",
+              "--results", tmp_path / "r", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "30 runs" in out.stdout and "gradient updates" in out.stdout and "off-reward_grad" in out.stdout
+    assert not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# resume after SIGKILL
+
+def test_sigkill_then_resume_keeps_the_episode_log_up_to_the_checkpoint(tmp_path):
+    suite = write_suite(tmp_path / "tiny.yaml", steps=3000)
+    common = ["--suite", suite, "--threads", "1", "--checkpoint-minutes", "0.02"]
+    straight = cli("run", *common, "--results", tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr
+    reference = read_jsonl(run_dir(tmp_path / "straight") / "episodes.jsonl")
+
+    results = tmp_path / "killed"
+    d = run_dir(results)
+    proc = subprocess.Popen([sys.executable, "-m", "dreamer_bench", "run", *map(str, common), "--results", str(results)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    deadline = time.time() + 240
+    while time.time() < deadline and not any((d / "checkpoint").glob("ckpt-00000[2-9]")):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    loop = json.loads(next(p for p in (d / "checkpoint").glob("ckpt-*") if not p.name.endswith(".tmp")).joinpath("loop.json").read_text())
+    assert not loop["final"], "the run finished before it could be killed"
+    assert json.loads((d / "status.json").read_text())["state"] == "running"  # as the kill left it
+
+    resumed = cli("run", *common, "--results", results)
+    assert resumed.returncode == 0, resumed.stderr
+    episodes = read_jsonl(d / "episodes.jsonl")
+    k = loop["episodes"]
+    strip = lambda rows: [{key: v for key, v in r.items() if key != "time"} for r in rows]
+    assert k > 0 and strip(episodes[:k]) == strip(reference[:k])
+    xs = [e["env_steps"] for e in episodes]
+    assert xs == sorted(xs) and len(set(xs)) == len(xs)  # no duplicates
+    status = json.loads((d / "status.json").read_text())
+    assert status["state"] == "done" and status["attempts"] == 2 and status["env_steps"] >= 3000
+
+
+# ------------------------------------------------------------------------------------------------
+# failures
+
+def test_a_failing_run_records_its_traceback_and_the_others_go_on(tmp_path):
+    suite = tmp_path / "mixed.yaml"
+    suite.write_text("name: mixed\ndefaults: {steps: 300, train_ratio: 4, preset: debug}\n"
+                     "tasks:\n  gym_CartPole-v1: {}\n  custom_env:Broken: {}\n")
+    out = cli("run", "--suite", suite, "--results", tmp_path / "r", "--retries", "1")
+    assert out.returncode == 1
+    assert "custom_env:Broken" in out.stderr and "always fails" in out.stderr
+    ok = json.loads((tmp_path / "r/mixed/full/gym_CartPole-v1/seed_0/status.json").read_text())
+    bad = json.loads((tmp_path / "r/mixed/full/custom_env__Broken/seed_0/status.json").read_text())
+    assert ok["state"] == "done"
+    assert bad["state"] == "failed" and "Traceback" in bad["traceback"] and bad["attempts"] == 2
+
+
+def test_non_finite_losses_stop_the_run_with_a_clear_status(tmp_path):
+    suite = write_suite(tmp_path / "tiny.yaml", steps=2000)
+    out = cli("run", "--suite", suite, "--results", tmp_path / "r", "--set", "scale_rec=nan")
+    assert out.returncode == 1
+    status = json.loads((run_dir(tmp_path / "r") / "status.json").read_text())
+    assert status["state"] == "failed" and "non-finite" in status["error"] and status["env_steps"] < 2000
+
+
+def test_a_rerun_with_another_configuration_is_refused(tmp_path):
+    suite = write_suite(tmp_path / "tiny.yaml", steps=300)
+    assert cli("run", "--suite", suite, "--results", tmp_path / "r").returncode == 0
+    status = (run_dir(tmp_path / "r") / "status.json").read_text()
+    out = cli("run", "--suite", suite, "--results", tmp_path / "r", "--set", "lr=1e-3")
+    assert out.returncode == 2 and "agent.lr" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert (run_dir(tmp_path / "r") / "status.json").read_text() == status
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "--suite", "atari1000k"], "valid: atari100k"),
+    (["run", "--suite", "smoke", "--tasks", "atari_pongg"], "valid: gym_CartPole-v1"),
+    (["ablate", "--off", "symlogg"], "valid: symlog"),
+    (["ablate"], "--each"),
+    (["run", "--size", "size2m"], "valid: size1m"),
+    (["run", "--device", "gpu"], "valid: cpu, cuda"),
+    (["run", "--steps", "0"], "positive"),
+    (["run", "--steps", "-5"], "positive"),
+    (["run", "--set", "lr"], "key=value"),
+    (["run", "--set", "lr=fast"], "cannot parse lr"),
+    (["run", "--set", "speed=3"], "unknown config field 'speed'"),
+    (["run", "--seeds", "two"], "--seeds"),
+    (["run", "--backend", "slurm"], "valid: local, dask"),
+    (["run", "--backend", "dask"], "--address"),
+])
+def test_bad_input_is_one_line_exit_two_and_touches_nothing(tmp_path, args, needle):
+    out = cli(*args, "--results", tmp_path / "r")
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in out.stderr, out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_results_directory_inside_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    out = cli("run", "--results", tmp_path / "file" / "r")
+    assert out.returncode == 2 and "not writable" in out.stderr and (tmp_path / "file").read_text() == "x"
+
+
+def test_unwritable_results_directory(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        out = cli("run", "--results", locked / "r")
+        assert out.returncode == 2 and "not writable" in out.stderr
+    finally:
+        locked.chmod(0o700)
+
+
+# ------------------------------------------------------------------------------------------------
+# files and locks
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "f.json"
+    atomic_write_text(target, "old")
+
+    class Boom:
+        def encode(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write_text(target, Boom())
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_lock_excludes_a_second_owner_and_survives_a_crashed_one(tmp_path):
+    lock = RunLock(tmp_path / "run.lock")
+    lock.acquire()
+    with pytest.raises(LockBusy):
+        RunLock(tmp_path / "run.lock").acquire()
+    lock.release()
+    # a crashed owner: a lock file naming a process that no longer exists on this host
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    import socket
+    (tmp_path / "run.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid, "since": 0}))
+    taken = RunLock(tmp_path / "run.lock")
+    taken.acquire()
+    assert taken.owned
+    taken.release()
+    # an owner on another host is trusted until its heartbeat is stale
+    (tmp_path / "run.lock").write_text(json.dumps({"host": "elsewhere", "pid": 1, "since": 0}))
+    with pytest.raises(LockBusy):
+        RunLock(tmp_path / "run.lock", stale_after=60).acquire()
+    old = time.time() - 3600
+    os.utime(tmp_path / "run.lock", (old, old))
+    RunLock(tmp_path / "run.lock", stale_after=60).acquire()
+
+
+def test_two_invocations_never_train_the_same_run(tmp_path):
+    suite = write_suite(tmp_path / "tiny.yaml", steps=20000)
+    args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--threads", "1"]
+    first = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *args], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=ENV)
+    d = run_dir(tmp_path / "r")
+    deadline = time.time() + 120
+    while time.time() < deadline and not (d / "run.lock").exists():
+        time.sleep(0.1)
+    second = cli(*args)
+    first.kill()
+    first.wait()
+    assert second.returncode == 1 and "being trained by pid" in second.stdout + second.stderr
