@@ -100,3 +100,37 @@ def machine_description() -> str:
 
 def as_dict(result: BenchResult) -> dict:
     return asdict(result)
+
+
+# ------------------------------------------------------------------------------------------------
+# environment throughput
+# ------------------------------------------------------------------------------------------------
+
+ENV_CASES = {  # family label: (task, settings)
+    "classic (CartPole)": ("gym_CartPole-v1", {}),
+    "atari (Pong, repeat 4)": ("atari_pong", {"action_repeat": 4}),
+    "dmc proprio (walker_walk)": ("dmc_walker_walk", {"obs": "vector"}),
+    "dmc vision (walker_walk)": ("dmc_walker_walk", {"obs": "image"}),
+    "crafter": ("crafter", {}),
+}
+
+
+def measure_env(task: str, settings: dict, seconds: float = 3.0) -> dict:
+    """Env steps per second (frames for Atari) under uniformly random actions, one process."""
+    import numpy as np
+
+    from .envs import make_env
+
+    env = make_env(task, seed=0, **settings)
+    rng = np.random.default_rng(0)
+    env.step(None)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        if env.act_space.discrete:
+            action = int(rng.integers(env.act_space.size))
+        else:
+            action = rng.uniform(-1, 1, env.act_space.size)
+        steps += env.step(action).frames
+    elapsed = time.perf_counter() - start
+    env.close()
+    return {"task": task, "env_steps_per_s": steps / elapsed, "policy_steps_per_s": steps / env.action_repeat / elapsed}

@@ -66,12 +66,16 @@ def checked_techniques(names: list[str]) -> tuple[str, ...]:
 def tricks(
     names: Optional[List[str]] = typer.Argument(None, help="Show only these techniques."),
     as_json: bool = typer.Option(False, "--json", help="Print the registry as JSON."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print the registry as a Markdown table (the README's)."),
 ) -> None:
     """List the robustness techniques that can be switched off with --off NAME."""
     chosen = checked_techniques(split_list(names)) or techniques.NAMES
     rows = [techniques.BY_NAME[n] for n in techniques.NAMES if n in chosen]
     if as_json:
         typer.echo(json.dumps([t.__dict__ for t in rows], indent=2))
+        return
+    if markdown:
+        typer.echo(techniques.markdown_table(rows))
         return
     table = Table(title="DreamerV3 robustness techniques (all on by default)", show_lines=True)
     table.add_column("name", style="bold")
@@ -96,11 +100,15 @@ def bench(
     off: Optional[List[str]] = typer.Option(None, "--off", help="Techniques switched off."),
     sets: Optional[List[str]] = typer.Option(None, "--set", help="Config overrides key=value."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+    envs: bool = typer.Option(False, "--envs", help="Measure environment steps per second per family instead."),
+    seconds: float = typer.Option(3.0, help="Seconds per environment (--envs)."),
 ) -> None:
-    """Measure training updates per second and peak memory (batch 16×64 unless --set)."""
-    import os
-
+    """Measure training updates per second and peak memory (batch 16×64 unless --set), or with
+    --envs the environment steps per second of each family."""
     from . import bench as bench_mod
+
+    if envs:
+        return bench_envs(seconds, json_out)
 
     sizes, kinds, precisions = split_list(sizes), split_list(obs), split_list(precision)
     for s in sizes:
@@ -148,6 +156,29 @@ def bench(
     if json_out:
         json_out.write_text(json.dumps({"machine": bench_mod.machine_description(),
                                         "results": [bench_mod.as_dict(r) for r in results]}, indent=2))
+
+
+def bench_envs(seconds: float, json_out: Optional[Path]) -> None:
+    from . import bench as bench_mod
+    from .envs import EnvError
+
+    console.print(f"machine: {bench_mod.machine_description()}; random actions, one process per environment")
+    table = Table(title="environment throughput")
+    for col in ("family", "task", "env steps/s", "policy steps/s"):
+        table.add_column(col)
+    results = []
+    for label, (task, settings) in bench_mod.ENV_CASES.items():
+        with console.status(f"{label}: {seconds:g} s"):
+            try:
+                r = bench_mod.measure_env(task, settings, seconds)
+            except EnvError as e:
+                table.add_row(label, task, "-", f"[red]{e}[/red]")
+                continue
+        results.append({"family": label, **r})
+        table.add_row(label, task, f"{r['env_steps_per_s']:.0f}", f"{r['policy_steps_per_s']:.0f}")
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps({"machine": bench_mod.machine_description(), "envs": results}, indent=2))
 
 
 def check_device(device: str) -> None:

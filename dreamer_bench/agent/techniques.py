@@ -76,7 +76,7 @@ TECHNIQUES: tuple[Technique, ...] = (
     ),
     Technique(
         "agc",
-        "adaptive gradient clipping per tensor at 0.3 of max(1e-3, |θ|)",
+        "adaptive gradient clipping per tensor: ‖g‖ ≤ 0.3·max(1e-3, ‖θ‖)",
         "no gradient clipping",
         "agent/optim.py",
     ),
@@ -129,3 +129,11 @@ def variant_name(off: Iterable[str]) -> str:
     """Deterministic variant name: ``full`` or ``off-a+b`` with the names sorted."""
     off = validate(off)
     return "full" if not off else "off-" + "+".join(off)
+
+
+def markdown_table(rows: Iterable[Technique] = TECHNIQUES) -> str:
+    """The registry as the Markdown table the README shows (a test keeps the two in sync)."""
+    lines = ["| name | on (full agent) | off (`--off NAME`) | code |", "|---|---|---|---|"]
+    for t in rows:
+        lines.append(f"| `{t.name}` | {t.on} | {t.off} | `dreamer_bench/{t.where}` |")
+    return "\n".join(lines)

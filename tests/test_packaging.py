@@ -1,0 +1,38 @@
+"""The package, its documentation and CI stay in step with the code."""
+
+import re
+import subprocess
+import sys
+import pytest
+
+tomllib = pytest.importorskip("tomllib")  # Python ≥ 3.11
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_subpackage_is_listed_in_pyproject():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "dreamer_bench").rglob("__init__.py")}
+    assert found | {"dreamer_bench.suite_files"} == listed
+
+
+def test_readme_techniques_table_is_the_registry():
+    from dreamer_bench.agent.techniques import markdown_table
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- tricks:start -->\n(.*?)\n<!-- tricks:end -->", readme, re.S).group(1)
+    assert block == markdown_table()
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"```bash\n(pip install [^\n]*pytest[^\n]*)\n```", readme)
+    assert len(commands) == 1
+    assert commands[0] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_main_job_is_the_smoke_suite():
+    readme = (ROOT / "README.md").read_text()
+    assert "pip install -c constraints.txt -e '.[all]' && dreamer-bench run --suite smoke" in readme
+    assert (ROOT / "constraints.txt").read_text().strip() == "torch==2.13.0"
