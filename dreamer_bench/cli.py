@@ -379,6 +379,51 @@ def status(results: Path = typer.Argument(Path("results"), help="Results directo
     Console(width=max(console.width, 140)).print(status_table(status_rows(dirs), title=str(results)))
 
 
+@app.command()
+def report(
+    results: Path = typer.Argument(Path("results"), help="Results directory."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: RESULTS/report)."),
+    suite: Optional[List[str]] = typer.Option(None, "--suite", help="Only these suites."),
+    variants: Optional[List[str]] = typer.Option(None, "--variants", help="Only these variants (full, off-symlog, …)."),
+    tasks_: Optional[List[str]] = typer.Option(None, "--tasks", help="Only these tasks."),
+    compare: Optional[List[str]] = typer.Option(None, "--compare", help="Published runs to draw beside yours: dreamerv3."),
+    scores: Optional[List[Path]] = typer.Option(None, "--scores", help="Extra runs from an official score file {task, method, seed, xs, ys}."),
+    include_unfinished: bool = typer.Option(False, "--include-unfinished", help="Include runs that have not finished."),
+    reps: int = typer.Option(50_000, "--reps", help="Bootstrap resamples."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap (the report is repeatable for a seed)."),
+) -> None:
+    """Normalised score tables with bootstrap confidence intervals, learning curves and ablation plots."""
+    import warnings
+
+    from .report.build import ReportOptions, make_report
+    from .report.data import PUBLISHED, ReportError
+
+    for name in split_list(compare):
+        if name not in PUBLISHED:
+            fail(f"unknown published baseline {name!r}; valid: {', '.join(PUBLISHED)}")
+    for path in scores or []:
+        if not path.is_file():
+            fail(f"score file {path} does not exist")
+    if reps < 100:
+        fail("--reps must be at least 100")
+    if not results.is_dir():
+        fail(f"results directory {results} does not exist")
+    opts = ReportOptions(results=results, out=out or results / "report", suites=split_list(suite),
+                         variants=split_list(variants), tasks=split_list(tasks_), compare=split_list(compare),
+                         score_files=list(scores or []), include_unfinished=include_unfinished, reps=reps, seed=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with console.status("computing the report"):
+                path = make_report(opts)
+        except ReportError as e:
+            fail(str(e))
+    for w in caught:
+        if "skipped" in str(w.message):
+            typer.echo(f"warning: {w.message}", err=True)
+    console.print(f"report written to {path} (tables as CSV and LaTeX, figures as PNG and PDF beside it)")
+
+
 @app.command("suites")
 def list_suites() -> None:
     """List the suites that --suite accepts (files in suites/, or pass a path)."""

@@ -1,0 +1,1 @@
+"""Score files in, statistics, tables and figures out (never a model)."""

@@ -1,0 +1,228 @@
+"""``dreamer-bench report``: score files in; tables (Markdown, CSV, LaTeX) and figures out.
+
+For every suite of the results: per-run scores by the suite's protocol, normalised; aggregates
+(IQM, mean, median, optimality gap) over tasks and seeds with stratified bootstrap 95% intervals;
+the change of each aggregate for every technique switched off, with its interval, and per task;
+probability of improvement over the full agent; performance profiles; sample-efficiency curves;
+per-task learning curves; and, with ``--compare dreamerv3``, the published runs beside them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import figures, stats
+from .data import (ReportError, RunRecord, as_score_records, load_published, load_results,
+                   records_from_score_file, separate_configurations, write_score_file)
+from .scores import curve_table, score_matrices, score_table
+
+FULL = "full"
+
+
+@dataclass
+class ReportOptions:
+    results: Path
+    out: Path
+    suites: list[str] = field(default_factory=list)
+    variants: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    compare: list[str] = field(default_factory=list)
+    score_files: list[Path] = field(default_factory=list)
+    include_unfinished: bool = False
+    reps: int = 50_000
+    seed: int = 0
+
+
+def order_methods(methods) -> list[str]:
+    methods = list(dict.fromkeys(methods))
+    published = sorted(m for m in methods if m.endswith("(published)"))
+    others = sorted(m for m in methods if m != FULL and m not in published)
+    return ([FULL] if FULL in methods else []) + others + published
+
+
+def fmt(v: float, lo: float | None = None, hi: float | None = None, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "–"
+    text = f"{v:.{digits}f}"
+    if lo is not None:
+        text += f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return text
+
+
+def md_table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for _, row in df.iterrows():
+        lines.append("| " + " | ".join(str(row[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def write_table(df: pd.DataFrame, out: Path, name: str) -> None:
+    df.to_csv(out / f"{name}.csv", index=False)
+    (out / f"{name}.tex").write_text(df.to_latex(index=False, escape=True, float_format="%.3f"))
+
+
+def make_report(opts: ReportOptions) -> Path:
+    started = time.time()
+    runs, notes, left_out = load_results(opts.results, opts.include_unfinished)
+    if opts.suites:
+        runs = [r for r in runs if r.suite in opts.suites]
+    if opts.tasks:
+        runs = [r for r in runs if r.task in opts.tasks]
+    if opts.variants:
+        runs = [r for r in runs if r.method in opts.variants]
+    if not runs:
+        raise ReportError(f"no finished runs in {opts.results} match the filters"
+                          + (f" ({sum(left_out.values())} unfinished left out; --include-unfinished)" if left_out else ""))
+    runs = separate_configurations(runs)
+    for name in opts.compare:
+        runs += load_published(name, runs)
+    for path in opts.score_files:
+        by_suite: dict[str, dict] = {}
+        for r in runs:
+            by_suite.setdefault(r.suite, {})[r.task] = {**r.task_settings, "steps": r.budget}
+        for suite, settings in by_suite.items():
+            runs += records_from_score_file(path, settings, suite)
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_score_file(out / "scores.json.gz", as_score_records(runs))
+    sections = [f"# dreamer-bench report\n\nResults: `{opts.results}`. Generated "
+                f"{time.strftime('%Y-%m-%d %H:%M')}; bootstrap: {opts.reps:,} stratified resamples, seed "
+                f"{opts.seed}, 95% percentile intervals (Agarwal et al. 2021).\n"]
+    if left_out:
+        sections.append("Unfinished runs left out (use `--include-unfinished` to include them): "
+                        + ", ".join(f"{n} {s}" for s, n in sorted(left_out.items())) + ".\n")
+    if notes:
+        sections.append("Skipped files:\n" + "\n".join(f"- {n}" for n in notes) + "\n")
+    for suite in sorted({r.suite for r in runs}):
+        sections.append(suite_section(suite, [r for r in runs if r.suite == suite], out, opts))
+    sections.append(f"\n_Report computed in {time.time() - started:.1f} s._\n")
+    (out / "report.md").write_text("\n".join(sections))
+    return out / "report.md"
+
+
+def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOptions) -> str:
+    prefix = f"{suite}_"
+    own = [r for r in runs if r.source == "results"]
+    tasks = sorted({r.task for r in own})
+    table = score_table(runs)
+    table = table[table["task"].isin(tasks)]
+    methods = order_methods(table["method"])
+    norms = sorted({(r.task_settings.get("normalise") or {}).get("method", "none") for r in own})
+    text = [f"## Suite `{suite}`\n",
+            f"{len(tasks)} task(s), methods: {', '.join(f'`{m}`' for m in methods)}. Scores are read from "
+            f"training episodes by each task's rule and normalised by {', '.join(f'`{n}`' for n in norms)} "
+            f"(see `dreamer_bench/scoring.py`)."]
+    published = [m for m in methods if m.endswith("(published)")]
+    if published:
+        text.append("Published runs are scored with the same rule at the same budget; their protocols differ "
+                    "(see `dreamer_bench/report/published/SOURCE.md`).")
+
+    # -- per-task scores
+    per_task = (table.groupby(["task", "method"])
+                .agg(seeds=("normalised", lambda s: int(s.notna().sum())), score=("score", "mean"),
+                     score_std=("score", "std"), normalised=("normalised", "mean"))
+                .reset_index())
+    per_task["method"] = pd.Categorical(per_task["method"], methods, ordered=True)
+    per_task = per_task.sort_values(["task", "method"])
+    write_table(per_task, out, prefix + "per_task")
+    shown = per_task.assign(score=["–" if np.isnan(m) else f"{m:.1f} ± {0 if np.isnan(s) else s:.1f}"
+                                   for m, s in zip(per_task["score"], per_task["score_std"])],
+                            normalised=[fmt(v) for v in per_task["normalised"]]).drop(columns="score_std")
+    text.append("\n### Scores per task\n\nMean ± standard deviation over seeds of the raw score; "
+                "mean normalised score.\n\n" + md_table(shown))
+
+    # -- aggregates with intervals
+    matrices = score_matrices(table, methods, tasks)
+    estimates = stats.interval_estimates(matrices, reps=opts.reps, seed=opts.seed)
+    agg_rows = [{"method": m, "metric": a, "value": v, "lower": lo, "upper": hi}
+                for m, est in estimates.items() for a, (v, lo, hi) in est.items()]
+    aggregates = pd.DataFrame(agg_rows)
+    write_table(aggregates, out, prefix + "aggregates")
+    wide = pd.DataFrame([{"method": m, **{a: fmt(*estimates[m][a]) for a in stats.AGGREGATES}} for m in methods])
+    fig = figures.interval_estimates(aggregates, out, prefix + "aggregates")
+    text.append("\n### Aggregate scores\n\nPoint estimate [95% interval] over tasks and seeds "
+                "(optimality gap: lower is better).\n\n" + md_table(wide) + f"\n\n![aggregates]({fig})")
+
+    # -- ablation view
+    variants = [m for m in methods if m.startswith("off-")]
+    if FULL in matrices and variants:
+        delta_rows, prob_rows, task_rows = [], [], []
+        for i, v in enumerate(variants):
+            diffs = stats.difference_intervals(matrices[v], matrices[FULL], reps=opts.reps, seed=opts.seed + i + 1)
+            for a, (d, lo, hi) in diffs.items():
+                delta_rows.append({"method": v, "metric": a, "delta": d, "lower": lo, "upper": hi})
+            p, lo, hi = stats.improvement_interval(matrices[v], matrices[FULL], reps=min(opts.reps, 2000),
+                                                   seed=opts.seed + 100 + i)
+            prob_rows.append({"x": v, "y": FULL, "probability": p, "lower": lo, "upper": hi})
+            full_means = np.nanmean(matrices[FULL], 0)
+            var_means = np.nanmean(matrices[v], 0)
+            for t, a, b in zip(tasks, var_means, full_means):
+                task_rows.append({"task": t, "method": v, "full": b, "off": a, "delta": a - b})
+        deltas = pd.DataFrame(delta_rows)
+        probs = pd.DataFrame(prob_rows)
+        per_task_delta = pd.DataFrame(task_rows)
+        write_table(deltas, out, prefix + "ablation")
+        write_table(probs, out, prefix + "probability_of_improvement")
+        write_table(per_task_delta, out, prefix + "ablation_per_task")
+        fig = figures.ablation_chart(deltas, out, prefix + "ablation")
+        wide = pd.DataFrame([{"variant": v, **{a: fmt(*(lambda r: (r["delta"], r["lower"], r["upper"]))(
+            deltas[(deltas["method"] == v) & (deltas["metric"] == a)].iloc[0])) for a in stats.AGGREGATES}}
+            for v in variants])
+        pivot = per_task_delta.pivot(index="task", columns="method", values="delta").reset_index()
+        pivot = pivot[["task"] + variants]
+        pivot_shown = pivot.assign(**{v: [fmt(x) for x in pivot[v]] for v in variants})
+        probs_shown = probs.assign(probability=[fmt(p, lo, hi) for p, lo, hi in zip(probs["probability"], probs["lower"], probs["upper"])])
+        text.append("\n### Ablation: each technique switched off, versus the full agent\n\n"
+                    "Change of each aggregate (variant − full) [95% interval]; an interval that excludes 0 "
+                    "is a difference the seeds support.\n\n" + md_table(wide) + f"\n\n![ablation]({fig})\n\n"
+                    "Per task: mean normalised score of the variant minus that of the full agent.\n\n"
+                    + md_table(pivot_shown) + "\n\nProbability that a run of the variant beats a run of the "
+                    "full agent on the same task, averaged over tasks [95% interval]:\n\n"
+                    + md_table(probs_shown[["x", "y", "probability"]]))
+        fig = figures.improvement(probs, out, prefix + "probability_of_improvement")
+        if fig:
+            text.append(f"\n![probability of improvement]({fig})")
+
+    # -- performance profiles
+    finite = np.concatenate([m[~np.isnan(m)] for m in matrices.values()]) if matrices else np.array([0.0])
+    taus = np.linspace(min(0.0, finite.min()), max(1.0, finite.max()), 60)
+    prof_rows = []
+    for m in methods:
+        point, lo, hi = stats.performance_profile(matrices[m], taus, reps=min(opts.reps, 2000), seed=opts.seed)
+        prof_rows += [{"method": m, "tau": t, "fraction": p, "lower": a, "upper": b} for t, p, a, b in zip(taus, point, lo, hi)]
+    profiles = pd.DataFrame(prof_rows)
+    profiles.to_csv(out / f"{prefix}performance_profiles.csv", index=False)
+    fig = figures.performance_profiles(profiles, out, prefix + "performance_profiles")
+    text.append(f"\n### Performance profiles\n\n![performance profiles]({fig})")
+
+    # -- sample efficiency and learning curves
+    curves = curve_table([r for r in runs if r.task in tasks])
+    eff_rows = []
+    for m in methods:
+        for frac, sub in curves[curves["method"] == m].groupby("fraction"):
+            mat = score_matrices(sub.assign(score=sub["normalised"]), [m], tasks)[m]
+            if np.isnan(mat).all():
+                continue
+            est = stats.interval_estimates({m: mat}, {"IQM": stats.aggregate_iqm}, reps=min(opts.reps, 2000),
+                                           seed=opts.seed)[m]["IQM"]
+            eff_rows.append({"method": m, "fraction": frac, "iqm": est[0], "lower": est[1], "upper": est[2]})
+    efficiency = pd.DataFrame(eff_rows, columns=["method", "fraction", "iqm", "lower", "upper"])
+    efficiency.to_csv(out / f"{prefix}sample_efficiency.csv", index=False)
+    fig = figures.sample_efficiency(efficiency, out, prefix + "sample_efficiency")
+    if fig:
+        text.append(f"\n### Sample efficiency\n\nIQM normalised score of the window ending at each tenth of the "
+                    f"budget, with 95% intervals.\n\n![sample efficiency]({fig})")
+    episodes = pd.DataFrame([{"task": r.task, "method": r.method, "seed": r.seed, "env_steps": x, "return": y,
+                              "budget": r.budget or max(r.xs)} for r in runs if r.task in tasks
+                             for x, y in zip(r.xs, r.ys) if r.budget is None or x <= r.budget])
+    fig = figures.learning_curves(episodes, out, prefix + "learning_curves")
+    if fig:
+        text.append(f"\n### Learning curves\n\nEpisode returns binned over env steps; mean over seeds with a "
+                    f"95% band.\n\n![learning curves]({fig})")
+    return "\n".join(text) + "\n"

@@ -1,0 +1,175 @@
+"""Runs in: a results directory, official score files, the shipped published runs.
+
+The score file (``{task, method, seed, xs, ys}``, a JSON list, optionally gzipped) is the contract
+between the runner and the report: the report reads runs made by anyone. A run of a results
+directory adds its configuration (budget, score rule, normalisation references) and state.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..runner.files import atomic_write_bytes, read_json, read_jsonl
+
+PUBLISHED_DIR = Path(__file__).resolve().parent / "published"
+PUBLISHED = {  # --compare name → files, by suite family
+    "dreamerv3": {"atari": "atari100k-dreamerv3.json.gz", "dmc_vector": "dmc_proprio-dreamerv3.json.gz",
+                  "dmc_image": "dmc_vision-dreamerv3.json.gz"},
+}
+
+
+class ReportError(ValueError):
+    """Nothing to report (missing or empty input)."""
+
+
+@dataclass
+class RunRecord:
+    suite: str
+    task: str
+    method: str  # the variant, or the published method's label
+    seed: int
+    xs: list[float]
+    ys: list[float]
+    state: str = "done"
+    budget: float | None = None
+    task_settings: dict = field(default_factory=dict)  # steps, score, normalise, refs, family, env…
+    achievements: list[dict] | None = None
+    identity: str | None = None
+    source: str = "results"  # results | published | file
+
+
+def read_score_file(path: Path) -> list[dict]:
+    """The records of an official score file (``.json`` or ``.json.gz``)."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    records = json.loads(raw)
+    if not isinstance(records, list) or not all({"task", "method", "seed", "xs", "ys"} <= set(r) for r in records):
+        raise ValueError(f"{path} is not a list of {{task, method, seed, xs, ys}} records")
+    return records
+
+
+def write_score_file(path: Path, records: Iterable[dict]) -> None:
+    """Write records in the official format (gzipped when the name ends in .gz), atomically."""
+    rows = [{"task": r["task"], "method": r["method"], "seed": r["seed"], "xs": list(r["xs"]), "ys": list(r["ys"])}
+            for r in records]
+    data = json.dumps(rows).encode()
+    atomic_write_bytes(Path(path), gzip.compress(data) if str(path).endswith(".gz") else data)
+
+
+def load_results(results: Path, include_unfinished: bool = False) -> tuple[list[RunRecord], list[str], dict]:
+    """Every run under a results directory. Returns the runs, warnings (corrupt or truncated
+    files, skipped with their names) and counts of unfinished runs left out, by state."""
+    results = Path(results)
+    if not results.is_dir():
+        raise ReportError(f"results directory {results} does not exist")
+    runs, notes, left_out = [], [], {}
+    dirs = sorted({p.parent for p in results.rglob("config.json")} | {p.parent for p in results.rglob("status.json")})
+    for d in dirs:
+        if not d.name.startswith("seed_"):
+            continue
+        config = read_json(d / "config.json")
+        status = read_json(d / "status.json", default={}) or {}
+        scores = read_json(d / "scores.json")
+        if config is None:
+            notes.append(f"skipped {d}: config.json is missing or corrupt")
+            continue
+        state = status.get("state", "pending")
+        if state != "done" and not include_unfinished:
+            left_out[state] = left_out.get(state, 0) + 1
+            continue
+        if not (isinstance(scores, list) and scores and {"xs", "ys"} <= set(scores[0])):
+            if (d / "scores.json").exists():
+                notes.append(f"skipped {d / 'scores.json'}: truncated or corrupt")
+            elif state == "done":
+                notes.append(f"skipped {d}: scores.json is missing")
+            else:
+                left_out[state] = left_out.get(state, 0) + 1
+            continue
+        record = scores[0]
+        if len(record["xs"]) != len(record["ys"]):
+            notes.append(f"skipped {d / 'scores.json'}: xs and ys differ in length")
+            continue
+        task = config.get("task", {})
+        achievements = None
+        if task.get("family") == "crafter":
+            episodes = read_jsonl(d / "episodes.jsonl")
+            achievements = [e.get("achievements", {}) for e in episodes]
+        run = config.get("run", {})
+        runs.append(RunRecord(
+            suite=run.get("suite", d.parts[-4]), task=record["task"], method=record["method"], seed=int(record["seed"]),
+            xs=[float(x) for x in record["xs"]], ys=[float(y) for y in record["ys"]], state=state,
+            budget=float(task.get("steps", 0)) or None, task_settings=task, achievements=achievements,
+            identity=config.get("identity")))
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return runs, notes, left_out
+
+
+def separate_configurations(runs: list[RunRecord]) -> list[RunRecord]:
+    """Never pool runs of different configurations under one label: where one (suite, variant,
+    task) holds several configuration identities, each gets its own label ``variant@hash``."""
+    ids: dict[tuple, set] = {}
+    for r in runs:
+        ids.setdefault((r.suite, r.method, r.task), set()).add(r.identity)
+    for r in runs:
+        if len(ids[(r.suite, r.method, r.task)]) > 1:
+            r.method = f"{r.method}@{(r.identity or 'unknown')[:6]}"
+    return runs
+
+
+def published_file(name: str, family: str, obs: str) -> Path | None:
+    files = PUBLISHED.get(name)
+    if files is None:
+        raise ReportError(f"unknown published baseline {name!r}; valid: {', '.join(PUBLISHED)}")
+    key = "atari" if family == "atari" else f"dmc_{obs}" if family == "dmc" else None
+    return PUBLISHED_DIR / files[key] if key in files else None
+
+
+def load_published(name: str, like: list[RunRecord]) -> list[RunRecord]:
+    """The published runs of the tasks in ``like``, with those tasks' settings (score rule,
+    references and the user's budget), labelled ``<name> (published)``."""
+    settings: dict[tuple, RunRecord] = {}
+    for r in like:
+        settings.setdefault((r.suite, r.task), r)
+    cache: dict[Path, list[dict]] = {}
+    out = []
+    for (suite, task), r in settings.items():
+        family = r.task_settings.get("family", "")
+        obs = "image" if r.task_settings.get("env", {}).get("obs") == "image" else "vector"
+        path = published_file(name, family, obs)
+        if path is None:
+            continue
+        if path not in cache:
+            cache[path] = read_score_file(path)
+        aliases = {task, task.replace("ball_in_cup_catch", "cup_catch"), task.replace("cup_catch", "ball_in_cup_catch")}
+        for rec in cache[path]:
+            if rec["task"] in aliases:
+                out.append(RunRecord(suite=suite, task=task, method=f"{name} (published)", seed=int(rec["seed"]),
+                                     xs=[float(x) for x in rec["xs"]], ys=[float(y) for y in rec["ys"]],
+                                     budget=r.budget, task_settings=r.task_settings, source="published"))
+    return out
+
+
+def records_from_score_file(path: Path, suite_settings: dict[str, dict], suite: str, budget: float | None = None
+                            ) -> list[RunRecord]:
+    """Runs of any official score file, scored with the settings of a suite's tasks."""
+    out = []
+    for rec in read_score_file(path):
+        task = suite_settings.get(rec["task"])
+        if task is None:
+            continue
+        out.append(RunRecord(suite=suite, task=rec["task"], method=str(rec["method"]), seed=int(rec["seed"]),
+                             xs=[float(x) for x in rec["xs"]], ys=[float(y) for y in rec["ys"]],
+                             budget=budget or float(task["steps"]), task_settings=task, source="file"))
+    return out
+
+
+def as_score_records(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
+    return [{"task": r.task, "method": r.method, "seed": r.seed, "xs": r.xs, "ys": r.ys} for r in runs]

@@ -1,0 +1,199 @@
+"""The report: known answers on synthetic results, the official score files, and rliable."""
+
+import gzip
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dreamer_bench import suites
+from dreamer_bench.report import stats
+from dreamer_bench.report.data import (PUBLISHED_DIR, ReportError, load_published, load_results, read_score_file,
+                                       records_from_score_file, write_score_file)
+from dreamer_bench.report.scores import score_matrices, score_table
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "dreamer_bench", *map(str, args)], capture_output=True, text=True)
+
+
+def write_run(root: Path, suite, variant, task, seed, xs, ys, state="done", steps=1000, family="gym",
+              refs=None, normalise=None, score=None, identity="abc123"):
+    d = root / suite / variant / task / f"seed_{seed}"
+    d.mkdir(parents=True)
+    task_settings = {"task": task, "family": family, "steps": steps, "refs": refs or {"random": 0.0, "max": 100.0},
+                     "normalise": normalise or {"method": "range"}, "score": score or {"rule": "last", "width": 100},
+                     "env": {}}
+    off = [] if variant == "full" else variant[4:].split("+")
+    (d / "config.json").write_text(json.dumps({"run": {"suite": suite, "task": task, "variant": variant, "seed": seed},
+                                               "task": task_settings, "agent": {"off": off}, "identity": identity}))
+    (d / "status.json").write_text(json.dumps({"state": state}))
+    (d / "scores.json").write_text(json.dumps([{"task": task, "method": variant, "seed": seed, "xs": xs, "ys": ys}]))
+    return d
+
+
+@pytest.fixture
+def synthetic(tmp_path):
+    """Two tasks × 3 seeds × {full, off-symlog}; the score is the mean of episodes in (900, 1000]."""
+    root = tmp_path / "results"
+    finals = {("full", "task_a"): [80, 90, 100], ("full", "task_b"): [40, 50, 60],
+              ("off-symlog", "task_a"): [20, 30, 40], ("off-symlog", "task_b"): [10, 20, 30]}
+    for (variant, task), values in finals.items():
+        for seed, v in enumerate(values):
+            # an early episode outside the window that must not count, then two inside it
+            write_run(root, "toy", variant, f"gym_{task}", seed, [500, 950, 1000], [-999.0, v - 5.0, v + 5.0])
+    return root
+
+
+def test_known_answers_on_a_synthetic_results_directory(synthetic):
+    runs, notes, left_out = load_results(synthetic)
+    assert len(runs) == 12 and not notes and not left_out
+    table = score_table(runs)
+    full_a = table[(table.method == "full") & (table.task == "gym_task_a")].sort_values("seed")
+    assert full_a["score"].tolist() == [80.0, 90.0, 100.0]
+    assert full_a["normalised"].tolist() == pytest.approx([0.8, 0.9, 1.0])
+    m = score_matrices(table, ["full", "off-symlog"], ["gym_task_a", "gym_task_b"])
+    assert stats.aggregate_mean(m["full"]) == pytest.approx((0.9 + 0.5) / 2)
+    assert stats.aggregate_median(m["off-symlog"]) == pytest.approx((0.3 + 0.2) / 2)
+    # IQM of the six full scores 0.4 0.5 0.6 0.8 0.9 1.0: drop one from each end → mean of the middle four
+    assert stats.aggregate_iqm(m["full"]) == pytest.approx((0.5 + 0.6 + 0.8 + 0.9) / 4)
+    assert stats.aggregate_optimality_gap(m["full"]) == pytest.approx(np.mean([0.2, 0.1, 0.0, 0.6, 0.5, 0.4]))
+    # every off-symlog run loses to every full run on its task
+    assert stats.probability_of_improvement(m["off-symlog"], m["full"]) == 0.0
+    assert stats.probability_of_improvement(m["full"], m["full"]) == pytest.approx(0.5)
+
+
+def test_report_command_writes_tables_and_figures(synthetic, tmp_path):
+    out = tmp_path / "report"
+    r = cli("report", synthetic, "--out", out, "--reps", "2000")
+    assert r.returncode == 0, r.stderr
+    text = (out / "report.md").read_text()
+    assert "Suite `toy`" in text and "Ablation" in text and "off-symlog" in text
+    for name in ("toy_aggregates", "toy_per_task", "toy_ablation", "toy_ablation_per_task", "toy_probability_of_improvement"):
+        assert (out / f"{name}.csv").exists() and (out / f"{name}.tex").exists(), name
+    for name in ("toy_aggregates", "toy_ablation", "toy_performance_profiles", "toy_sample_efficiency",
+                 "toy_learning_curves", "toy_probability_of_improvement"):
+        assert (out / f"{name}.png").stat().st_size > 1000 and (out / f"{name}.pdf").exists(), name
+    import pandas as pd
+
+    deltas = pd.read_csv(out / "toy_ablation.csv")
+    mean = deltas[deltas.metric == "Mean"].iloc[0]
+    assert mean["delta"] == pytest.approx((0.3 + 0.2) / 2 - (0.9 + 0.5) / 2)
+    assert mean["upper"] < 0  # the seeds support the loss
+    assert read_score_file(out / "scores.json.gz")  # all runs in the official format
+
+
+def test_report_is_repeatable_for_a_seed(synthetic, tmp_path):
+    a = cli("report", synthetic, "--out", tmp_path / "a", "--reps", "1000", "--seed", "3")
+    b = cli("report", synthetic, "--out", tmp_path / "b", "--reps", "1000", "--seed", "3")
+    c = cli("report", synthetic, "--out", tmp_path / "c", "--reps", "1000", "--seed", "4")
+    assert a.returncode == b.returncode == c.returncode == 0
+    read = lambda d: (d / "toy_aggregates.csv").read_text()
+    assert read(tmp_path / "a") == read(tmp_path / "b") != read(tmp_path / "c")
+
+
+def test_unfinished_runs_are_left_out_and_counted_and_corrupt_files_skipped(synthetic, tmp_path):
+    write_run(synthetic, "toy", "full", "gym_task_c", 0, [1000], [50.0], state="running")
+    bad = write_run(synthetic, "toy", "full", "gym_task_d", 0, [1000], [50.0])
+    (bad / "scores.json").write_text('[{"task": "gym_task_d", "xs": [1')  # truncated
+    with pytest.warns(UserWarning, match="gym_task_d"):
+        runs, notes, left_out = load_results(synthetic)
+    assert left_out == {"running": 1} and len(notes) == 1 and "truncated" in notes[0]
+    assert {r.task for r in runs} == {"gym_task_a", "gym_task_b"}
+    runs, _, _ = load_results(synthetic, include_unfinished=True)
+    assert "gym_task_c" in {r.task for r in runs}
+    r = cli("report", synthetic, "--out", tmp_path / "r", "--reps", "500")
+    assert r.returncode == 0 and "gym_task_d" in r.stderr
+    assert "1 running" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_empty_or_missing_results_are_one_line_errors(tmp_path):
+    for target in (tmp_path / "missing", tmp_path):
+        r = cli("report", target)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    r = cli("report", tmp_path, "--compare", "dreamerv4")
+    assert r.returncode == 2 and "valid: dreamerv3" in r.stderr
+
+
+def test_runs_of_different_configurations_are_never_pooled(tmp_path):
+    root = tmp_path / "results"
+    write_run(root, "toy", "full", "gym_x", 0, [1000], [10.0], identity="aaaaaa1")
+    write_run(root / "other", "toy", "full", "gym_x", 0, [1000], [90.0], identity="bbbbbb2")
+    from dreamer_bench.report.data import separate_configurations
+
+    runs = separate_configurations(load_results(root)[0])
+    assert sorted(r.method for r in runs) == ["full@aaaaaa", "full@bbbbbb"]
+
+
+def test_score_files_round_trip(tmp_path):
+    records = [{"task": "atari_pong", "method": "full", "seed": 0, "xs": [4.0, 8.0], "ys": [-21.0, -20.0]}]
+    for name in ("s.json", "s.json.gz"):
+        write_score_file(tmp_path / name, records)
+        assert read_score_file(tmp_path / name) == records
+
+
+# ------------------------------------------------------------------------------------------------
+# the official files
+
+def test_official_atari_file_reproduces_the_published_aggregates():
+    suite = suites.load("atari100k")
+    runs = records_from_score_file(PUBLISHED_DIR / "atari100k-dreamerv3.json.gz",
+                                   {k: v.to_dict() for k, v in suite.tasks.items()}, "atari100k")
+    table = score_table(runs)
+    m = score_matrices(table, ["dreamerv3"], list(suite.tasks))["dreamerv3"]
+    assert m.shape == (5, 26)
+    assert 100 * stats.aggregate_mean(m) == pytest.approx(124.69, abs=0.01)
+    assert 100 * stats.aggregate_median(m) == pytest.approx(49.41, abs=0.01)
+    # seeds with no episode in [390K, 400K] frames are left out for their game
+    lost = {t for t in suite.tasks if np.isnan(m[:, list(suite.tasks).index(t)]).any()}
+    assert {"atari_crazy_climber", "atari_gopher", "atari_kung_fu_master", "atari_pong", "atari_up_n_down"} <= lost
+
+
+def test_official_dmc_proprio_file_at_490k_and_cut_at_a_users_budget():
+    suite = suites.load("dmc_proprio")
+    settings = {k: {**v.to_dict(), "steps": 490_000} for k, v in suite.tasks.items()}
+    runs = records_from_score_file(PUBLISHED_DIR / "dmc_proprio-dreamerv3.json.gz", settings, "dmc_proprio")
+    m = score_matrices(score_table(runs), ["dreamerv3"], list(suite.tasks))["dreamerv3"]
+    assert 1000 * stats.aggregate_mean(m) == pytest.approx(757.8, abs=0.1)
+    assert 1000 * stats.aggregate_median(m) == pytest.approx(868.5, abs=0.1)
+    # a user's 50K run is compared with the published bin labelled 50000, never the 500K score
+    from dreamer_bench.report.data import RunRecord
+
+    mine = RunRecord(suite="learning", task="dmc_walker_walk", method="full", seed=0, xs=[50_000], ys=[300.0],
+                     budget=50_000, task_settings={**suite.task("dmc_walker_walk").to_dict(), "steps": 50_000})
+    published = load_published("dreamerv3", [mine])
+    assert len(published) == 5 and all(r.method == "dreamerv3 (published)" for r in published)
+    raw = json.loads(gzip.decompress((PUBLISHED_DIR / "dmc_proprio-dreamerv3.json.gz").read_bytes()))
+    expected = [r["ys"][r["xs"].index(50000.0)] for r in raw if r["task"] == "dmc_walker_walk"]
+    got = score_table(published).sort_values("seed")["score"].tolist()
+    assert got == pytest.approx(expected)
+
+
+# ------------------------------------------------------------------------------------------------
+# against rliable
+
+def test_point_estimates_and_intervals_agree_with_rliable():
+    rliable = pytest.importorskip("rliable")
+    from rliable import library as rly
+    from rliable import metrics
+
+    rng = np.random.default_rng(0)
+    scores = {"a": rng.normal(0.6, 0.3, (5, 12)), "b": rng.gamma(2.0, 0.3, (5, 12))}
+    funcs = {"IQM": metrics.aggregate_iqm, "Mean": metrics.aggregate_mean, "Median": metrics.aggregate_median,
+             "Optimality Gap": metrics.aggregate_optimality_gap}
+    ours = stats.interval_estimates(scores, reps=20_000, seed=0)
+    for name, fn in funcs.items():
+        points, intervals = rly.get_interval_estimates(scores, lambda x, fn=fn: np.array([fn(x)]), reps=20_000)
+        for method in scores:
+            value, lo, hi = ours[method][name]
+            assert value == pytest.approx(points[method][0], rel=1e-12)
+            width = intervals[method][1, 0] - intervals[method][0, 0]
+            assert abs(lo - intervals[method][0, 0]) < 0.05 * width + 1e-9, (name, method)
+            assert abs(hi - intervals[method][1, 0]) < 0.05 * width + 1e-9, (name, method)
+    # probability of improvement: the same statistic as rliable's
+    p = metrics.probability_of_improvement(scores["a"], scores["b"])
+    assert stats.probability_of_improvement(scores["a"], scores["b"]) == pytest.approx(p)
