@@ -34,5 +34,6 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_main_job_is_the_smoke_suite():
     readme = (ROOT / "README.md").read_text()
-    assert "pip install -c constraints.txt -e '.[all]' && dreamer-bench run --suite smoke" in readme
+    assert ("pip install -c constraints.txt -e '.[all]' && dreamer-bench run --suite smoke --jobs 2 "
+            "&& dreamer-bench report") in readme
     assert (ROOT / "constraints.txt").read_text().strip() == "torch==2.13.0"
