@@ -199,7 +199,7 @@ def check_device(device: str) -> None:
 
 SuiteOpt = typer.Option("smoke", "--suite", help="Suite name (see `dreamer-bench suites`) or path to a suite file.")
 TasksOpt = typer.Option(None, "--tasks", help="Only these tasks of the suite (repeatable or comma-separated).")
-SeedsOpt = typer.Option(None, "--seeds", help="A count (3 → seeds 0,1,2) or a list (0,4,7); default: the suite's.")
+SeedsOpt = typer.Option(None, "--seeds", help="A count (3 → seeds 0,1,2), a list (0,4,7 or 0, alone) or a range (5-9); default: the suite's.")
 StepsOpt = typer.Option(None, "--steps", help="Env steps per run (Atari: frames), overriding the suite's budget.")
 SizeOpt = typer.Option(None, "--size", help="Model preset overriding the suite's (size1m … size400m, debug).")
 RatioOpt = typer.Option(None, "--train-ratio", help="Replayed steps per policy step, overriding the suite's.")
@@ -216,18 +216,24 @@ ThreadsOpt = typer.Option(0, "--threads", help="torch threads per run (0: cores 
 
 
 def parse_seeds(text: Optional[str], default: int) -> list[int]:
+    """``3`` → seeds 0, 1, 2; ``0,4,7`` → those seeds; ``5-9`` → seeds 5 to 9; ``0,`` → seed 0 alone."""
     if text is None:
         return list(range(default))
+    text = text.replace(" ", "")
     try:
-        values = [int(x) for x in text.replace(" ", "").split(",") if x]
+        if "-" in text and "," not in text:
+            lo, hi = (int(x) for x in text.split("-", 1))
+            values = list(range(lo, hi + 1))
+        else:
+            values = [int(x) for x in text.split(",") if x]
     except ValueError:
-        fail(f"--seeds must be a count or a comma-separated list of integers, got {text!r}")
-    if len(values) == 1 and "," not in text:
+        fail(f"--seeds must be a count (3), a list (0,4,7) or a range (5-9), got {text!r}")
+    if "," not in text and "-" not in text:
         if values[0] < 1:
-            fail("--seeds count must be ≥ 1")
+            fail("--seeds count must be ≥ 1 (for seed 0 alone write --seeds 0,)")
         return list(range(values[0]))
-    if any(v < 0 for v in values) or len(set(values)) != len(values):
-        fail("--seeds list must hold distinct non-negative integers")
+    if not values or any(v < 0 for v in values) or len(set(values)) != len(values):
+        fail("--seeds must name distinct non-negative integers")
     return values
 
 

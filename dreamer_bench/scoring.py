@@ -120,3 +120,43 @@ def normalise(value: float, spec: Mapping, refs: Mapping) -> float:
     if method == "percent":
         return value / 100.0
     return value
+
+
+# ------------------------------------------------------------------------------------------------
+# acceptance targets (a suite's optional ``target``): does a method reach what it should?
+#   {episodes: N, at_least: V}   every seed's mean return of its last N episodes within the
+#                                budget is at least V
+#   {range: [lo, hi]}            the mean over seeds of the run scores lies in [lo, hi]
+# ------------------------------------------------------------------------------------------------
+
+
+def check_target(target: Mapping) -> None:
+    if "range" in target:
+        lo_hi = target["range"]
+        if not (isinstance(lo_hi, (list, tuple)) and len(lo_hi) == 2 and float(lo_hi[0]) <= float(lo_hi[1])):
+            raise ValueError("target 'range' must be [low, high]")
+    elif "episodes" in target and "at_least" in target:
+        if int(target["episodes"]) < 1:
+            raise ValueError("target 'episodes' must be ≥ 1")
+    else:
+        raise ValueError("a target is {episodes: N, at_least: V} or {range: [low, high]}")
+
+
+def evaluate_target(target: Mapping, runs: Sequence[tuple[Sequence[float], Sequence[float]]],
+                    scores: Sequence[float], budget: float) -> dict:
+    """Judge one method on one task: ``runs`` holds each seed's (xs, ys), ``scores`` each seed's
+    run score. Returns the measured value(s), the target as text, and pass/fail."""
+    if "range" in target:
+        lo, hi = (float(v) for v in target["range"])
+        valid = [s for s in scores if not math.isnan(s)]
+        value = float(np.mean(valid)) if valid else math.nan
+        return {"value": value, "per_seed": list(scores), "target": f"mean over seeds in [{lo:g}, {hi:g}]",
+                "passed": bool(valid) and lo <= value <= hi}
+    n, floor = int(target["episodes"]), float(target["at_least"])
+    per_seed = []
+    for xs, ys in runs:
+        kept = [y for x, y in zip(xs, ys) if x <= budget][-n:]
+        per_seed.append(float(np.mean(kept)) if len(kept) == n else math.nan)
+    passed = bool(per_seed) and all(not math.isnan(v) and v >= floor for v in per_seed)
+    return {"value": float(np.nanmin(per_seed)) if any(not math.isnan(v) for v in per_seed) else math.nan,
+            "per_seed": per_seed, "target": f"every seed's last {n} episodes ≥ {floor:g}", "passed": passed}

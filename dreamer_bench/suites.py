@@ -16,6 +16,7 @@ Task settings (``defaults`` or per task):
     score          how a run's score is read from its episodes (see ``scoring``)
     normalise      how scores are normalised (see ``scoring``)
     refs           normalisation references of the task (random/human, random/max, …)
+    target         optional acceptance target the report judges (see ``scoring.check_target``)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .agent.config import PRESETS, ConfigError, parse_value
 from .envs import EnvError, family
 
 TASK_KEYS = ("steps", "action_repeat", "train_ratio", "preset", "envs", "seeds", "env", "set", "score",
-             "normalise", "refs")
+             "normalise", "refs", "target")
 MERGED_KEYS = ("env", "set", "refs")  # dicts merged key by key over the defaults
 SUITE_KEYS = ("name", "description", "source", "defaults", "tasks")
 
@@ -57,6 +58,7 @@ class TaskSpec:
     score: dict = field(default_factory=dict)
     normalise: dict = field(default_factory=dict)
     refs: dict = field(default_factory=dict)
+    target: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -178,6 +180,7 @@ def _resolve(suite: str, task: str, defaults: dict, overrides: dict) -> TaskSpec
         score=dict(merged.get("score") or scoring.default_score(fam)),
         normalise=dict(merged.get("normalise") or scoring.default_normalise(fam)),
         refs=dict(merged.get("refs") or {}),
+        target=dict(merged.get("target") or {}),
     )
     for key in ("steps", "action_repeat", "envs", "seeds"):
         if getattr(spec, key) < 1:
@@ -190,6 +193,8 @@ def _resolve(suite: str, task: str, defaults: dict, overrides: dict) -> TaskSpec
         except ConfigError as e:
             raise SuiteError(f"suite {suite} task {task}: {e}") from None
     try:
+        if spec.target:
+            scoring.check_target(spec.target)
         scoring.check(spec.score, spec.normalise, spec.refs)
     except ValueError as e:
         raise SuiteError(f"suite {suite} task {task}: {e}") from None

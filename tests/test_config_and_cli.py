@@ -101,3 +101,13 @@ def test_cli_bench_measures_the_debug_preset(tmp_path):
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "bench.json").read_text())["results"][0]
     assert result["size"] == "debug" and result["updates_per_s"] > 0 and result["peak_mb"] > 0
+
+
+def test_seeds_accept_a_count_a_list_a_single_seed_and_a_range():
+    from dreamer_bench.cli import parse_seeds
+
+    assert parse_seeds(None, 3) == [0, 1, 2]
+    assert parse_seeds("2", 5) == [0, 1]
+    assert parse_seeds("0,4,7", 5) == [0, 4, 7]
+    assert parse_seeds("0,", 5) == [0]
+    assert parse_seeds("5-7", 5) == [5, 6, 7]

@@ -121,12 +121,23 @@ def test_empty_or_missing_results_are_one_line_errors(tmp_path):
 
 def test_runs_of_different_configurations_are_never_pooled(tmp_path):
     root = tmp_path / "results"
-    write_run(root, "toy", "full", "gym_x", 0, [1000], [10.0], identity="aaaaaa1")
-    write_run(root / "other", "toy", "full", "gym_x", 0, [1000], [90.0], identity="bbbbbb2")
+    a = write_run(root, "toy", "full", "gym_x", 0, [1000], [10.0])
+    b = write_run(root / "other", "toy", "full", "gym_x", 1, [1000], [90.0])
+    config = json.loads((b / "config.json").read_text())
+    config["agent"]["lr"] = 1e-3  # another configuration under the same label
+    (b / "config.json").write_text(json.dumps(config))
     from dreamer_bench.report.data import separate_configurations
 
     runs = separate_configurations(load_results(root)[0])
-    assert sorted(r.method for r in runs) == ["full@aaaaaa", "full@bbbbbb"]
+    labels = sorted(r.method for r in runs)
+    assert len(set(labels)) == 2 and all(m.startswith("full@") for m in labels)
+    # a different judging rule (score window, references, target) is the same configuration
+    config = json.loads((a / "config.json").read_text())
+    config["task"]["refs"] = {"random": 1.0, "max": 50.0}
+    config["agent"]["lr"] = 1e-3
+    (a / "config.json").write_text(json.dumps(config))
+    runs = separate_configurations(load_results(root)[0])
+    assert [r.method for r in runs] == ["full", "full"]
 
 
 def test_score_files_round_trip(tmp_path):
@@ -197,3 +208,25 @@ def test_point_estimates_and_intervals_agree_with_rliable():
     # probability of improvement: the same statistic as rliable's
     p = metrics.probability_of_improvement(scores["a"], scores["b"])
     assert stats.probability_of_improvement(scores["a"], scores["b"]) == pytest.approx(p)
+
+
+def test_targets_are_judged_per_method(tmp_path):
+    root = tmp_path / "results"
+    target = {"episodes": 2, "at_least": 90}
+    for seed, ys in enumerate(([10, 95, 100], [10, 80, 100])):
+        d = write_run(root, "toy", "full", "gym_t", seed, [300, 600, 1000], ys)
+        config = json.loads((d / "config.json").read_text())
+        config["task"]["target"] = target
+        (d / "config.json").write_text(json.dumps(config))
+    from dreamer_bench.report.build import target_rows
+
+    runs, _, _ = load_results(root)
+    rows = target_rows(runs, ["gym_t"], ["full"])
+    assert rows.iloc[0]["per_seed"] == [97.5, 90.0] and rows.iloc[0]["passed"]
+    from dreamer_bench import scoring
+
+    judged = scoring.evaluate_target({"range": [50, 60]}, [], [40.0, 80.0], 1000)
+    assert judged["value"] == 60.0 and judged["passed"]
+    assert not scoring.evaluate_target({"range": [50, 59]}, [], [40.0, 80.0], 1000)["passed"]
+    r = cli("report", root, "--out", tmp_path / "rep", "--reps", "500")
+    assert r.returncode == 0 and "PASS" in (tmp_path / "rep" / "report.md").read_text()

@@ -126,3 +126,13 @@ def test_crafter_score_by_hand():
     assert scoring.crafter_score(episodes, names) == pytest.approx(expected)
     full = [{n: 1 for n in names}] * 3
     assert scoring.crafter_score(full, names) == pytest.approx(100.0)
+
+
+def test_learning_suite_encodes_the_learning_check():
+    learning = suites.load("learning")
+    cart = learning.task("gym_CartPole-v1")
+    assert cart.steps == 30_000 and cart.seeds == 3 and cart.target == {"episodes": 10, "at_least": 475}
+    for task, band in (("dmc_cartpole_swingup", [265, 457]), ("dmc_walker_walk", [206, 448])):
+        spec = learning.task(task)
+        assert (spec.steps, spec.action_repeat, spec.train_ratio, spec.preset) == (50_000, 2, 512, "size1m")
+        assert spec.target == {"range": band} and spec.score == {"rule": "last", "width": 10000}

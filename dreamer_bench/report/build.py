@@ -19,7 +19,8 @@ import pandas as pd
 from . import figures, stats
 from .data import (ReportError, RunRecord, as_score_records, load_published, load_results,
                    records_from_score_file, separate_configurations, write_score_file)
-from .scores import curve_table, score_matrices, score_table
+from .. import scoring
+from .scores import budget_of, curve_table, run_score, score_matrices, score_table
 
 FULL = "full"
 
@@ -106,6 +107,25 @@ def make_report(opts: ReportOptions) -> Path:
     return out / "report.md"
 
 
+def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str]) -> pd.DataFrame:
+    rows = []
+    for task in tasks:
+        own = [r for r in runs if r.task == task and r.source == "results"]
+        target = own[0].task_settings.get("target") if own else None
+        if not target:
+            continue
+        for m in methods:
+            members = sorted((r for r in runs if r.task == task and r.method == m), key=lambda r: r.seed)
+            if not members:
+                continue
+            budget = budget_of(members[0])
+            result = scoring.evaluate_target(target, [(r.xs, r.ys) for r in members],
+                                             [run_score(r) for r in members], budget)
+            rows.append({"task": task, "method": m, "seeds": len(members), "target": result["target"],
+                         "value": result["value"], "per_seed": result["per_seed"], "passed": result["passed"]})
+    return pd.DataFrame(rows, columns=["task", "method", "seeds", "target", "value", "per_seed", "passed"])
+
+
 def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOptions) -> str:
     prefix = f"{suite}_"
     own = [r for r in runs if r.source == "results"]
@@ -136,6 +156,15 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
                             normalised=[fmt(v) for v in per_task["normalised"]]).drop(columns="score_std")
     text.append("\n### Scores per task\n\nMean ± standard deviation over seeds of the raw score; "
                 "mean normalised score.\n\n" + md_table(shown))
+
+    # -- acceptance targets of the suite
+    targets = target_rows(runs, tasks, methods)
+    if not targets.empty:
+        write_table(targets, out, prefix + "targets")
+        shown = targets.assign(value=[fmt(v, digits=1) for v in targets["value"]],
+                               per_seed=[", ".join(fmt(v, digits=1) for v in vs) for vs in targets["per_seed"]],
+                               passed=["PASS" if p else "FAIL" for p in targets["passed"]])
+        text.append("\n### Targets\n\nThe suite's acceptance targets, judged on each method's runs.\n\n" + md_table(shown))
 
     # -- aggregates with intervals
     matrices = score_matrices(table, methods, tasks)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..runner.files import atomic_write_bytes, read_json, read_jsonl
+from ..runner.run import identity_hash
 
 PUBLISHED_DIR = Path(__file__).resolve().parent / "published"
 PUBLISHED = {  # --compare name → files, by suite family
@@ -102,11 +103,12 @@ def load_results(results: Path, include_unfinished: bool = False) -> tuple[list[
             episodes = read_jsonl(d / "episodes.jsonl")
             achievements = [e.get("achievements", {}) for e in episodes]
         run = config.get("run", {})
+        identity = identity_hash(task, config.get("agent", {}), config.get("versions", {}).get("dreamer_bench"))
         runs.append(RunRecord(
             suite=run.get("suite", d.parts[-4]), task=record["task"], method=record["method"], seed=int(record["seed"]),
             xs=[float(x) for x in record["xs"]], ys=[float(y) for y in record["ys"]], state=state,
             budget=float(task.get("steps", 0)) or None, task_settings=task, achievements=achievements,
-            identity=config.get("identity")))
+            identity=identity))
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return runs, notes, left_out

@@ -105,6 +105,9 @@ def safe_name(task: str) -> str:
 
 
 IDENTITY_EXCLUDED = ("device", "compile")  # agent fields that do not change what a run means
+# task fields that only say how a run is judged (scored, normalised, accepted), not what it does;
+# a rerun may update them in config.json
+EVALUATION_KEYS = ("score", "normalise", "refs", "target", "seeds")
 
 
 def resolved_config(spec: RunSpec) -> dict[str, Any]:
@@ -125,6 +128,7 @@ def resolved_config(spec: RunSpec) -> dict[str, Any]:
 
 def identity_hash(task: dict, agent: dict, version: str) -> str:
     agent = {k: v for k, v in agent.items() if k not in IDENTITY_EXCLUDED}
+    task = {k: v for k, v in task.items() if k not in EVALUATION_KEYS}
     blob = json.dumps({"task": task, "agent": agent, "version": version}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -134,7 +138,7 @@ def config_differences(old: dict, new: dict) -> list[str]:
     for section in ("task", "agent"):
         a, b = old.get(section, {}), new.get(section, {})
         for k in sorted(set(a) | set(b)):
-            if section == "agent" and k in IDENTITY_EXCLUDED:
+            if (section == "agent" and k in IDENTITY_EXCLUDED) or (section == "task" and k in EVALUATION_KEYS):
                 continue
             if a.get(k) != b.get(k):
                 keys.append(f"{section}.{k} ({a.get(k)!r} → {b.get(k)!r})")
@@ -220,8 +224,12 @@ class Run:
         lock.acquire()
         try:
             config = self.check_config()
-            if not (self.dir / "config.json").exists():
+            old = read_json(self.dir / "config.json")
+            if old is None:
                 atomic_write_json(self.dir / "config.json", config)
+            elif any(old.get("task", {}).get(k) != config["task"].get(k) for k in EVALUATION_KEYS):
+                old["task"].update({k: config["task"].get(k) for k in EVALUATION_KEYS})
+                atomic_write_json(self.dir / "config.json", old)  # judged by the suite's current rules
             status = read_status(self.dir)
             if status.get("state") == "done":
                 return status
