@@ -460,8 +460,6 @@ def _span(values) -> str:
 @app.command()
 def tasks(suite: str = typer.Argument(..., help="Suite name or path to a suite file.")) -> None:
     """List the tasks of a suite with their resolved settings."""
-    from . import suites as suites_mod
-
     loaded = load_suite(suite)
     table = Table(title=f"suite {loaded.name} ({loaded.path})")
     for col in ("task", "family", "steps", "repeat", "train ratio", "preset", "envs", "env settings", "refs"):

@@ -1,8 +1,6 @@
 """The package, its documentation and CI stay in step with the code."""
 
 import re
-import subprocess
-import sys
 import pytest
 
 tomllib = pytest.importorskip("tomllib")  # Python ≥ 3.11

@@ -2,7 +2,6 @@
 
 import gzip
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from dreamer_bench import suites
 from dreamer_bench.report import stats
-from dreamer_bench.report.data import (PUBLISHED_DIR, ReportError, load_published, load_results, read_score_file,
+from dreamer_bench.report.data import (PUBLISHED_DIR, load_published, load_results, read_score_file,
                                        records_from_score_file, write_score_file)
 from dreamer_bench.report.scores import score_matrices, score_table
 
@@ -188,7 +187,7 @@ def test_official_dmc_proprio_file_at_490k_and_cut_at_a_users_budget():
 # against rliable
 
 def test_point_estimates_and_intervals_agree_with_rliable():
-    rliable = pytest.importorskip("rliable")
+    pytest.importorskip("rliable")
     from rliable import library as rly
     from rliable import metrics
 

@@ -219,7 +219,6 @@ class Agent(nn.Module):
         return scales
 
     def _world_model_losses(self, data, b, t):
-        cfg = self.cfg
         obs = {k: data[k][:, 1:] for k in self.obs_space}
         flat_obs = {k: v.reshape(b * t, *v.shape[2:]) for k, v in obs.items()}
         embed = self.encoder(flat_obs).reshape(b, t, -1)  # (B, T, E)

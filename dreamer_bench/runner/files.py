@@ -115,7 +115,8 @@ class RunLock:
             except FileExistsError:
                 if not self.is_stale():
                     info = read_json(self.path, default={}) or {}
-                    raise LockBusy(f"{self.path.parent} is being trained by pid {info.get('pid')} on {info.get('host')}")
+                    raise LockBusy(
+                        f"{self.path.parent} is being trained by pid {info.get('pid')} on {info.get('host')}") from None
                 try:
                     os.unlink(self.path)
                 except FileNotFoundError:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 import traceback
 from dataclasses import asdict, replace
 from pathlib import Path

@@ -292,8 +292,6 @@ class Run:
         return result
 
     def _loop(self, agent, envs, replay, st, episodes, metrics_log, lock, budget, repeat) -> dict:
-        import torch
-
         spec, cfg = self.spec, agent.cfg
         ratio = float(spec.settings()["train_ratio"])
         per_update = cfg.batch_size * cfg.batch_length
