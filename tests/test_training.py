@@ -135,3 +135,22 @@ def test_bf16_autocast_path_trains_and_agrees_with_fp32():
 def test_cuda_trains():
     for precision in ("fp32", "bf16"):
         train_and_check(make_agent(BOTH, DISCRETE, device="cuda", precision=precision))
+
+
+def test_a_failing_compiler_falls_back_to_the_eager_step(monkeypatch):
+    """A platform where torch.compile cannot build kernels still trains, with one warning per piece."""
+    import warnings
+
+    def broken_backend(graph_module, example_inputs):
+        raise RuntimeError("no C++ compiler here")
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: real_compile(fn, backend=broken_backend, **kw))
+    agent = make_agent(VECTOR, DISCRETE, compile=True)
+    eager = make_agent(VECTOR, DISCRETE)
+    batch = make_batch(agent)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metrics = agent.train(dict(batch))
+    assert any("torch.compile failed" in str(w.message) for w in caught)
+    assert metrics["loss/total"] == pytest.approx(eager.train(dict(batch))["loss/total"], rel=1e-5)

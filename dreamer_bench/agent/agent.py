@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 from typing import Any, Mapping
 
 import numpy as np
@@ -75,7 +76,27 @@ class Agent(nn.Module):
         self._wm_heads = self._maybe_compile(self._wm_heads_eager)
 
     def _maybe_compile(self, fn):
-        return torch.compile(fn, dynamic=False) if self.cfg.compile else fn
+        """``fn`` compiled with torch.compile when ``compile`` is set. If compiling fails on the first
+        call (no C++ compiler, an unsupported platform), warn once and keep the eager function."""
+        if not self.cfg.compile:
+            return fn
+        compiled = torch.compile(fn, dynamic=False)
+        state = {"fn": compiled, "first": True}
+
+        def call(*args, **kwargs):
+            if not state["first"]:
+                return state["fn"](*args, **kwargs)
+            try:
+                out = state["fn"](*args, **kwargs)
+            except Exception as e:  # the pieces are pure: rerunning them eagerly is safe
+                warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                              f"running {fn.__name__} eagerly", RuntimeWarning, stacklevel=2)
+                state["fn"] = fn
+                out = fn(*args, **kwargs)
+            state["first"] = False
+            return out
+
+        return call
 
     # ---- parameters -------------------------------------------------------------------------
 
