@@ -491,10 +491,17 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # stop the grid and its worker processes as Ctrl-C does
+
+
 def main() -> None:
+    import signal
+
     from .agent.runtime import tune_cpu_allocator
 
     tune_cpu_allocator()
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except ConfigError as e:

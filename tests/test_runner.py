@@ -259,3 +259,38 @@ def test_two_invocations_never_train_the_same_run(tmp_path):
     first.kill()
     first.wait()
     assert second.returncode == 1 and "being trained by pid" in second.stdout + second.stderr
+
+
+def test_sigterm_stops_the_grid_and_its_workers_and_status_says_interrupted(tmp_path):
+    suite = tmp_path / "pair.yaml"
+    suite.write_text("name: pair\ndefaults: {steps: 50000, train_ratio: 8, preset: debug}\n"
+                     "tasks:\n  gym_CartPole-v1: {}\n  gym_Acrobot-v1: {}\n")
+    args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--jobs", "2"]
+    proc = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=ENV)
+    locks = [tmp_path / "r/pair/full" / t / "seed_0/run.lock" for t in ("gym_CartPole-v1", "gym_Acrobot-v1")]
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(p.exists() for p in locks):
+        time.sleep(0.2)
+    owners = [json.loads(p.read_text())["pid"] for p in locks]
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(pid) for pid in owners):
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in owners), "worker processes outlived the grid"
+    out = cli("status", tmp_path / "r")
+    assert out.returncode == 0 and "done" not in out.stdout.split("\n", 3)[-1]
+    assert "interrupted" in out.stdout or "pending" in out.stdout
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False

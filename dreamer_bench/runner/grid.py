@@ -15,7 +15,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Iterable
 
-from .files import LockBusy
+from .files import LockBusy, RunLock
 from .run import ConfigMismatch, Run, RunSpec, read_status
 
 
@@ -96,8 +96,11 @@ def status_rows(directories: Iterable[Path]) -> list[dict]:
     for d in directories:
         st = read_status(d)
         parts = Path(d).parts
+        state = st.get("state", "pending")
+        if state == "running" and RunLock(Path(d) / "run.lock").is_stale():
+            state = "interrupted"  # its process is gone; rerun the command to resume it
         rows.append({"suite": parts[-4], "variant": parts[-3], "task": parts[-2], "seed": parts[-1],
-                     "state": st.get("state", "pending"), "env_steps": st.get("env_steps", 0),
+                     "state": state, "env_steps": st.get("env_steps", 0),
                      "budget": st.get("budget"), "updates_per_s": st.get("updates_per_s"),
                      "env_steps_per_s": st.get("env_steps_per_s"), "latest_return": st.get("latest_return"),
                      "error": st.get("error"), "dir": str(d)})
@@ -107,12 +110,13 @@ def status_rows(directories: Iterable[Path]) -> list[dict]:
 def status_table(rows: list[dict], title: str = "runs"):
     from rich.table import Table
 
-    counts = {s: sum(r["state"] == s for r in rows) for s in ("done", "running", "failed", "pending")}
+    counts = {s: sum(r["state"] == s for r in rows) for s in ("done", "running", "failed", "pending", "interrupted")}
     table = Table(title=f"{title}: {counts['done']} done, {counts['running']} running, "
-                        f"{counts['failed']} failed, {counts['pending']} pending (of {len(rows)})")
+                        f"{counts['failed']} failed, {counts['pending'] + counts['interrupted']} pending "
+                        f"(of {len(rows)})")
     for col in ("suite", "variant", "task", "seed", "state", "env steps", "updates/s", "env steps/s", "return (last 10)"):
         table.add_column(col, justify="right" if col[0] in "eu" or col.startswith("return") else "left")
-    style = {"done": "green", "running": "cyan", "failed": "red", "pending": "dim"}
+    style = {"done": "green", "running": "cyan", "failed": "red", "pending": "dim", "interrupted": "yellow"}
     for r in rows:
         budget = f"/{r['budget']}" if r["budget"] else ""
         state = r["state"] if r["state"] != "failed" else f"failed: {(r['error'] or '')[:60]}"
