@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dreamer_bench.runner.files import LockBusy, RunLock, atomic_write_text, read_jsonl
+from dreamer_bench.runner.files import LockBusy, RunLock, _pid_alive, atomic_write_text, read_jsonl
 
 # the custom environments of tests/custom_env.py are importable the way a user's would be
 TESTS = str(Path(__file__).resolve().parent)
@@ -276,21 +276,10 @@ def test_sigterm_stops_the_grid_and_its_workers_and_status_says_interrupted(tmp_
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
     deadline = time.time() + 30
-    while time.time() < deadline and any(_alive(pid) for pid in owners):
+    while time.time() < deadline and any(_pid_alive(pid) for pid in owners):
         time.sleep(0.2)
-    assert not any(_alive(pid) for pid in owners), "worker processes outlived the grid"
+    assert not any(_pid_alive(pid) for pid in owners), "worker processes outlived the grid"
     out = cli("status", tmp_path / "r")
     assert out.returncode == 0 and "done" not in out.stdout.split("\n", 3)[-1]
     assert "interrupted" in out.stdout or "pending" in out.stdout
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
