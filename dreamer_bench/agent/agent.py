@@ -268,11 +268,17 @@ class Agent(nn.Module):
         rew_feat = feat if cfg.on("reward_grad") else feat.detach()
         losses["rew"] = self.reward.loss(self.reward(rew_feat), reward.reshape(-1)).reshape(b, t)
         con_target = L.continue_target(is_terminal, cfg)
-        losses["con"] = self.cont.loss(self.cont(feat), con_target.reshape(-1)).reshape(b, t)
+        con_logit = self.cont(feat)
+        losses["con"] = self.cont.loss(con_logit, con_target.reshape(-1)).reshape(b, t)
         losses["dyn"], losses["rep"] = L.kl_losses(post, prior, cfg)
+        with torch.no_grad():  # diagnostics: does the model still predict the episode ends it saw?
+            terminal = is_terminal.reshape(-1).float()
+            cont = self.cont.prob(con_logit.detach())
         metrics = {
             "wm/post_entropy": -(post.exp() * post).sum(-1).mean(),
             "wm/prior_entropy": -(prior.exp() * prior).sum(-1).mean(),
+            "wm/cont_at_terminals": (cont * terminal).sum() / terminal.sum().clamp(min=1),
+            "wm/terminals": terminal.sum(),
         }
         return losses, metrics
 
