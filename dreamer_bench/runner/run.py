@@ -296,7 +296,6 @@ class Run:
         ratio = float(spec.settings()["train_ratio"])
         per_update = cfg.batch_size * cfg.batch_length
         n = len(envs)
-        discrete = envs.act_space.discrete
         transitions = envs.step([None] * n)  # every environment starts with its reset step
         policy_state = None
         ep_return = np.zeros(n)
@@ -304,7 +303,6 @@ class Run:
         last_ckpt = time.time()
         last_log = last_write = time.time()
         window = {"updates": 0, "env_steps": 0, "t": time.time(), "sums": {}, "count": 0}
-        stop_at = budget
         while True:
             # -- count what arrived and log finished episodes
             for i, tr in enumerate(transitions):
@@ -321,7 +319,7 @@ class Run:
                     row.update(tr.episode)
                     episodes.append(row)
                     ep_return[i], ep_length[i] = 0.0, 0
-            if st.env_steps >= stop_at:
+            if st.env_steps >= budget:
                 break
             # -- act
             obs = {k: np.stack([tr.obs[k] for tr in transitions]) for k in envs.obs_space}
@@ -349,7 +347,7 @@ class Run:
                     for k, v in metrics.items():
                         window["sums"][k] = window["sums"].get(k, 0.0) + v
                     window["count"] += 1
-            transitions = envs.step([a for a in env_actions] if not discrete else list(env_actions))
+            transitions = envs.step(list(env_actions))
             # -- periodic writes
             now = time.time()
             if now - last_log >= spec.log_seconds:
