@@ -213,6 +213,7 @@ DryOpt = typer.Option(False, "--dry-run", help="Print the grid with its cost and
 RetriesOpt = typer.Option(0, "--retries", help="Retry a failed run this many times.")
 CkptOpt = typer.Option(10.0, "--checkpoint-minutes", help="Minutes between checkpoints (work since the last one is lost on a crash).")
 ThreadsOpt = typer.Option(0, "--threads", help="torch threads per run (0: cores / jobs locally).")
+KeepReplayOpt = typer.Option(False, "--keep-replay", help="Keep a finished run's replay in its last checkpoint (for analysis; can be large).")
 
 
 def parse_seeds(text: Optional[str], default: int) -> list[int]:
@@ -248,7 +249,7 @@ def check_results_dir(path: Path) -> None:
 def build_grid(suite: str, tasks_: Optional[List[str]], seeds: Optional[str], steps: Optional[int],
                size: Optional[str], train_ratio: Optional[float], device: str, sets: Optional[List[str]],
                results: Path, backend: str, address: Optional[str], jobs: int, retries: int,
-               checkpoint_minutes: float, threads: int, variants: list[tuple[str, ...]]):
+               checkpoint_minutes: float, threads: int, variants: list[tuple[str, ...]], keep_replay: bool = False):
     """Validate every input and build the runs; a bad input exits 2 before anything starts."""
     from .runner.run import RunSpec
     from .suites import SuiteError
@@ -279,7 +280,7 @@ def build_grid(suite: str, tasks_: Optional[List[str]], seeds: Optional[str], st
             for seed in parse_seeds(seeds, spec.seeds):
                 run = RunSpec(suite=loaded.name, task=spec.to_dict(), off=off, seed=seed, results=str(results),
                               steps=steps, preset=size, train_ratio=train_ratio, sets=overrides, device=device,
-                              threads=threads, checkpoint_minutes=checkpoint_minutes)
+                              threads=threads, checkpoint_minutes=checkpoint_minutes, keep_replay=keep_replay)
                 run.agent_config()  # a bad --set value fails here
                 runs.append(run)
     return runs
@@ -342,10 +343,11 @@ def run(
     device: str = DeviceOpt, sets: Optional[List[str]] = SetOpt, results: Path = ResultsOpt, jobs: int = JobsOpt,
     backend: str = BackendOpt, address: Optional[str] = AddressOpt, dry_run: bool = DryOpt,
     retries: int = RetriesOpt, checkpoint_minutes: float = CkptOpt, threads: int = ThreadsOpt,
+    keep_replay: bool = KeepReplayOpt,
 ) -> None:
     """Train the full agent on every task of a suite over several seeds (resumable: rerun to continue)."""
     runs = build_grid(suite, tasks_, seeds, steps, size, train_ratio, device, sets, results, backend, address,
-                      jobs, retries, checkpoint_minutes, threads, variants=[()])
+                      jobs, retries, checkpoint_minutes, threads, variants=[()], keep_replay=keep_replay)
     run_grid(runs, jobs, backend, address, retries, dry_run)
 
 
@@ -358,6 +360,7 @@ def ablate(
     device: str = DeviceOpt, sets: Optional[List[str]] = SetOpt, results: Path = ResultsOpt, jobs: int = JobsOpt,
     backend: str = BackendOpt, address: Optional[str] = AddressOpt, dry_run: bool = DryOpt,
     retries: int = RetriesOpt, checkpoint_minutes: float = CkptOpt, threads: int = ThreadsOpt,
+    keep_replay: bool = KeepReplayOpt,
 ) -> None:
     """Train variants with techniques switched off, beside the full agent (shared with `run`)."""
     names = checked_techniques(split_list(off))
@@ -368,7 +371,7 @@ def ablate(
     else:
         variants = [(), names]
     runs = build_grid(suite, tasks_, seeds, steps, size, train_ratio, device, sets, results, backend, address,
-                      jobs, retries, checkpoint_minutes, threads, variants=variants)
+                      jobs, retries, checkpoint_minutes, threads, variants=variants, keep_replay=keep_replay)
     run_grid(runs, jobs, backend, address, retries, dry_run)
 
 

@@ -283,3 +283,13 @@ def test_sigterm_stops_the_grid_and_its_workers_and_status_says_interrupted(tmp_
     assert out.returncode == 0 and "done" not in out.stdout.split("\n", 3)[-1]
     assert "interrupted" in out.stdout or "pending" in out.stdout
 
+
+
+def test_finished_runs_drop_their_replay_unless_asked_to_keep_it(tmp_path):
+    suite = write_suite(tmp_path / "tiny.yaml", steps=300)
+    assert cli("run", "--suite", suite, "--results", tmp_path / "a").returncode == 0
+    assert cli("run", "--suite", suite, "--results", tmp_path / "b", "--keep-replay").returncode == 0
+    (a,) = (run_dir(tmp_path / "a") / "checkpoint").glob("ckpt-*")
+    (b,) = (run_dir(tmp_path / "b") / "checkpoint").glob("ckpt-*")
+    assert (a / "agent.pt").exists() and not (a / "replay").exists()
+    assert (b / "replay" / "meta.json").exists()
