@@ -229,3 +229,11 @@ def test_targets_are_judged_per_method(tmp_path):
     assert not scoring.evaluate_target({"range": [50, 59]}, [], [40.0, 80.0], 1000)["passed"]
     r = cli("report", root, "--out", tmp_path / "rep", "--reps", "500")
     assert r.returncode == 0 and "PASS" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_seeds_of_one_configuration_share_an_identity():
+    from dreamer_bench.runner.run import identity_hash
+
+    task = {"steps": 100, "score": {"rule": "last", "width": 10}}
+    assert identity_hash(task, {"lr": 1e-4, "seed": 0}, "0.1.0") == identity_hash(task, {"lr": 1e-4, "seed": 7}, "0.1.0")
+    assert identity_hash(task, {"lr": 1e-4, "seed": 0}, "0.1.0") != identity_hash(task, {"lr": 2e-4, "seed": 0}, "0.1.0")

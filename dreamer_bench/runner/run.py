@@ -127,7 +127,9 @@ def resolved_config(spec: RunSpec) -> dict[str, Any]:
 
 
 def identity_hash(task: dict, agent: dict, version: str) -> str:
-    agent = {k: v for k, v in agent.items() if k not in IDENTITY_EXCLUDED}
+    """The configuration shared by every seed of a (suite, variant, task): the report pools runs
+    with the same hash. The seed is a run's coordinate, not part of its configuration."""
+    agent = {k: v for k, v in agent.items() if k not in IDENTITY_EXCLUDED and k != "seed"}
     task = {k: v for k, v in task.items() if k not in EVALUATION_KEYS}
     blob = json.dumps({"task": task, "agent": agent, "version": version}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
