@@ -505,14 +505,31 @@ def main() -> None:
 
     tune_cpu_allocator()
     signal.signal(signal.SIGTERM, _terminate)
+    # Click's exception classes, wherever this typer takes Click from (recent typer vendors it)
+    usage_error, click_error = (next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+                                for name in ("UsageError", "ClickException"))
+    command = typer.main.get_command(app)
     try:
-        app()
+        code = command.main(prog_name="dreamer-bench", standalone_mode=False)
+    except usage_error as e:  # unknown option, missing or malformed value: one line too
+        where = e.ctx.command_path if e.ctx else "dreamer-bench"
+        message = " ".join(e.format_message().split())
+        typer.echo(f"error: {message} (see '{where} --help')", err=True)
+        sys.exit(2)
+    except click_error as e:
+        typer.echo(f"error: {' '.join(e.format_message().split())}", err=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,10 @@ def test_cli_unknown_technique_is_one_line_and_exit_two():
     (["bench", "--off", "nope"], "symlog"),
     (["bench", "--set", "units"], "key=value"),
     (["bench", "--set", "unitz=3"], "valid:"),
+    # Click's own usage errors are one line too, naming the command's --help
+    (["status", "--results", "x"], "No such option: --results (see 'dreamer-bench status --help')"),
+    (["run", "--jobs", "many"], "'--jobs'"),
+    (["frobnicate"], "No such command 'frobnicate'"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_two(args, needle):
     out = cli(*args)
