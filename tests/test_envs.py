@@ -209,3 +209,37 @@ def test_parallel_group_matches_serial_stepping():
 def test_parallel_group_reports_a_worker_that_fails_to_build():
     with pytest.raises(EnvError, match="always fails"):
         EnvGroup("custom_env:Broken", [0, 1], parallel=True)
+
+
+def _step_group_in_this_process(queue) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        group = EnvGroup("gym_CartPole-v1", [0, 1], parallel=True)
+    try:
+        frames = [np.stack([t.obs["vector"] for t in group.step([0, 1])]) for _ in range(20)]
+        queue.put((group.parallel, [str(w.message) for w in caught], np.stack(frames)))
+    finally:
+        group.close()
+
+
+def test_parallel_group_in_a_daemonic_process_steps_in_process_with_a_warning():
+    """A daemonic process (a Dask worker under a nanny) may not start children: the group must
+    still step its environments, the same ones, and say why it does not use processes."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_step_group_in_this_process, args=(queue,), daemon=True)
+    proc.start()
+    parallel, warnings, frames = queue.get(timeout=60)
+    proc.join(timeout=30)
+    assert proc.exitcode == 0
+    assert not parallel and any("daemonic" in w and "--no-nanny" in w for w in warnings)
+    serial = EnvGroup("gym_CartPole-v1", [0, 1], parallel=False)
+    try:
+        expected = np.stack([np.stack([t.obs["vector"] for t in serial.step([0, 1])]) for _ in range(20)])
+    finally:
+        serial.close()
+    np.testing.assert_array_equal(frames, expected)

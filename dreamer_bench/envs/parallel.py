@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import traceback
+import warnings
 from typing import Sequence
 
 from .base import EnvError, Transition
@@ -37,13 +38,21 @@ def _worker(conn, task: str, seed: int, settings: dict) -> None:
 
 class EnvGroup:
     """N environments of one task with seeds ``seeds``. ``parallel`` runs each in its own process
-    (spawned, so that no torch state is forked); otherwise they step one after another here."""
+    (spawned, so that no torch state is forked); otherwise they step one after another here.
+
+    A daemonic process (a Dask worker under a nanny, for one) may not start processes: there the
+    environments step one after another in this process, with a warning, instead of failing."""
 
     def __init__(self, task: str, seeds: Sequence[int], settings: dict | None = None, parallel: bool = False):
         from . import make_env
 
         settings = dict(settings or {})
         self.parallel = parallel and len(seeds) > 1
+        if self.parallel and mp.current_process().daemon:
+            warnings.warn(f"{len(seeds)} environments step one after another: this is a daemonic process, "
+                          "which may not start environment processes (run Dask workers with --no-nanny "
+                          "to step them in parallel)", RuntimeWarning, stacklevel=2)
+            self.parallel = False
         self.envs, self.conns, self.procs = [], [], []
         if not self.parallel:
             self.envs = [make_env(task, seed=s, **settings) for s in seeds]
