@@ -237,3 +237,27 @@ def test_seeds_of_one_configuration_share_an_identity():
     task = {"steps": 100, "score": {"rule": "last", "width": 10}}
     assert identity_hash(task, {"lr": 1e-4, "seed": 0}, "0.1.0") == identity_hash(task, {"lr": 1e-4, "seed": 7}, "0.1.0")
     assert identity_hash(task, {"lr": 1e-4, "seed": 0}, "0.1.0") != identity_hash(task, {"lr": 2e-4, "seed": 0}, "0.1.0")
+
+
+def test_an_ablation_of_one_task_is_compared_on_that_task_only(tmp_path):
+    """Full agent on two tasks, the variant on one: the ablation delta is the difference on the
+    shared task, not the variant's one task against the full agent's two."""
+    root = tmp_path / "results"
+    finals = {("full", "task_a"): [80, 90, 100], ("full", "task_b"): [10, 20, 30],
+              ("off-twohot", "task_a"): [50, 60, 70]}
+    for (variant, task), values in finals.items():
+        for seed, v in enumerate(values):
+            write_run(root, "toy", variant, f"gym_{task}", seed, [1000], [float(v)])
+    out = tmp_path / "report"
+    r = cli("report", root, "--out", out, "--reps", "2000")
+    assert r.returncode == 0, r.stderr
+    import pandas as pd
+
+    deltas = pd.read_csv(out / "toy_ablation.csv")
+    mean = deltas[deltas.metric == "Mean"].iloc[0]
+    assert mean["delta"] == pytest.approx(0.6 - 0.9)  # task_a only; with task_b it would be 0.6 − 0.55
+    assert mean["lower"] <= -0.3 <= mean["upper"]
+    per_task = pd.read_csv(out / "toy_ablation_per_task.csv")
+    assert per_task["task"].tolist() == ["gym_task_a"] and per_task["delta"].iloc[0] == pytest.approx(-0.3)
+    text = (out / "report.md").read_text()
+    assert "`off-twohot` on gym_task_a" in text and "`full` 2 of 2; `off-twohot` 1 of 2" in text

@@ -175,24 +175,36 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
     write_table(aggregates, out, prefix + "aggregates")
     wide = pd.DataFrame([{"method": m, **{a: fmt(*estimates[m][a]) for a in stats.AGGREGATES}} for m in methods])
     fig = figures.interval_estimates(aggregates, out, prefix + "aggregates")
+    coverage = {m: tuple(t for t, k in zip(tasks, ~np.isnan(matrices[m]).all(0)) if k) for m in methods}
+    uneven = ("" if len(set(coverage.values())) <= 1 else " Methods were run on different tasks, so each "
+              "aggregate is over its own: " + "; ".join(f"`{m}` {len(c)} of {len(tasks)}" for m, c in coverage.items())
+              + " (the ablation below compares on shared tasks only).")
     text.append("\n### Aggregate scores\n\nPoint estimate [95% interval] over tasks and seeds "
-                "(optimality gap: lower is better).\n\n" + md_table(wide) + f"\n\n![aggregates]({fig})")
+                "(optimality gap: lower is better)." + uneven + "\n\n" + md_table(wide) + f"\n\n![aggregates]({fig})")
 
     # -- ablation view
     variants = [m for m in methods if m.startswith("off-")]
     if FULL in matrices and variants:
-        delta_rows, prob_rows, task_rows = [], [], []
+        delta_rows, prob_rows, task_rows, partial = [], [], [], []
         for i, v in enumerate(variants):
-            diffs = stats.difference_intervals(matrices[v], matrices[FULL], reps=opts.reps, seed=opts.seed + i + 1)
+            # A variant is compared with the full agent on the tasks both were run on, never with the
+            # full agent's other tasks (an ablation of one task in a suite of several).
+            shared = ~np.isnan(matrices[v]).all(0) & ~np.isnan(matrices[FULL]).all(0)
+            if not shared.any():
+                continue
+            if not shared.all():
+                partial.append(f"`{v}` on {', '.join(t for t, k in zip(tasks, shared) if k)}")
+            mv, mf = matrices[v][:, shared], matrices[FULL][:, shared]
+            diffs = stats.difference_intervals(mv, mf, reps=opts.reps, seed=opts.seed + i + 1)
             for a, (d, lo, hi) in diffs.items():
                 delta_rows.append({"method": v, "metric": a, "delta": d, "lower": lo, "upper": hi})
-            p, lo, hi = stats.improvement_interval(matrices[v], matrices[FULL], reps=min(opts.reps, 2000),
-                                                   seed=opts.seed + 100 + i)
+            p, lo, hi = stats.improvement_interval(mv, mf, reps=min(opts.reps, 2000), seed=opts.seed + 100 + i)
             prob_rows.append({"x": v, "y": FULL, "probability": p, "lower": lo, "upper": hi})
-            full_means = np.nanmean(matrices[FULL], 0)
-            var_means = np.nanmean(matrices[v], 0)
-            for t, a, b in zip(tasks, var_means, full_means):
+            shared_tasks = [t for t, k in zip(tasks, shared) if k]
+            for t, a, b in zip(shared_tasks, np.nanmean(mv, 0), np.nanmean(mf, 0)):
                 task_rows.append({"task": t, "method": v, "full": b, "off": a, "delta": a - b})
+        variants = [v for v in variants if any(r["method"] == v for r in delta_rows)]
+    if FULL in matrices and variants:
         deltas = pd.DataFrame(delta_rows)
         probs = pd.DataFrame(prob_rows)
         per_task_delta = pd.DataFrame(task_rows)
@@ -207,9 +219,10 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
         pivot = pivot[["task"] + variants]
         pivot_shown = pivot.assign(**{v: [fmt(x) for x in pivot[v]] for v in variants})
         probs_shown = probs.assign(probability=[fmt(p, lo, hi) for p, lo, hi in zip(probs["probability"], probs["lower"], probs["upper"])])
+        shared_note = (" Compared on the tasks both were run on: " + "; ".join(partial) + "." if partial else "")
         text.append("\n### Ablation: each technique switched off, versus the full agent\n\n"
                     "Change of each aggregate (variant − full) [95% interval]; an interval that excludes 0 "
-                    "is a difference the seeds support.\n\n" + md_table(wide) + f"\n\n![ablation]({fig})\n\n"
+                    "is a difference the seeds support." + shared_note + "\n\n" + md_table(wide) + f"\n\n![ablation]({fig})\n\n"
                     "Per task: mean normalised score of the variant minus that of the full agent.\n\n"
                     + md_table(pivot_shown) + "\n\nProbability that a run of the variant beats a run of the "
                     "full agent on the same task, averaged over tasks [95% interval]:\n\n"
