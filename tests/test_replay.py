@@ -99,9 +99,9 @@ def test_save_and_load_restore_everything(tmp_path):
     fill(r, 40, stream=0)
     fill(r, 9, stream=1)
     r.sample(3)
-    r.save(tmp_path / "replay")
+    r.save(tmp_path / "ckpt" / "replay", tmp_path / "store")
     other = make(streams=2, capacity=30, seed=99)
-    other.load(tmp_path / "replay")
+    other.load(tmp_path / "ckpt" / "replay", tmp_path / "store")
     for k in r.data:
         assert np.array_equal(r.data[k], other.data[k]), k
     assert list(r.online) == list(other.online)
@@ -109,6 +109,82 @@ def test_save_and_load_restore_everything(tmp_path):
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def test_each_step_is_written_once_and_evicted_chunks_are_pruned(tmp_path):
+    """Saves are incremental: a second save writes only the new steps; steps evicted by the ring
+    are skipped on load, and chunks wholly evicted leave the list and the store."""
+    store = tmp_path / "store"
+    r = make(streams=1, capacity=30)
+    fill(r, 25)
+    r.save(tmp_path / "c1", store)
+    assert [(c["start"], c["end"]) for c in r.chunks] == [(0, 25)]
+    for i in range(25, 50):
+        r.add(0, step(i))
+    r.write_context(np.array([0]), np.array([30]), np.full((1, 4, 5), 7, np.float16), np.ones((1, 4, 2), np.int16))
+    r.save(tmp_path / "c2", store)
+    # the first chunk (steps 0-24) still holds steps 20-24 of the 30 kept (20-49): it stays listed
+    assert [(c["start"], c["end"]) for c in r.chunks] == [(0, 25), (25, 50)]
+    with np.load(store / r.chunks[1]["file"]) as second:
+        assert second["reward"].tolist() == list(range(25, 50))  # only the new steps
+    other = make(streams=1, capacity=30)
+    other.load(tmp_path / "c2", store)
+    for k in r.data:
+        assert np.array_equal(r.data[k], other.data[k]), k  # latents rewritten since c1 included
+    for i in range(50, 75):  # keeps 45-74: the first chunk is wholly evicted, the second partly
+        r.add(0, step(i))
+    r.save(tmp_path / "c3", store)
+    assert [(c["start"], c["end"]) for c in r.chunks] == [(25, 50), (50, 75)]
+    from dreamer_bench.runner.replay import prune_store
+
+    prune_store(store, r.chunks)
+    assert sorted(p.name for p in store.glob("*.npz")) == sorted(c["file"] for c in r.chunks)
+    third = make(streams=1, capacity=30)
+    third.load(tmp_path / "c3", store)
+    assert all(np.array_equal(r.data[k], third.data[k]) for k in r.data)
+
+
+def test_a_replay_saved_before_chunked_storage_still_loads(tmp_path):
+    """Checkpoints written by earlier versions hold every key whole and no chunk list."""
+    import json
+
+    r = make(streams=1, capacity=30)
+    fill(r, 12)
+    d = tmp_path / "old"
+    d.mkdir()
+    for key, array in r.data.items():
+        np.save(d / f"{key}.npy", array[:, :12])
+    (d / "meta.json").write_text(json.dumps({"count": [12], "online_next": [0], "online": [], "capacity": 30,
+                                              "length": 4, "rng": r.rng.bit_generator.state}))
+    other = make(streams=1, capacity=30)
+    other.load(d)
+    assert all(np.array_equal(r.data[k], other.data[k]) for k in r.data)
+
+
 def test_too_small_capacity_is_refused():
     with pytest.raises(ValueError, match="smaller than a window"):
         make(capacity=3)
+
+
+def test_a_crash_between_chunk_and_checkpoint_leaves_the_old_checkpoint_whole(tmp_path):
+    """Chunks of a checkpoint that never completed are orphans: the previous checkpoint still loads
+    exactly, and the next complete checkpoint's prune removes them."""
+    from dreamer_bench.runner.replay import prune_store
+
+    store = tmp_path / "store"
+    r = make(streams=1, capacity=50)
+    fill(r, 20)
+    r.save(tmp_path / "c1", store)
+    snapshot = {k: v.copy() for k, v in r.data.items()}
+    for i in range(20, 33):
+        r.add(0, step(i))
+    r.save(tmp_path / "c2-never-completed", store)  # its chunk is written, then the process dies
+    resumed = make(streams=1, capacity=50)
+    resumed.load(tmp_path / "c1", store)
+    assert all(np.array_equal(resumed.data[k], snapshot[k]) for k in snapshot)
+    for i in range(20, 27):
+        resumed.add(0, step(i + 100))
+    resumed.save(tmp_path / "c2", store)
+    prune_store(store, resumed.chunks)
+    assert sorted(p.name for p in store.glob("*.npz")) == sorted(c["file"] for c in resumed.chunks)
+    again = make(streams=1, capacity=50)
+    again.load(tmp_path / "c2", store)
+    assert again.data["reward"][0, :27].tolist() == list(range(20)) + list(range(120, 127))

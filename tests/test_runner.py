@@ -292,4 +292,17 @@ def test_finished_runs_drop_their_replay_unless_asked_to_keep_it(tmp_path):
     (a,) = (run_dir(tmp_path / "a") / "checkpoint").glob("ckpt-*")
     (b,) = (run_dir(tmp_path / "b") / "checkpoint").glob("ckpt-*")
     assert (a / "agent.pt").exists() and not (a / "replay").exists()
+    assert not (a.parent / "replay").exists()  # nor its chunk store
     assert (b / "replay" / "meta.json").exists()
+    from dreamer_bench.agent.config import make_config
+    from dreamer_bench.runner.replay import Replay
+
+    # the kept replay loads from its checkpoint and chunk store, every step of the run in it
+    meta = json.loads((b / "replay" / "meta.json").read_text())
+    chunks = sorted((b.parent / "replay").glob("*.npz"))
+    assert [c.name for c in chunks] == sorted(c["file"] for c in meta["chunks"]) and chunks
+    debug = make_config("debug")
+    replay = Replay({"vector": (4,)}, 2, debug.deter, debug.latents, 1, meta["capacity"], meta["length"])
+    replay.load(b / "replay", b.parent / "replay")
+    assert int(replay.count[0]) == meta["count"][0] and len(replay) == meta["count"][0]
+    assert replay.data["is_first"][0, 0] and replay.data["is_first"][0, : len(replay)].sum() >= 2

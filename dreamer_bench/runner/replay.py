@@ -10,18 +10,27 @@ context step and ``length`` trained steps) at any offset; it may cross episode b
 first step counts as ``is_first``, and a step followed by an ``is_first`` counts as ``is_last``.
 Online queue: every fresh window (trained steps not overlapping the previous fresh window of its
 stream) is sampled once, before uniform draws fill the rest of the batch.
+
+On disk (``save``/``load``): a step's observation, action, reward and flags never change once
+added, so they are written once, as append-only chunk files (``stream<s>-<start>-<end>.npz``, the
+logical steps [start, end) of stream s) in a store shared by the checkpoints; a checkpoint writes
+only the steps added since the previous one. The latents, which training rewrites, are saved
+whole in each checkpoint with the metadata that lists the chunks it needs. ``prune_store`` removes
+chunks that the newest checkpoint no longer lists (evicted, or orphaned by a crash).
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import os
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
 FLAGS = ("is_first", "is_last", "is_terminal")
+LATENTS = ("deter", "stoch")  # rewritten by training: saved whole with each checkpoint
 
 
 class Replay:
@@ -44,6 +53,8 @@ class Replay:
         self.online_next = np.zeros(streams, np.int64)  # start of the next fresh window per stream
         self.online = collections.deque()  # (stream, logical start) of fresh windows not yet sampled
         self.rng = np.random.default_rng(seed)
+        self.persisted = np.zeros(streams, np.int64)  # per stream: steps before this are in chunk files
+        self.chunks: list[dict] = []  # chunk files in the store that hold stored steps
 
     # ---- adding ------------------------------------------------------------------------------
 
@@ -121,27 +132,78 @@ class Replay:
 
     # ---- persistence -------------------------------------------------------------------------
 
-    def save(self, directory: Path) -> None:
-        """Write the buffer into ``directory`` (the caller makes the checkpoint atomic)."""
-        directory = Path(directory)
+    def save(self, directory: Path, store: Path) -> None:
+        """Write the steps added since the last save as chunk files into ``store`` (each written
+        atomically), then the latents and the metadata into ``directory`` (the caller makes the
+        checkpoint directory atomic and calls ``prune_store`` once it is complete)."""
+        directory, store = Path(directory), Path(store)
         directory.mkdir(parents=True, exist_ok=True)
+        store.mkdir(parents=True, exist_ok=True)
+        lo, _ = self._valid_starts()
+        fixed = [k for k in self.data if k not in LATENTS]
+        for stream in range(self.streams):
+            start, end = max(int(self.persisted[stream]), int(lo[stream])), int(self.count[stream])
+            if end <= start:
+                continue
+            name = f"stream{stream}-{start:012d}-{end:012d}.npz"
+            pos = np.arange(start, end) % self.capacity
+            _atomic_savez(store / name, {k: self.data[k][stream, pos] for k in fixed})
+            self.chunks.append({"stream": stream, "start": start, "end": end, "file": name})
+            self.persisted[stream] = end
+        self.chunks = [c for c in self.chunks if c["end"] > lo[c["stream"]]]  # drop fully evicted ones
         filled = int(min(self.count.max(), self.capacity))
-        for key, array in self.data.items():
-            np.save(directory / f"{key}.npy", array[:, :filled])
+        for key in LATENTS:
+            np.save(directory / f"{key}.npy", self.data[key][:, :filled])
         meta = {"count": self.count.tolist(), "online_next": self.online_next.tolist(),
                 "online": [list(x) for x in self.online], "capacity": self.capacity,
-                "length": self.length, "rng": self.rng.bit_generator.state}
+                "length": self.length, "rng": self.rng.bit_generator.state,
+                "persisted": self.persisted.tolist(), "chunks": self.chunks}
         (directory / "meta.json").write_text(json.dumps(meta))
 
-    def load(self, directory: Path) -> None:
+    def load(self, directory: Path, store: Path | None = None) -> None:
+        """Restore from a checkpoint's replay ``directory`` and the chunk ``store``. A directory
+        written before chunked storage (every key whole, no chunk list) loads too."""
         directory = Path(directory)
         meta = json.loads((directory / "meta.json").read_text())
         if meta["capacity"] != self.capacity or meta["length"] != self.length:
             raise ValueError("replay on disk was made with another capacity or window length")
-        for key, array in self.data.items():
-            stored = np.load(directory / f"{key}.npy")
-            array[:, : stored.shape[1]] = stored
         self.count = np.asarray(meta["count"], np.int64)
         self.online_next = np.asarray(meta["online_next"], np.int64)
         self.online = collections.deque(tuple(x) for x in meta["online"])
         self.rng.bit_generator.state = meta["rng"]
+        chunked = "chunks" in meta
+        for key, array in self.data.items():
+            if key in LATENTS or not chunked:
+                stored = np.load(directory / f"{key}.npy")
+                array[:, : stored.shape[1]] = stored
+        if not chunked:
+            return
+        if store is None:
+            raise ValueError("this replay was saved in chunks: give the chunk store to load it from")
+        lo, _ = self._valid_starts()
+        for chunk in meta["chunks"]:
+            stream, start = chunk["stream"], chunk["start"]
+            with np.load(Path(store) / chunk["file"]) as arrays:
+                first = max(int(lo[stream]) - start, 0)  # steps evicted since are skipped
+                pos = np.arange(start + first, chunk["end"]) % self.capacity
+                for key in arrays.files:
+                    self.data[key][stream, pos] = arrays[key][first:]
+        self.persisted = np.asarray(meta["persisted"], np.int64)
+        self.chunks = list(meta["chunks"])
+
+
+def prune_store(store: Path, keep: list[dict]) -> None:
+    """Delete the chunk files of ``store`` that ``keep`` (the newest checkpoint's list) omits."""
+    names = {c["file"] for c in keep}
+    for path in Path(store).glob("*.npz"):
+        if path.name not in names:
+            path.unlink(missing_ok=True)
+
+
+def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

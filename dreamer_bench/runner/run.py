@@ -8,7 +8,8 @@ Results of a run, in ``<results>/<suite>/<variant>/<task>/seed_<n>/``:
     metrics.jsonl    periodic training metrics: losses, updates/s, env steps/s
     scores.json      the run's episodes in the official {task, method, seed, xs, ys} format
     checkpoint/      ckpt-<n>/: agent (networks, optimiser, slow critic, return statistics,
-                     generators), replay contents and loop counters; the newest complete one wins
+                     generators), replay latents and metadata, loop counters; the newest complete
+                     one wins. replay/: the replayed steps as append-only chunk files
     run.lock         present while a process trains the run
 """
 
@@ -282,7 +283,7 @@ class Run:
             metrics_log = read_jsonl(self.dir / "metrics.jsonl")
             if ckpt:
                 agent.restore(torch.load(ckpt / "agent.pt", map_location=agent.device, weights_only=False))
-                replay.load(ckpt / "replay")
+                replay.load(ckpt / "replay", self.dir / "checkpoint" / "replay")
                 # Only what the checkpoint knew survives: episodes and metrics logged after it are
                 # dropped, so a resumed run never holds duplicates.
                 episodes = episodes[: loop["episodes"]]
@@ -418,8 +419,11 @@ class Run:
         return status
 
     def _checkpoint(self, agent, replay, st, episodes, metrics_log, final=False) -> None:
-        """Write ckpt-<n>.tmp, rename it to ckpt-<n> (atomic), then delete older checkpoints."""
+        """Write the replay's new chunks and ckpt-<n>.tmp, rename it to ckpt-<n> (atomic), then
+        delete older checkpoints and the chunks the new one does not list."""
         import torch
+
+        from .replay import prune_store
 
         root = self.dir / "checkpoint"
         root.mkdir(exist_ok=True)
@@ -428,8 +432,10 @@ class Run:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         torch.save(agent.checkpoint(), tmp / "agent.pt")
-        if not final or self.spec.keep_replay:
-            replay.save(tmp / "replay")
+        store = root / "replay"  # chunk files shared by the checkpoints: each step is written once
+        keep_replay = not final or self.spec.keep_replay
+        if keep_replay:
+            replay.save(tmp / "replay", store)
         st.checkpoints = number
         loop = st.to_dict()
         loop.update(episodes=len(episodes), metrics=len(metrics_log), final=final)
@@ -442,6 +448,10 @@ class Run:
         for old in root.glob("ckpt-*"):
             if old.name != f"ckpt-{number:06d}":
                 shutil.rmtree(old, ignore_errors=True)
+        if keep_replay:
+            prune_store(store, replay.chunks)
+        else:
+            shutil.rmtree(store, ignore_errors=True)
 
 
 @dataclass
