@@ -71,6 +71,8 @@ def probe(run: Path, episodes: int, seed: int = 777) -> dict:
     for k in (0, 1, 5, 10, 20, 50):
         at = ends - k
         at = at[at >= 0]
+        if not len(at):  # no episode ended in a failure
+            continue
         before[k] = {"continue": round(float(cont[at].mean()), 4), "value": round(float(value[at].mean()), 1),
                      "|x|": round(float(true_x[at].mean()), 2)}
     bands = {}
