@@ -529,6 +529,8 @@ def main() -> None:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     if isinstance(code, int) and code:
+        if code == 130:  # Ctrl-C or SIGTERM inside a command: typer turns it into exit code 130
+            typer.echo("interrupted", err=True)
         sys.exit(code)
 
 

@@ -267,14 +267,16 @@ def test_sigterm_stops_the_grid_and_its_workers_and_status_says_interrupted(tmp_
                      "tasks:\n  gym_CartPole-v1: {}\n  gym_Acrobot-v1: {}\n")
     args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--jobs", "2"]
     proc = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=ENV)
+                            stderr=subprocess.PIPE, text=True, env=ENV)
     locks = [tmp_path / "r/pair/full" / t / "seed_0/run.lock" for t in ("gym_CartPole-v1", "gym_Acrobot-v1")]
     deadline = time.time() + 120
     while time.time() < deadline and not all(p.exists() for p in locks):
         time.sleep(0.2)
     owners = [json.loads(p.read_text())["pid"] for p in locks]
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-500:]
+    assert "Traceback" not in stderr
     deadline = time.time() + 30
     while time.time() < deadline and any(_pid_alive(pid) for pid in owners):
         time.sleep(0.2)
