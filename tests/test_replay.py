@@ -183,7 +183,9 @@ def test_a_crash_between_chunk_and_checkpoint_leaves_the_old_checkpoint_whole(tm
     for i in range(20, 27):
         resumed.add(0, step(i + 100))
     resumed.save(tmp_path / "c2", store)
+    (store / ".stream0-000000000033-000000000040.npz.tmp").write_bytes(b"half a chunk")  # killed mid-write
     prune_store(store, resumed.chunks)
+    assert not list(store.glob(".*.tmp"))
     assert sorted(p.name for p in store.glob("*.npz")) == sorted(c["file"] for c in resumed.chunks)
     again = make(streams=1, capacity=50)
     again.load(tmp_path / "c2", store)

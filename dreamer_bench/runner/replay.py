@@ -193,10 +193,11 @@ class Replay:
 
 
 def prune_store(store: Path, keep: list[dict]) -> None:
-    """Delete the chunk files of ``store`` that ``keep`` (the newest checkpoint's list) omits."""
+    """Delete the chunk files of ``store`` that ``keep`` (the newest checkpoint's list) omits, and
+    any half-written chunk a crash left behind."""
     names = {c["file"] for c in keep}
-    for path in Path(store).glob("*.npz"):
-        if path.name not in names:
+    for path in Path(store).iterdir():
+        if path.name not in names and path.name.endswith((".npz", ".npz.tmp")):
             path.unlink(missing_ok=True)
 
 
