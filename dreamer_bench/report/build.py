@@ -185,13 +185,14 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
     # -- ablation view
     variants = [m for m in methods if m.startswith("off-")]
     if FULL in matrices and variants:
-        delta_rows, prob_rows, task_rows, partial = [], [], [], []
+        delta_rows, prob_rows, task_rows, partial, compared = [], [], [], [], []
         for i, v in enumerate(variants):
             # A variant is compared with the full agent on the tasks both were run on, never with the
             # full agent's other tasks (an ablation of one task in a suite of several).
             shared = ~np.isnan(matrices[v]).all(0) & ~np.isnan(matrices[FULL]).all(0)
             if not shared.any():
                 continue
+            compared.append(v)
             if not shared.all():
                 partial.append(f"`{v}` on {', '.join(t for t, k in zip(tasks, shared) if k)}")
             mv, mf = matrices[v][:, shared], matrices[FULL][:, shared]
@@ -203,7 +204,7 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
             shared_tasks = [t for t, k in zip(tasks, shared) if k]
             for t, a, b in zip(shared_tasks, np.nanmean(mv, 0), np.nanmean(mf, 0)):
                 task_rows.append({"task": t, "method": v, "full": b, "off": a, "delta": a - b})
-        variants = [v for v in variants if any(r["method"] == v for r in delta_rows)]
+        variants = compared
     if FULL in matrices and variants:
         deltas = pd.DataFrame(delta_rows)
         probs = pd.DataFrame(prob_rows)
