@@ -113,7 +113,9 @@ def available() -> dict[str, Path]:
 
 def find(name_or_path: str) -> Path:
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists() or "/" in name_or_path:
+    # A results folder named like a suite ("learning/") must not shadow the suite: only a file
+    # or something spelled as a path is read as one.
+    if p.suffix in (".yaml", ".yml") or p.is_file() or "/" in name_or_path:
         if not p.is_file():
             raise SuiteError(f"suite file {name_or_path!r} does not exist")
         return p

@@ -81,6 +81,13 @@ def test_a_suite_dropped_into_suites_of_the_working_directory_is_listed(tmp_path
     assert out.returncode == 0 and "dropped" in out.stdout and "smoke" in out.stdout
 
 
+def test_a_folder_named_like_a_suite_does_not_shadow_it(tmp_path):
+    # e.g. running from the folder that holds the results folder "learning/"
+    (tmp_path / "smoke").mkdir()
+    out = cli("tasks", "smoke", cwd=tmp_path)
+    assert out.returncode == 0 and "gym_CartPole-v1" in out.stdout
+
+
 @pytest.mark.parametrize("text, needle", [
     ("defaults: {steps: 10, train_ratio: 1, preset: size3m}\ntasks: {gym_CartPole-v1: {}}", "unknown preset 'size3m'"),
     ("defaults: {steps: 10, train_ratio: 1, preset: debug, stepz: 3}\ntasks: {gym_CartPole-v1: {}}", "unknown key(s) stepz"),
