@@ -28,7 +28,7 @@ from torch import nn
 
 from . import losses as L
 from ..spaces import ActSpace
-from .config import AgentConfig
+from .config import ADDED_FIELDS, AgentConfig
 from .functional import seeded
 from .heads import Actor, ContinueHead, ValueHead
 from .nets import Decoder, Encoder
@@ -36,6 +36,19 @@ from .optim import Optimizer
 from .rssm import RSSM
 
 BATCH_KEYS = ("action", "reward", "is_first", "is_last", "is_terminal", "deter", "stoch")
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module):
+    """Within the block, the modules' parameters record no gradient (their inputs still do)."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 class Agent(nn.Module):
@@ -72,6 +85,11 @@ class Agent(nn.Module):
         self._imagine_step = self._maybe_compile(self._imagine_step_eager)
         self._imagination_targets = self._maybe_compile(self._imagination_targets_eager)
         self._actor_critic_losses = self._maybe_compile(self._actor_critic_losses_eager)
+        # actor_grad_cont=backprop (continuous actions only): the actor learns by differentiating
+        # the imagined returns through the dynamics and the heads, whose parameters stay frozen.
+        self.backprop_actor = not act_space.discrete and cfg.actor_grad_cont == "backprop"
+        self._imagine_step_bp = self._maybe_compile(self._imagine_step_backprop_eager)
+        self._return_heads_bp = self._maybe_compile(self._return_heads_backprop_eager)
         self._obs_step = self._maybe_compile(self.rssm.obs_step)
         self._wm_heads = self._maybe_compile(self._wm_heads_eager)
 
@@ -283,6 +301,8 @@ class Agent(nn.Module):
         return losses, metrics
 
     def _imagination_losses(self, deters, stochs):
+        if self.backprop_actor:
+            return self._imagination_losses_backprop(deters, stochs)
         cfg = self.cfg
         horizon = cfg.horizon
         deter = deters.detach().reshape(-1, cfg.deter)  # (N, D) every replayed state starts
@@ -314,6 +334,67 @@ class Agent(nn.Module):
         with torch.no_grad():
             deter, stoch = self.rssm.img_step(deter, stoch, action, latent_noise)
         return feat, out, action, deter, stoch
+
+    def _imagination_losses_backprop(self, deters, stochs):
+        """Imagination with the 2023 continuous actor: reparameterised actions drive the dynamics
+        with gradient, and the policy loss is −sg(w)·((R − v)/S + η·H) with R and v differentiated
+        through the frozen RSSM, reward, continue and critic heads into the actor alone. The
+        critic learns exactly as with REINFORCE, on features without gradient."""
+        cfg = self.cfg
+        horizon = cfg.horizon
+        deter = deters.detach().reshape(-1, cfg.deter)
+        stoch = stochs.detach().reshape(-1, cfg.latents, cfg.classes)
+        n = deter.shape[0]
+        latent_noise = self._uniform((horizon, *self.rssm.latent_noise_shape(n)), self.train_generator)
+        action_noise = torch.stack([self._action_noise(n, self.train_generator) for _ in range(horizon)])
+        feats, params = [], []
+        with frozen(self.rssm):
+            for t in range(horizon):
+                feat, out, deter, stoch = self._imagine_step_bp(deter, stoch, latent_noise[t], action_noise[t])
+                feats.append(feat)
+                params.append(out)
+            feats.append(self.rssm.features(deter, stoch))
+        feats = torch.stack(feats, 1)  # (N, H+1, F), with gradient into the actions
+        params = torch.stack(params, 1)
+        with frozen(self.reward, self.cont, self.critic):
+            reward, cont, value = self._return_heads_bp(feats)
+        returns = L.lambda_return(reward, cont, value, cfg.return_lambda)  # (N, H), differentiable
+        weight = L.trajectory_weights(cont).detach()
+        scale = self.retnorm.update(returns)
+        entropy = self.actor.entropy(params)
+        advantage = (returns - value[:, :-1]) / scale
+        losses = {"policy": L.policy_loss_backprop(entropy, advantage, weight, cfg)}
+        critic_feats = feats.detach()
+        critic_out = self.critic(critic_feats)
+        slow = None
+        if self.slow_critic is not None:
+            with torch.no_grad():
+                slow = self.slow_critic.pred(self.slow_critic(critic_feats[:, :-1]))
+        losses["value"] = weight * L.value_loss(self.critic, critic_out[:, :-1], returns.detach(), slow, cfg)
+        metrics = {
+            "imag/return": returns.detach().mean(),
+            "imag/return_scale": scale,
+            "imag/entropy": entropy.detach().mean(),
+            "imag/weight": weight.mean(),
+            "imag/value": value.detach().mean(),
+        }
+        return losses, metrics, returns[:, 0].detach()
+
+    def _imagine_step_backprop_eager(self, deter, stoch, latent_noise, action_noise):
+        """One imagined step whose reparameterised action carries gradient into the next state
+        (the actor sees its input without gradient, as in the 2023 agent)."""
+        feat = self.rssm.features(deter, stoch)
+        out = self.actor(feat.detach())
+        action = self.actor.sample(out, action_noise)
+        deter, stoch = self.rssm.img_step(deter, stoch, action, latent_noise)
+        return feat, out, deter, stoch
+
+    def _return_heads_backprop_eager(self, feats):
+        """Reward, continue and value (N, H+1) of imagined features, differentiable in them."""
+        reward = self.reward.pred(self.reward(feats))
+        cont = self.cont.prob(self.cont(feats))
+        value = self.critic.pred(self.critic(feats))
+        return reward, cont, value
 
     def _imagination_targets_eager(self, feats):
         """Heads on imagined features (N, H+1, F): rewards, continues, values, λ-returns, weights."""
@@ -381,7 +462,7 @@ class Agent(nn.Module):
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        mine, theirs = self.cfg.to_dict(), dict(state["config"])
+        mine, theirs = self.cfg.to_dict(), {**ADDED_FIELDS, **state["config"]}
         differ = sorted(k for k in mine if k not in ("device", "compile") and mine[k] != theirs.get(k))
         if differ:
             raise ValueError(f"checkpoint configuration differs in {', '.join(differ)}")

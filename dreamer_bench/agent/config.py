@@ -13,6 +13,13 @@ from typing import Any, Mapping
 from . import techniques
 
 
+ACTOR_GRADS = ("reinforce", "backprop")
+# Fields added after runs had been recorded, with the value every earlier run implicitly had:
+# a configuration without the field means that value, and the field enters a run's identity only
+# when it differs from it (so earlier runs keep their identity and still resume).
+ADDED_FIELDS: dict[str, Any] = {"actor_grad_cont": "reinforce"}
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     # --- size (see PRESETS) ---
@@ -52,6 +59,10 @@ class AgentConfig:
     retnorm_high: float = 95.0  # percentile
     retnorm_limit: float = 1.0
     slow_rate: float = 0.02  # θ_slow ← rate·θ + (1 − rate)·θ_slow after every update
+    # Gradient of a continuous actor: reinforce (the 2024 agent, every action space) or backprop
+    # through the imagined dynamics (the 2023 agent's `actor_grad_cont: backprop`, used by the
+    # published DMC runs). Discrete actors always use REINFORCE. Not a technique: a protocol choice.
+    actor_grad_cont: str = "reinforce"
     # --- loss scales ---
     scale_rec: float = 1.0
     scale_rew: float = 1.0
@@ -86,6 +97,8 @@ class AgentConfig:
             raise ValueError(f"bins must be odd and >= 3, got {self.bins}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be one of fp32, bf16; got {self.precision!r}")
+        if self.actor_grad_cont not in ACTOR_GRADS:
+            raise ValueError(f"actor_grad_cont must be one of {', '.join(ACTOR_GRADS)}; got {self.actor_grad_cont!r}")
         if self.deter % self.blocks:
             raise ValueError(f"deter ({self.deter}) must be divisible by blocks ({self.blocks})")
 

@@ -114,6 +114,12 @@ def policy_loss(logp, entropy, advantage, weight, cfg: AgentConfig) -> torch.Ten
     return -weight.detach() * (logp * advantage.detach() + cfg.actor_entropy * entropy)
 
 
+def policy_loss_backprop(entropy, advantage, weight, cfg: AgentConfig) -> torch.Tensor:
+    """Backpropagation through the imagined dynamics (the 2023 agent's continuous actor):
+    −sg(w)·(A + η·H[π(s)]), all (N, H); A keeps its gradient into the sampled actions."""
+    return -weight.detach() * (advantage + cfg.actor_entropy * entropy)
+
+
 def value_loss(critic, out: torch.Tensor, target: torch.Tensor, slow_pred: torch.Tensor | None,
                cfg: AgentConfig) -> torch.Tensor:
     """The critic head's loss against sg(target), plus the slow-critic regulariser towards

@@ -130,16 +130,23 @@ def resolved_config(spec: RunSpec) -> dict[str, Any]:
 def identity_hash(task: dict, agent: dict, version: str) -> str:
     """The configuration shared by every seed of a (suite, variant, task): the report pools runs
     with the same hash. The seed is a run's coordinate, not part of its configuration."""
-    agent = {k: v for k, v in agent.items() if k not in IDENTITY_EXCLUDED and k != "seed"}
+    from ..agent.config import ADDED_FIELDS
+
+    agent = {k: v for k, v in agent.items() if k not in IDENTITY_EXCLUDED and k != "seed"
+             and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
     task = {k: v for k, v in task.items() if k not in EVALUATION_KEYS}
     blob = json.dumps({"task": task, "agent": agent, "version": version}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def config_differences(old: dict, new: dict) -> list[str]:
+    from ..agent.config import ADDED_FIELDS
+
     keys = []
     for section in ("task", "agent"):
         a, b = old.get(section, {}), new.get(section, {})
+        if section == "agent":
+            a, b = {**ADDED_FIELDS, **a}, {**ADDED_FIELDS, **b}
         for k in sorted(set(a) | set(b)):
             if (section == "agent" and k in IDENTITY_EXCLUDED) or (section == "task" and k in EVALUATION_KEYS):
                 continue
