@@ -99,9 +99,12 @@ def test_unfinished_runs_are_left_out_and_counted_and_corrupt_files_skipped(synt
     write_run(synthetic, "toy", "full", "gym_task_c", 0, [1000], [50.0], state="running")
     bad = write_run(synthetic, "toy", "full", "gym_task_d", 0, [1000], [50.0])
     (bad / "scores.json").write_text('[{"task": "gym_task_d", "xs": [1')  # truncated
+    queued = synthetic / "toy" / "full" / "gym_task_a" / "seed_9"  # a grid's queued run: status only
+    queued.mkdir(parents=True)
+    (queued / "status.json").write_text('{"state": "pending"}')
     with pytest.warns(UserWarning, match="gym_task_d"):
         runs, notes, left_out = load_results(synthetic)
-    assert left_out == {"running": 1} and len(notes) == 1 and "truncated" in notes[0]
+    assert left_out == {"running": 1, "pending": 1} and len(notes) == 1 and "truncated" in notes[0]
     assert {r.task for r in runs} == {"gym_task_a", "gym_task_b"}
     runs, _, _ = load_results(synthetic, include_unfinished=True)
     assert "gym_task_c" in {r.task for r in runs}

@@ -78,10 +78,13 @@ def load_results(results: Path, include_unfinished: bool = False) -> tuple[list[
         config = read_json(d / "config.json")
         status = read_json(d / "status.json", default={}) or {}
         scores = read_json(d / "scores.json")
-        if config is None:
-            notes.append(f"skipped {d}: config.json is missing or corrupt")
-            continue
         state = status.get("state", "pending")
+        if config is None:
+            if state == "pending":  # queued by a grid, not started: nothing to read yet
+                left_out[state] = left_out.get(state, 0) + 1
+            else:
+                notes.append(f"skipped {d}: config.json is missing or corrupt")
+            continue
         if state != "done" and not include_unfinished:
             left_out[state] = left_out.get(state, 0) + 1
             continue
