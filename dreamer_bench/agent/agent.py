@@ -88,8 +88,9 @@ class Agent(nn.Module):
         # actor_grad_cont=backprop (continuous actions only): the actor learns by differentiating
         # the imagined returns through the dynamics and the heads, whose parameters stay frozen.
         self.backprop_actor = not act_space.discrete and cfg.actor_grad_cont == "backprop"
-        self._imagine_step_bp = self._maybe_compile(self._imagine_step_backprop_eager)
-        self._return_heads_bp = self._maybe_compile(self._return_heads_backprop_eager)
+        if self.backprop_actor:
+            self._imagine_step_bp = self._maybe_compile(self._imagine_step_backprop_eager)
+            self._return_heads_bp = self._maybe_compile(self._return_heads_backprop_eager)
         self._obs_step = self._maybe_compile(self.rssm.obs_step)
         self._wm_heads = self._maybe_compile(self._wm_heads_eager)
 
@@ -303,15 +304,9 @@ class Agent(nn.Module):
     def _imagination_losses(self, deters, stochs):
         if self.backprop_actor:
             return self._imagination_losses_backprop(deters, stochs)
-        cfg = self.cfg
-        horizon = cfg.horizon
-        deter = deters.detach().reshape(-1, cfg.deter)  # (N, D) every replayed state starts
-        stoch = stochs.detach().reshape(-1, cfg.latents, cfg.classes)
-        n = deter.shape[0]
-        latent_noise = self._uniform((horizon, *self.rssm.latent_noise_shape(n)), self.train_generator)
-        action_noise = torch.stack([self._action_noise(n, self.train_generator) for _ in range(horizon)])
+        deter, stoch, latent_noise, action_noise = self._imagination_start(deters, stochs)
         feats, params, actions = [], [], []
-        for t in range(horizon):
+        for t in range(self.cfg.horizon):
             feat, out, action, deter, stoch = self._imagine_step(deter, stoch, latent_noise[t], action_noise[t])
             feats.append(feat)
             params.append(out)
@@ -324,6 +319,17 @@ class Agent(nn.Module):
         scale = self.retnorm.update(returns)
         losses, metrics = self._actor_critic_losses(params, actions, critic_out, value, returns, weight, slow, scale)
         return losses, metrics, returns[:, 0].detach()
+
+    def _imagination_start(self, deters, stochs):
+        """Every replayed posterior as a start state without gradient, (N, D) and (N, L, C), and
+        the noise of all H imagined steps (drawn in this order by both actor gradients)."""
+        cfg = self.cfg
+        deter = deters.detach().reshape(-1, cfg.deter)
+        stoch = stochs.detach().reshape(-1, cfg.latents, cfg.classes)
+        n = deter.shape[0]
+        latent_noise = self._uniform((cfg.horizon, *self.rssm.latent_noise_shape(n)), self.train_generator)
+        action_noise = torch.stack([self._action_noise(n, self.train_generator) for _ in range(cfg.horizon)])
+        return deter, stoch, latent_noise, action_noise
 
     def _imagine_step_eager(self, deter, stoch, latent_noise, action_noise):
         """One imagined step from (deter, stoch): the actor's output (with gradient into the actor
@@ -341,15 +347,10 @@ class Agent(nn.Module):
         through the frozen RSSM, reward, continue and critic heads into the actor alone. The
         critic learns exactly as with REINFORCE, on features without gradient."""
         cfg = self.cfg
-        horizon = cfg.horizon
-        deter = deters.detach().reshape(-1, cfg.deter)
-        stoch = stochs.detach().reshape(-1, cfg.latents, cfg.classes)
-        n = deter.shape[0]
-        latent_noise = self._uniform((horizon, *self.rssm.latent_noise_shape(n)), self.train_generator)
-        action_noise = torch.stack([self._action_noise(n, self.train_generator) for _ in range(horizon)])
+        deter, stoch, latent_noise, action_noise = self._imagination_start(deters, stochs)
         feats, params = [], []
         with frozen(self.rssm):
-            for t in range(horizon):
+            for t in range(cfg.horizon):
                 feat, out, deter, stoch = self._imagine_step_bp(deter, stoch, latent_noise[t], action_noise[t])
                 feats.append(feat)
                 params.append(out)
