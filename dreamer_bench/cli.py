@@ -283,7 +283,10 @@ def build_grid(suite: str, tasks_: Optional[List[str]], seeds: Optional[str], st
                               threads=threads, checkpoint_minutes=checkpoint_minutes, keep_replay=keep_replay)
                 run.agent_config()  # a bad --set value fails here
                 runs.append(run)
-    return runs
+    # Seed-major order: every task and variant gets its first seed before any gets its second, so a
+    # grid stopped part-way (or still running) already compares every variant.
+    order = {seed: i for i, seed in enumerate(dict.fromkeys(r.seed for r in runs))}
+    return sorted(runs, key=lambda r: order[r.seed])
 
 
 def check_existing(runs) -> None:

@@ -95,6 +95,18 @@ def test_dry_run_prints_the_grid_with_its_cost_and_starts_nothing(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_grid_runs_seed_major_so_a_partial_grid_already_compares_every_variant(tmp_path):
+    from dreamer_bench.cli import build_grid
+
+    variants = [(), ("symlog",), ("twohot",)]
+    runs = build_grid("smoke", ["gym_CartPole-v1", "dmc_cartpole_balance"], "2,0", None, None, None, "cpu", None,
+                      tmp_path / "r", "local", None, 1, 0, 10.0, 1, variants)
+    order = [(r.seed, r.task["task"], r.off) for r in runs]
+    expected = [(seed, task, off) for seed in (2, 0) for task in ("gym_CartPole-v1", "dmc_cartpole_balance")
+                for off in variants]
+    assert order == expected
+
+
 # ------------------------------------------------------------------------------------------------
 # resume after SIGKILL
 
