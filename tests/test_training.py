@@ -131,6 +131,21 @@ def test_bf16_autocast_path_trains_and_agrees_with_fp32():
     train_and_check(make_agent(BOTH, DISCRETE, precision="bf16"))
 
 
+def test_bf16_warns_where_the_device_has_no_native_bf16_products():
+    import warnings
+
+    from dreamer_bench.agent.runtime import native_bf16
+
+    def warned(precision):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            make_agent(BOTH, DISCRETE, precision=precision)
+        return any("no native bf16" in str(w.message) for w in caught)
+
+    assert warned("bf16") == (not native_bf16("cpu"))
+    assert not warned("fp32")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_trains():
     for precision in ("fp32", "bf16"):

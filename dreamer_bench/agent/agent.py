@@ -33,6 +33,7 @@ from .functional import seeded
 from .heads import Actor, ContinueHead, ValueHead
 from .nets import Decoder, Encoder
 from .optim import Optimizer
+from .runtime import native_bf16
 from .rssm import RSSM
 
 BATCH_KEYS = ("action", "reward", "is_first", "is_last", "is_terminal", "deter", "stoch")
@@ -55,6 +56,9 @@ class Agent(nn.Module):
     def __init__(self, obs_space: Mapping[str, tuple], act_space: ActSpace, cfg: AgentConfig):
         super().__init__()
         self.cfg = cfg
+        if cfg.precision == "bf16" and not native_bf16(cfg.device):
+            warnings.warn(f"precision=bf16 on {cfg.device}, which has no native bf16 matrix products: "
+                          "expect it to be several times slower than fp32", RuntimeWarning, stacklevel=2)
         self.obs_space = {k: tuple(v) for k, v in obs_space.items()}
         self.act_space = act_space
         self.device = torch.device(cfg.device)

@@ -27,3 +27,18 @@ def tune_cpu_allocator() -> bool:
     except (OSError, AttributeError):
         _tuned = False
     return _tuned
+
+
+def native_bf16(device: str) -> bool:
+    """Whether ``device`` multiplies bf16 matrices in hardware: on CUDA, what the GPU reports; on a
+    CPU, whether oneDNN finds bf16 instructions (AVX-512 BF16 or AMX). Without them PyTorch falls
+    back to scalar bf16 kernels: on an AVX2-only AMD EPYC, a (1024×640)·(640×64) product took
+    10.1 ms in bf16 against 1.25 ms in fp32, one thread."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
