@@ -264,3 +264,16 @@ def test_an_ablation_of_one_task_is_compared_on_that_task_only(tmp_path):
     assert per_task["task"].tolist() == ["gym_task_a"] and per_task["delta"].iloc[0] == pytest.approx(-0.3)
     text = (out / "report.md").read_text()
     assert "`off-twohot` on gym_task_a" in text and "`full` 2 of 2; `off-twohot` 1 of 2" in text
+
+
+def test_ablation_bars_are_red_where_the_variant_is_worse_for_every_metric():
+    from dreamer_bench.report.figures import delta_colour
+
+    # A higher score is better: an interval below 0 is a loss, above 0 a gain.
+    assert delta_colour(-0.5, -0.1) == "tab:red"
+    assert delta_colour(0.1, 0.5) == "tab:green"
+    assert delta_colour(-0.2, 0.3) == "tab:gray"
+    # The optimality gap is better when lower: a rise is a loss.
+    assert delta_colour(0.1, 0.5, higher_is_better=False) == "tab:red"
+    assert delta_colour(-0.5, -0.1, higher_is_better=False) == "tab:green"
+    assert delta_colour(-0.2, 0.3, higher_is_better=False) == "tab:gray"

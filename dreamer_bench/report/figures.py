@@ -69,6 +69,16 @@ def interval_estimates(aggregates: pd.DataFrame, out: Path, name: str = "aggrega
     return save(fig, out, name)
 
 
+def delta_colour(lower: float, upper: float, higher_is_better: bool = True) -> str:
+    """Red where the interval of a change shows the variant worse than the full agent, green where
+    it shows it better, grey where it includes 0 (the optimality gap is better when lower)."""
+    if lower > 0:
+        return "tab:green" if higher_is_better else "tab:red"
+    if upper < 0:
+        return "tab:red" if higher_is_better else "tab:green"
+    return "tab:gray"
+
+
 def ablation_chart(deltas: pd.DataFrame, out: Path, name: str = "ablation") -> str | None:
     """Change of each aggregate versus the full agent, with 95% intervals, per technique off."""
     if deltas.empty:
@@ -81,7 +91,8 @@ def ablation_chart(deltas: pd.DataFrame, out: Path, name: str = "ablation") -> s
         sub = deltas[deltas["metric"] == metric].set_index("method").loc[variants]
         y = np.arange(len(variants))
         err = np.vstack([sub["delta"] - sub["lower"], sub["upper"] - sub["delta"]])
-        colors = ["tab:red" if u < 0 else "tab:green" if lo > 0 else "tab:gray" for lo, u in zip(sub["lower"], sub["upper"])]
+        colors = [delta_colour(lo, u, higher_is_better=metric != "Optimality Gap")
+                  for lo, u in zip(sub["lower"], sub["upper"])]
         ax.barh(y, sub["delta"], xerr=err, color=colors, alpha=0.8, capsize=3)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_yticks(y, variants)
