@@ -5,17 +5,13 @@ of env steps (an episode counts in the bin where it ends) and the mean of the la
 """
 
 import argparse
-import json
 from pathlib import Path
 
-
-def episodes(run: Path) -> list[dict]:
-    with open(run / "episodes.jsonl") as f:
-        return [json.loads(line) for line in f if line.strip()]
+from dreamer_bench.runner.files import read_jsonl
 
 
 def row(run: Path, width: int, budget: int, last: int) -> str:
-    eps = episodes(run)
+    eps = read_jsonl(run / "episodes.jsonl")
     cells = []
     for lo in range(0, budget, width):
         rets = [e["return"] for e in eps if lo < e["env_steps"] <= lo + width]
