@@ -17,9 +17,9 @@ def row(run: Path, width: int, budget: int, last: int) -> str:
         rets = [e["return"] for e in eps if lo < e["env_steps"] <= lo + width]
         cells.append(f"{sum(rets) / len(rets):.1f}" if rets else "–")
     tail = [e["return"] for e in eps][-last:]
-    variant, seed = run.parent.parent.name, run.name
+    variant, task, seed = run.parent.parent.name, run.parent.name, run.name
     last_mean = f"{sum(tail) / len(tail):.1f}" if tail else "–"
-    return f"| {variant}, {seed} | " + " | ".join(cells) + f" | {last_mean} |"
+    return f"| {variant}, {task}, {seed} | " + " | ".join(cells) + f" | {last_mean} |"
 
 
 def main() -> None:
