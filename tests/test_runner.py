@@ -142,6 +142,36 @@ def test_sigkill_then_resume_keeps_the_episode_log_up_to_the_checkpoint(tmp_path
     assert status["state"] == "done" and status["attempts"] == 2 and status["env_steps"] >= 3000
 
 
+def test_a_run_killed_before_its_first_checkpoint_starts_over_without_duplicate_episodes(tmp_path):
+    # A run stopped before its first checkpoint has logged episodes but has nothing to resume from:
+    # it must start over with empty logs, not append the same episodes a second time.
+    suite = write_suite(tmp_path / "tiny.yaml", steps=8000)
+    common = ["--suite", suite, "--threads", "1", "--checkpoint-minutes", "60", "--results", tmp_path / "r"]
+    d = run_dir(tmp_path / "r")
+    proc = subprocess.Popen([sys.executable, "-m", "dreamer_bench", "run", *map(str, common)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(read_jsonl(d / "episodes.jsonl")) < 3:
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = read_jsonl(d / "episodes.jsonl")
+    assert len(first) >= 3 and not (d / "checkpoint").exists(), "the run reached a checkpoint before the kill"
+
+    resumed = cli("run", *common)
+    assert resumed.returncode == 0, resumed.stderr
+    episodes = read_jsonl(d / "episodes.jsonl")
+    xs = [e["env_steps"] for e in episodes]
+    assert xs == sorted(xs) and len(set(xs)) == len(xs)  # the killed attempt's episodes are not kept twice
+    strip = lambda rows: [{key: v for key, v in r.items() if key != "time"} for r in rows]
+    assert strip(episodes[: len(first)]) == strip(first)  # started over: the same seeds give the same episodes
+    assert json.loads((d / "scores.json").read_text())[0]["xs"] == xs
+    updates = [m["updates"] for m in read_jsonl(d / "metrics.jsonl")]
+    assert updates == sorted(updates) and len(set(updates)) == len(updates)
+    status = json.loads((d / "status.json").read_text())
+    assert status["state"] == "done" and status["attempts"] == 2 and status["episodes"] == len(episodes)
+
+
 # ------------------------------------------------------------------------------------------------
 # failures
 

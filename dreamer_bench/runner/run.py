@@ -286,15 +286,15 @@ class Run:
             capacity = spec.replay_capacity or min(policy_budget, 1_000_000)
             replay = Replay(envs.obs_space, envs.act_space.size, cfg.deter, cfg.latents, n_envs,
                             max(capacity, cfg.batch_length + 1), cfg.batch_length, seed=spec.seed)
-            episodes = read_jsonl(self.dir / "episodes.jsonl")
-            metrics_log = read_jsonl(self.dir / "metrics.jsonl")
+            # Only what the checkpoint knew survives: episodes and metrics logged after it are
+            # dropped, and a run stopped before its first checkpoint starts over with empty logs,
+            # so a resumed run never holds duplicates.
+            episodes, metrics_log = [], []
             if ckpt:
                 agent.restore(torch.load(ckpt / "agent.pt", map_location=agent.device, weights_only=False))
                 replay.load(ckpt / "replay", self.dir / "checkpoint" / "replay")
-                # Only what the checkpoint knew survives: episodes and metrics logged after it are
-                # dropped, so a resumed run never holds duplicates.
-                episodes = episodes[: loop["episodes"]]
-                metrics_log = metrics_log[: loop["metrics"]]
+                episodes = read_jsonl(self.dir / "episodes.jsonl")[: loop["episodes"]]
+                metrics_log = read_jsonl(self.dir / "metrics.jsonl")[: loop["metrics"]]
             state = _LoopState.from_dict(loop, n_envs)
             result = self._loop(agent, envs, replay, state, episodes, metrics_log, lock, budget, repeat)
         finally:
