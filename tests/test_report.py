@@ -86,6 +86,19 @@ def test_report_command_writes_tables_and_figures(synthetic, tmp_path):
     assert read_score_file(out / "scores.json.gz")  # all runs in the official format
 
 
+def test_per_task_scores_show_a_spread_only_where_there_are_seeds_to_spread(tmp_path):
+    root = tmp_path / "results"
+    write_run(root, "toy", "full", "gym_one", 0, [1000], [42.0])
+    for seed, y in enumerate((30.0, 50.0)):
+        write_run(root, "toy", "full", "gym_two", seed, [1000], [y])
+    r = cli("report", root, "--out", tmp_path / "rep", "--reps", "200")
+    assert r.returncode == 0, r.stderr
+    rows = {line.split("|")[1].strip(): line for line in (tmp_path / "rep" / "report.md").read_text().splitlines()
+            if line.startswith("| gym_") and "| full |" in line}
+    assert "| 42.0 |" in rows["gym_one"] and "±" not in rows["gym_one"]  # one seed: no spread to show
+    assert f"| 40.0 ± {np.std([30.0, 50.0], ddof=1):.1f} |" in rows["gym_two"]  # sample std over the two seeds
+
+
 def test_report_is_repeatable_for_a_seed(synthetic, tmp_path):
     a = cli("report", synthetic, "--out", tmp_path / "a", "--reps", "1000", "--seed", "3")
     b = cli("report", synthetic, "--out", tmp_path / "b", "--reps", "1000", "--seed", "3")

@@ -151,11 +151,11 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
     per_task["method"] = pd.Categorical(per_task["method"], methods, ordered=True)
     per_task = per_task.sort_values(["task", "method"])
     write_table(per_task, out, prefix + "per_task")
-    shown = per_task.assign(score=["–" if np.isnan(m) else f"{m:.1f} ± {0 if np.isnan(s) else s:.1f}"
+    shown = per_task.assign(score=["–" if np.isnan(m) else f"{m:.1f}" if np.isnan(s) else f"{m:.1f} ± {s:.1f}"
                                    for m, s in zip(per_task["score"], per_task["score_std"])],
                             normalised=[fmt(v) for v in per_task["normalised"]]).drop(columns="score_std")
-    text.append("\n### Scores per task\n\nMean ± standard deviation over seeds of the raw score; "
-                "mean normalised score.\n\n" + md_table(shown))
+    text.append("\n### Scores per task\n\nMean ± standard deviation over seeds of the raw score (no ± where "
+                "there is one seed); mean normalised score.\n\n" + md_table(shown))
 
     # -- acceptance targets of the suite
     targets = target_rows(runs, tasks, methods)
