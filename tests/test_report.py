@@ -99,6 +99,25 @@ def test_per_task_scores_show_a_spread_only_where_there_are_seeds_to_spread(tmp_
     assert f"| 40.0 ± {np.std([30.0, 50.0], ddof=1):.1f} |" in rows["gym_two"]  # sample std over the two seeds
 
 
+def test_the_report_names_agent_settings_that_differ_from_the_preset(tmp_path):
+    from dataclasses import asdict
+
+    from dreamer_bench.agent.config import make_config
+
+    root = tmp_path / "results"
+    for seed in (0, 1):
+        d = write_run(root, "toy", "full", "gym_x", seed, [1000], [10.0 + seed])
+        config = json.loads((d / "config.json").read_text())
+        config["task"]["preset"] = "debug"
+        config["agent"] = asdict(make_config("debug", {"actor_grad_cont": "backprop", "lr": "1e-3", "seed": str(seed)}))
+        (d / "config.json").write_text(json.dumps(config))
+    r = cli("report", root, "--out", tmp_path / "rep", "--reps", "200")
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in (tmp_path / "rep" / "report.md").read_text().splitlines() if x.startswith("Agent settings"))
+    # the two --set values, and neither the seed (which differs per run) nor anything the preset fixes
+    assert line == "Agent settings that differ from the preset: `full` (debug): `actor_grad_cont=backprop`, `lr=0.001`."
+
+
 def test_report_is_repeatable_for_a_seed(synthetic, tmp_path):
     a = cli("report", synthetic, "--out", tmp_path / "a", "--reps", "1000", "--seed", "3")
     b = cli("report", synthetic, "--out", tmp_path / "b", "--reps", "1000", "--seed", "3")

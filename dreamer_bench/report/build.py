@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import figures, stats
-from .data import (ReportError, RunRecord, as_score_records, load_published, load_results,
+from .data import (ReportError, RunRecord, as_score_records, load_published, load_results, settings_beyond_preset,
                    records_from_score_file, separate_configurations, write_score_file)
 from .. import scoring
 from .scores import budget_of, curve_table, run_score, score_matrices, score_table
@@ -138,6 +138,15 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
             f"{len(tasks)} task(s), methods: {', '.join(f'`{m}`' for m in methods)}. Scores are read from "
             f"training episodes by each task's rule and normalised by {', '.join(f'`{n}`' for n in norms)} "
             f"(see `dreamer_bench/scoring.py`)."]
+    beyond = []
+    for m in methods:
+        members = [r for r in own if r.method == m]
+        settings = sorted({f"{k}={v}" for r in members for k, v in settings_beyond_preset(r).items()})
+        presets = sorted({str(r.task_settings.get("preset")) for r in members})
+        if settings:
+            beyond.append(f"`{m}` ({', '.join(presets)}): {', '.join(f'`{x}`' for x in settings)}")
+    if beyond:
+        text.append("Agent settings that differ from the preset: " + "; ".join(beyond) + ".")
     published = [m for m in methods if m.endswith("(published)")]
     if published:
         text.append("Published runs are scored with the same rule at the same budget; their protocols differ "

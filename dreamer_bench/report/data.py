@@ -42,6 +42,7 @@ class RunRecord:
     achievements: list[dict] | None = None
     identity: str | None = None
     source: str = "results"  # results | published | file
+    agent: dict = field(default_factory=dict)  # the run's agent configuration (config.json)
 
 
 def read_score_file(path: Path) -> list[dict]:
@@ -111,10 +112,26 @@ def load_results(results: Path, include_unfinished: bool = False) -> tuple[list[
             suite=run.get("suite", d.parts[-4]), task=record["task"], method=record["method"], seed=int(record["seed"]),
             xs=[float(x) for x in record["xs"]], ys=[float(y) for y in record["ys"]], state=state,
             budget=float(task.get("steps", 0)) or None, task_settings=task, achievements=achievements,
-            identity=identity))
+            identity=identity, agent=config.get("agent", {})))
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return runs, notes, left_out
+
+
+def settings_beyond_preset(run: RunRecord) -> dict[str, Any]:
+    """The agent settings of a run that differ from its preset's defaults (``--set`` and suite
+    ``set:`` values), without the seed, the device and the techniques switched off (its variant)."""
+    from dataclasses import asdict
+
+    from ..agent.config import ConfigError, make_config
+
+    try:
+        defaults = asdict(make_config(run.task_settings.get("preset", "")))
+    except ConfigError:
+        return {}
+    plain = lambda v: list(v) if isinstance(v, tuple) else v
+    return {k: v for k, v in sorted(run.agent.items())
+            if k in defaults and k not in ("seed", "device", "off") and plain(defaults[k]) != plain(v)}
 
 
 def separate_configurations(runs: list[RunRecord]) -> list[RunRecord]:
