@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..runner.files import atomic_write_bytes, read_json, read_jsonl
-from ..runner.run import identity_hash
+from ..runner.run import IDENTITY_EXCLUDED, identity_hash
 
 PUBLISHED_DIR = Path(__file__).resolve().parent / "published"
 PUBLISHED = {  # --compare name → files, by suite family
@@ -120,18 +120,16 @@ def load_results(results: Path, include_unfinished: bool = False) -> tuple[list[
 
 def settings_beyond_preset(run: RunRecord) -> dict[str, Any]:
     """The agent settings of a run that differ from its preset's defaults (``--set`` and suite
-    ``set:`` values), without the seed, the device and the techniques switched off (its variant)."""
-    from dataclasses import asdict
-
+    ``set:`` values), without the seed, the techniques switched off (its variant) and the fields
+    that do not change what a run means (device, compile)."""
     from ..agent.config import ConfigError, make_config
 
     try:
-        defaults = asdict(make_config(run.task_settings.get("preset", "")))
+        defaults = make_config(run.task_settings.get("preset", "")).to_dict()
     except ConfigError:
         return {}
-    plain = lambda v: list(v) if isinstance(v, tuple) else v
-    return {k: v for k, v in sorted(run.agent.items())
-            if k in defaults and k not in ("seed", "device", "off") and plain(defaults[k]) != plain(v)}
+    skip = ("seed", "off", *IDENTITY_EXCLUDED)
+    return {k: v for k, v in sorted(run.agent.items()) if k in defaults and k not in skip and defaults[k] != v}
 
 
 def separate_configurations(runs: list[RunRecord]) -> list[RunRecord]:
