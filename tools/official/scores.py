@@ -1,0 +1,83 @@
+"""Turn official training logs into score records: ``{task, method: official, seed, xs, ys}``.
+
+    python tools/official/scores.py LOGDIR [LOGDIR ...] --out FILE.json[.gz]
+
+Each LOGDIR is one run of tools/official/train.py (its harness.jsonl names task and seed). The
+official logger writes one ``scores.jsonl`` line per training episode, ``step`` in env steps at
+the episode's end (resets counted as steps, as our runner counts them). A run resumed from a
+checkpoint repeats the steps after that checkpoint; the rows logged before the restart from
+where the steps fall back are dropped, so each env step is scored once. Each record carries the
+run's full settings (``settings``) beside it. Plain Python: runs in either environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import pathlib
+import sys
+
+
+def read_jsonl(path: pathlib.Path) -> list[dict]:
+    rows = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a kill: the run repeats it after resuming
+            continue
+    return rows
+
+
+def drop_restarts(rows: list[dict]) -> list[dict]:
+    """Keep, for every step value, only rows of the last attempt that reached it."""
+    out: list[dict] = []
+    for row in rows:
+        while out and out[-1]["step"] >= row["step"]:
+            out.pop()
+        out.append(row)
+    return out
+
+
+def record(logdir: pathlib.Path) -> dict:
+    starts = read_jsonl(logdir / "harness.jsonl")
+    if not starts:
+        raise SystemExit(f"error: {logdir} has no harness.jsonl (not a run of tools/official/train.py)")
+    settings = starts[-1]
+    rows = [r for r in read_jsonl(logdir / "scores.jsonl") if "episode/score" in r]
+    rows = drop_restarts(rows)
+    rows = [r for r in rows if r["step"] <= settings["steps"]]
+    return {
+        "task": settings["task"],
+        "method": "official",
+        "seed": settings["seed"],
+        "xs": [int(r["step"]) for r in rows],
+        "ys": [float(r["episode/score"]) for r in rows],
+        "settings": {**settings, "restarts": len(starts) - 1},
+    }
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("logdirs", nargs="+", type=pathlib.Path)
+    p.add_argument("--out", required=True, type=pathlib.Path)
+    args = p.parse_args(argv)
+    records = [record(d) for d in args.logdirs]
+    text = json.dumps(records)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    if args.out.suffix == ".gz":
+        tmp.write_bytes(gzip.compress(text.encode()))
+    else:
+        tmp.write_text(text)
+    tmp.replace(args.out)
+    for r in records:
+        print(f"{r['task']} seed {r['seed']}: {len(r['xs'])} episodes to step {r['xs'][-1] if r['xs'] else 0}",
+              file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
