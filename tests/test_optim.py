@@ -54,12 +54,22 @@ def test_agc_clips_each_tensor_by_hand():
     small = torch.tensor([1e-4, 0.0])
     params = [torch.tensor([1.2, 1.6]), torch.tensor([3.0, 4.0])]  # ‖θ‖ = 2, 5
     grads = [big.clone(), small.clone()]
-    clip_adaptive(grads, params, 0.3, 1e-3)
-    torch.testing.assert_close(grads[0], big * (0.3 * 2.0 / 10.0))  # limit 0.6 < 10
-    torch.testing.assert_close(grads[1], small)  # under the limit: untouched
+    clipped = clip_adaptive(grads, params, 0.3, 1e-3)
+    torch.testing.assert_close(clipped[0], big * (0.3 * 2.0 / 10.0))  # limit 0.6 < 10
+    torch.testing.assert_close(clipped[1], small)  # under the limit: untouched
+    torch.testing.assert_close(grads[0], big)  # the raw gradient is left as it was
     tiny = [torch.tensor([1.0, 0.0])]
-    clip_adaptive(tiny, [torch.zeros(2)], 0.3, 1e-3)  # ‖θ‖ = 0 → floor 1e-3
-    torch.testing.assert_close(tiny[0], torch.tensor([3e-4, 0.0]))
+    clipped = clip_adaptive(tiny, [torch.zeros(2)], 0.3, 1e-3)  # ‖θ‖ = 0 → floor 1e-3
+    torch.testing.assert_close(clipped[0], torch.tensor([3e-4, 0.0]))
+
+
+def test_the_step_leaves_the_raw_gradient_in_grad():
+    cfg = make_config("debug", overrides={"warmup": 0})
+    p = torch.nn.Parameter(torch.tensor([0.01, 0.01]))
+    opt = Optimizer([p], cfg)
+    p.grad = torch.tensor([50.0, -50.0])  # far beyond the AGC limit 0.3·max(1e-3, ‖θ‖)
+    opt.step()
+    torch.testing.assert_close(p.grad, torch.tensor([50.0, -50.0]))
 
 
 def test_agc_off_leaves_the_gradient_unclipped():
@@ -75,6 +85,8 @@ def test_agc_off_leaves_the_gradient_unclipped():
 
 
 def test_warmup_is_linear_from_zero():
+    # The official schedule (optax linear_schedule(0, lr, warmup) joined to a constant) is read at
+    # the count of earlier updates: updates 1, 2, 3, ... use lr·0/w, lr·1/w, lr·2/w, ...
     cfg = make_config("debug", overrides={"warmup": 4, "lr": 1.0})
     opt = Optimizer([torch.nn.Parameter(torch.zeros(1))], cfg)
     lrs = []
@@ -82,7 +94,7 @@ def test_warmup_is_linear_from_zero():
         opt.params[0].grad = torch.ones(1)
         opt.step()
         lrs.append(opt.learning_rate())
-    assert lrs == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+    assert lrs == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.0])
 
 
 def test_one_optimiser_for_every_trained_module_but_not_the_slow_critic():

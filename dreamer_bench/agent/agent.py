@@ -84,6 +84,9 @@ class Agent(nn.Module):
         self.train_generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.act_generator = torch.Generator(self.device).manual_seed(cfg.seed + 1_000_003)
         self.updates = 0
+        self._injected: list[dict[str, Any]] = []  # draws given for the next updates (inject_draws)
+        self._draws: dict[str, Any] | None = None  # those of the update in progress
+        self.last_losses: dict[str, torch.Tensor] = {}  # every loss term of the last update, per step
         # Pure pieces of the training step; with ``compile`` each is compiled by torch.compile.
         self._train_step = self._train_step_eager
         self._imagine_step = self._maybe_compile(self._imagine_step_eager)
@@ -170,6 +173,25 @@ class Agent(nn.Module):
     def _uniform(self, shape, generator) -> torch.Tensor:
         return torch.rand(shape, device=self.device, generator=generator)
 
+    def inject_draws(self, draws: list[Mapping[str, Any]]) -> None:
+        """Give the random draws of the next ``len(draws)`` updates instead of drawing them (to
+        replay another implementation's samples: tests/test_official_equivalence.py). Each item
+        holds the samples themselves, so that no rounding can move one:
+        ``post`` (T, B, L) and ``prior`` (H, N, L) one-hot indices of the posterior and the
+        imagined prior, ``action`` (H, N) action indices or (H, N, A) the standard normal noise
+        of continuous actions (N = B·T imagination starts, in (b, t) order)."""
+        self._injected = [dict(d) for d in draws]
+
+    def _draw(self, kind: str, shape: tuple[int, ...]) -> torch.Tensor:
+        """The noise of one kind for this update: injected, or drawn from the train generator
+        (in the order post, prior, action, as before draws could be injected)."""
+        if self._draws is not None:
+            value = torch.as_tensor(np.asarray(self._draws[kind]), device=self.device)
+            return (value.float() if value.is_floating_point() else value.long()).reshape(shape)
+        if kind == "action":
+            return torch.stack([self._action_noise(shape[1], self.train_generator) for _ in range(shape[0])])
+        return self._uniform(shape, self.train_generator)
+
     def _action_noise(self, n: int, generator) -> torch.Tensor:
         shape = self.actor.noise_shape(n)
         if self.act_space.discrete:
@@ -194,7 +216,11 @@ class Agent(nn.Module):
         self._check_batch(data)
         for p in self.trained_parameters():
             p.grad = None
-        metrics, deters, stochs = self._train_step(data)
+        self._draws = self._injected.pop(0) if self._injected else None
+        try:
+            metrics, deters, stochs = self._train_step(data)
+        finally:
+            self._draws = None
         opt_metrics = self.optimizer.step()
         self._update_slow_critic()
         self.updates += 1
@@ -236,6 +262,7 @@ class Agent(nn.Module):
         for k, v in losses.items():
             metrics[f"loss/{k}"] = v.mean()
         metrics["loss/total"] = total
+        self.last_losses = {k: v.detach() for k, v in losses.items()}
         return metrics, deters.detach(), stochs.detach()
 
     def _forward_losses(self, data: dict[str, torch.Tensor]):
@@ -270,7 +297,7 @@ class Agent(nn.Module):
         # step's previous action is the action stored at the context step.
         deter0, stoch0 = data["deter"][:, 0].float(), data["stoch"][:, 0].float()
         prev_actions = data["action"][:, :-1].float()  # (B, T, A)
-        uniform = self._uniform((t, *self.rssm.latent_noise_shape(b)), self.train_generator)
+        uniform = self._draw("post", (t, *self.rssm.latent_noise_shape(b)))
         deters, stochs, post = self.rssm.observe(
             deter0, stoch0, prev_actions, embed, data["is_first"][:, 1:], uniform, step=self._obs_step)
         losses, metrics = self._wm_heads(deters, stochs, post, flat_obs, data["reward"][:, 1:], data["is_terminal"][:, 1:])
@@ -331,8 +358,8 @@ class Agent(nn.Module):
         deter = deters.detach().reshape(-1, cfg.deter)
         stoch = stochs.detach().reshape(-1, cfg.latents, cfg.classes)
         n = deter.shape[0]
-        latent_noise = self._uniform((cfg.horizon, *self.rssm.latent_noise_shape(n)), self.train_generator)
-        action_noise = torch.stack([self._action_noise(n, self.train_generator) for _ in range(cfg.horizon)])
+        latent_noise = self._draw("prior", (cfg.horizon, *self.rssm.latent_noise_shape(n)))
+        action_noise = self._draw("action", (cfg.horizon, *self.actor.noise_shape(n)))
         return deter, stoch, latent_noise, action_noise
 
     def _imagine_step_eager(self, deter, stoch, latent_noise, action_noise):

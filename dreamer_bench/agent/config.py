@@ -143,10 +143,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     name: dict(deter=d, hidden=h, classes=c, depth=k, units=u)
     for name, (d, h, c, k, u) in _SIZES.items()
 }
-# The official debug preset shrinks everything for tests.
+# The official debug preset shrinks everything for tests. Its `.*\.layers: 1` sets every MLP's
+# layers to 1 but not the RSSM's `imglayers` (the prior keeps 2 hidden layers) or `obslayers` (1).
 PRESETS["debug"] = dict(
     units=8, deter=8, hidden=3, blocks=4, latents=2, classes=4, depth=2,
-    enc_layers=1, dec_layers=1, actor_layers=1, critic_layers=1, prior_layers=1,
+    enc_layers=1, dec_layers=1, actor_layers=1, critic_layers=1,
     bins=5, batch_size=8, batch_length=10,
 )
 

@@ -151,7 +151,10 @@ def actor_mix(cfg: AgentConfig) -> float:
 
 def sample_index(probs: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
     """One categorical sample per row of probs (..., K) by inverting the CDF at ``uniform``
-    (..., 1) drawn from U[0, 1); returns indices (...)."""
+    (..., 1) drawn from U[0, 1); returns indices (...). An integer ``uniform`` holds the sampled
+    indices themselves (draws injected by ``Agent.inject_draws``) and is returned as it is."""
+    if not uniform.is_floating_point():
+        return uniform[..., 0].long()
     index = (probs.cumsum(-1) < uniform).sum(-1)
     return index.clamp(max=probs.shape[-1] - 1)
 

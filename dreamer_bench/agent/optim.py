@@ -13,19 +13,18 @@ import torch
 from .config import AgentConfig
 
 
-def clip_adaptive(grads: list[torch.Tensor], params: list[torch.Tensor], clip: float, pmin: float) -> None:
-    """AGC in place, per tensor: g ← g / max(1, ‖g‖ / (clip · max(pmin, ‖θ‖)))."""
+def clip_adaptive(grads: list[torch.Tensor], params: list[torch.Tensor], clip: float, pmin: float) -> list[torch.Tensor]:
+    """AGC per tensor: g / max(1, ‖g‖ / (clip · max(pmin, ‖θ‖))), as new tensors."""
     gnorm = torch.stack(torch._foreach_norm(grads))
     pnorm = torch.stack(torch._foreach_norm(params))
     factor = torch.clamp(gnorm / (clip * torch.clamp(pnorm, min=pmin)), min=1.0)
-    torch._foreach_div_(grads, list(factor.unbind()))
+    return torch._foreach_div(grads, list(factor.unbind()))
 
 
-def clip_global(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
-    """Plain global-norm clipping (config ``grad_clip``; not a technique)."""
+def clip_global(grads: list[torch.Tensor], max_norm: float) -> list[torch.Tensor]:
+    """Plain global-norm clipping (config ``grad_clip``; not a technique), as new tensors."""
     norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    torch._foreach_mul_(grads, torch.clamp(max_norm / (norm + 1e-6), max=1.0).item())
-    return norm
+    return torch._foreach_mul(grads, torch.clamp(max_norm / (norm + 1e-6), max=1.0).item())
 
 
 class Optimizer:
@@ -40,22 +39,25 @@ class Optimizer:
         self.second = [torch.zeros_like(p) for p in self.params]
 
     def learning_rate(self) -> float:
-        """lr warmed up linearly from 0: the k-th update (k = 1, 2, …) uses lr·min(1, k/warmup)."""
+        """lr warmed up linearly from 0: the k-th update (k = 1, 2, …) uses lr·min(1, (k − 1)/warmup),
+        as the official optax schedule does (it is evaluated at the count of earlier updates, so
+        the first update has lr 0)."""
         if self.cfg.warmup <= 0:
             return self.cfg.lr
-        return self.cfg.lr * min(1.0, self.step_count / self.cfg.warmup)
+        return self.cfg.lr * min(1.0, max(0, self.step_count - 1) / self.cfg.warmup)
 
     @torch.no_grad()
     def step(self) -> dict[str, torch.Tensor]:
-        """Apply one update from the parameters' ``.grad``; returns the raw gradient norm."""
+        """Apply one update from the parameters' ``.grad`` (left as they are: the raw gradient);
+        returns the raw gradient norm."""
         params = [p for p in self.params if p.grad is not None]
         index = [i for i, p in enumerate(self.params) if p.grad is not None]
         grads = [p.grad for p in params]
         gnorm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         if self.cfg.grad_clip > 0:
-            clip_global(grads, self.cfg.grad_clip)
+            grads = clip_global(grads, self.cfg.grad_clip)
         if self.agc:
-            clip_adaptive(grads, params, self.cfg.agc, self.cfg.agc_pmin)
+            grads = clip_adaptive(grads, params, self.cfg.agc, self.cfg.agc_pmin)
         self.step_count += 1
         lr = self.learning_rate()
         b1, b2, t = self.cfg.beta1, self.cfg.beta2, self.step_count

@@ -125,3 +125,15 @@ def make(task: str, seed: int, repeat: int) -> embodied.Env:
     if suite == "dmc":
         return DMCProprio(name, seed=seed, repeat=repeat)
     raise SystemExit(f"error: unsupported task {task!r}; valid: gym_<gymnasium id>, dmc_<domain>_<task>")
+
+
+def quiet_agent_options() -> None:
+    """Switch off the official agent's profiler trace (around update 100) and its start-up
+    compilation of the report function: neither is part of training."""
+    import embodied.jax.agent as jax_agent
+
+    names = list(jax_agent.Options.__dataclass_fields__)
+    defaults = list(jax_agent.Options.__init__.__defaults__)
+    defaults[names.index("profiler")] = False
+    defaults[names.index("precompile")] = False
+    jax_agent.Options.__init__.__defaults__ = tuple(defaults)

@@ -8,7 +8,9 @@
 # VENV: from tools/official/setup.sh. RUNS: a folder outside the work tree; each run lives in
 # RUNS/<task>/seed_<n>/ and is marked done by a file `done`. CPUS: a taskset CPU list to pin the
 # queue to (default: all). Rerun the same command after a stop: finished runs are skipped and the
-# interrupted one resumes from its last checkpoint (the official script's own resume).
+# interrupted one resumes from its last checkpoint (the official script's own resume). Start one
+# queue per core to run two at a time (tools/official/README.md: side by side beat one two-thread
+# run); a run held by one queue is skipped by the others.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 [ $# -ge 2 ] || { echo "usage: tools/official/reference_runs.sh VENV RUNS [CPUS]" >&2; exit 2; }
@@ -29,6 +31,9 @@ for item in "${queue[@]}"; do
   dir="$runs/$task/seed_$seed"
   [ -f "$dir/done" ] && continue
   mkdir -p "$dir"
+  # several queues may share RUNS (e.g. one per core): each run is taken by one of them
+  exec 9>"$dir/lock"
+  flock -n 9 || { exec 9>&-; continue; }
   echo "$(date -Is) start $task seed $seed" >>"$runs/queue.log"
   start=$(date +%s)
   if "${pin[@]}" "$venv/bin/python" "$here/train.py" --task "$task" --seed "$seed" --steps "$steps" \
@@ -39,4 +44,5 @@ for item in "${queue[@]}"; do
     echo "$(date -Is) failed $task seed $seed (see $dir/stdout.log)" >>"$runs/queue.log"
     exit 1
   fi
+  exec 9>&-
 done

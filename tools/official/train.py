@@ -91,19 +91,9 @@ def main(argv=None):
 
     import elements  # noqa: F401  (the official environment)
     from dreamerv3 import main as official_main
-    import embodied.jax.agent as jax_agent
-
     import official_envs
 
-    # The profiler trace around update 100 and the start-up compilation of the report function
-    # are switched off (they are not part of training).
-    jax_agent.Options.__init__.__defaults__  # noqa: B018 (exists)
-    fields = jax_agent.Options.__dataclass_fields__
-    defaults = list(jax_agent.Options.__init__.__defaults__)
-    names = list(fields)
-    defaults[names.index("profiler")] = False
-    defaults[names.index("precompile")] = False
-    jax_agent.Options.__init__.__defaults__ = tuple(defaults)
+    official_envs.quiet_agent_options()
 
     def make_env(config, index, **overrides):
         env = official_envs.make(config.task, seed=hash((config.seed, index)) % (2**31 - 1), repeat=args.repeat)

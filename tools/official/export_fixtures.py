@@ -1,0 +1,334 @@
+"""Export fixtures of the official DreamerV3 update for tests/test_official_equivalence.py.
+
+Run with the official environment's Python (tools/official/setup.sh):
+
+    $VENV/bin/python tools/official/export_fixtures.py --out tests/fixtures/official [CASE ...]
+
+For each case (see CASES) it builds the official agent (commit e3f0224) for a synthetic task,
+makes one replayed batch with episode starts, terminals and time limits inside it and random
+context latents, and runs the official training code on it for 3 updates with lr warm-up 0. It
+records, per case, in one compressed .npz:
+
+- ``param/<name>``: the official initial parameters (ninjax names, official layouts);
+- ``batch/<key>``: the batch as the official agent receives it (context step first);
+- ``u<k>/post``, ``u<k>/prior``, ``u<k>/act``: the samples the official samplers drew in update
+  k (one-hot indices of the posterior (B, T, L) and of the imagined prior (N, H, L); the imagined
+  actions (N, H) indices or (N, H, A) values) and ``u<k>/act_noise`` for continuous actions (the
+  normal noise (a − mean) / std, computed in float64 from the official policy's mean and std);
+- ``u<k>/loss/<term>`` (B, T) per-step loss terms and ``u<k>/metric/<name>`` the official metrics;
+- ``u<k>/grad/<name>``: every parameter's gradient (the raw gradient, before AGC);
+- ``u<k>/ret``, ``u<k>/replay_ret``, ``u<k>/deter``: imagined λ-returns (N, H), replay returns
+  (B, T), posterior deter (B, T, D) (intermediates, to locate a difference);
+- after update k: ``u<k>/dir/<name>`` = (θ_k − θ_0) / lr, ``u<k>/nu/<name>`` and
+  ``u<k>/mu/<name>`` the optimiser's moments (only k = 3 for the size1m cases, to keep the files
+  small), ``u<k>/retnorm`` (lo, hi) and ``u<k>/slow/<name>`` the slow critic;
+- ``slow0/<name>``, ``retnorm0``: the slow critic and return statistics at the start (see
+  ``perturb_initial_state``: the zero-initialised heads get random weights, the statistics a
+  non-zero start, so that returns and the return scale take part);
+- ``meta``: a JSON string with the case, the official config overrides, shapes and versions.
+
+Samples are recorded, not injected: the official agent samples with its own random generator,
+and the test feeds the recorded samples to ours, so no rounding can flip a sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import zlib
+
+import numpy as np
+
+# name: (preset, obs kind, action kind, batch (B, T), extra official flags, what it is)
+CASES = {
+    "debug_vector_discrete": ("debug", "vector", "discrete", (4, 10), [], "debug preset"),
+    "debug_vector_continuous": ("debug", "vector", "continuous", (4, 10), [], "debug preset"),
+    "debug_image_discrete": ("debug", "image", "discrete", (3, 8), [], "debug preset"),
+    "debug_image_continuous": ("debug", "image", "continuous", (3, 8), [], "debug preset"),
+    "debug_both_discrete": ("debug", "both", "discrete", (3, 8), [], "debug preset, vector and image keys"),
+    "debug_vector_discrete_free_nats0": (
+        "debug", "vector", "discrete", (4, 10), ["--agent.dyn.rssm.free_nats", "0"], "free bits off"),
+    "debug_vector_discrete_unimix0": (
+        "debug", "vector", "discrete", (4, 10), ["--agent.dyn.rssm.unimix", "0"], "latent unimix off"),
+    "debug_vector_continuous_agc0": (
+        "debug", "vector", "continuous", (4, 10), ["--agent.opt.agc", "0"], "AGC off"),
+    "size1m_vector_discrete": ("size1m", "vector", "discrete", (16, 64), [], "size1m, full batch"),
+    "size1m_image_continuous": ("size1m", "image", "continuous", (2, 8), [], "size1m, images, small batch"),
+}
+VECTOR_DIM = 5
+ACTIONS = 3  # classes of the discrete action, dims of the continuous one
+UPDATES = 3
+LR = 4e-5
+
+
+def build_config(preset, flags, batch):
+    import elements
+    import ruamel.yaml as yaml
+    from dreamerv3 import main as official_main
+
+    folder = pathlib.Path(official_main.__file__).parent
+    configs = yaml.YAML(typ="safe").load((folder / "configs.yaml").read_text())
+    config = elements.Config(configs["defaults"])
+    config = config.update(configs[preset])
+    base = [
+        "--jax.platform", "cpu", "--jax.compute_dtype", "float32", "--jax.prealloc", "False",
+        "--jax.debug", "False", "--agent.opt.warmup", "0", "--agent.opt.lr", str(LR),
+        "--batch_size", str(batch[0]), "--batch_length", str(batch[1]),
+    ]
+    return elements.Flags(config).parse(base + list(flags)), base + list(flags)
+
+
+def spaces(obs_kind, act_kind):
+    import elements
+
+    obs = {
+        "reward": elements.Space(np.float32),
+        "is_first": elements.Space(bool),
+        "is_last": elements.Space(bool),
+        "is_terminal": elements.Space(bool),
+    }
+    if obs_kind in ("vector", "both"):
+        obs["vector"] = elements.Space(np.float32, (VECTOR_DIM,))
+    if obs_kind in ("image", "both"):
+        obs["image"] = elements.Space(np.uint8, (64, 64, 3))
+    if act_kind == "discrete":
+        act = {"action": elements.Space(np.int32, (), 0, ACTIONS)}
+    else:
+        act = {"action": elements.Space(np.float32, (ACTIONS,), -1.0, 1.0)}
+    return obs, act
+
+
+def make_batch(rng, obs_kind, act_kind, B, T, deter, stoch, classes):
+    """A replayed batch of B windows of T + 1 steps (context step first)."""
+    L = T + 1
+    first = np.zeros((B, L), bool)
+    last = np.zeros((B, L), bool)
+    term = np.zeros((B, L), bool)
+    first[0, 0] = True  # a window that starts an episode at its context step
+    for b in range(B):
+        cut = 2 + (3 * b) % (T - 3)  # an episode boundary inside every window
+        first[b, cut + 1] = True
+        last[b, cut] = True
+        term[b, cut] = b % 2 == 0  # even windows end by termination, odd ones by a time limit
+    term[1, L - 1] = True  # a terminal on the last trained step, whose successor is not replayed
+    last[1, L - 1] = True
+    reward = rng.normal(0, 2.0, (B, L)).astype(np.float32)
+    reward[first] = 0.0
+    reward[:, 3] = 0.0
+    data = {"reward": reward, "is_first": first, "is_last": last, "is_terminal": term}
+    if obs_kind in ("vector", "both"):
+        vec = rng.normal(0, 1.0, (B, L, VECTOR_DIM)) * np.array([0.3, 1.0, 4.0, 20.0, 150.0])
+        data["vector"] = vec.astype(np.float32)
+    if obs_kind in ("image", "both"):
+        data["image"] = rng.integers(0, 256, (B, L, 64, 64, 3), dtype=np.uint8)
+    if act_kind == "discrete":
+        data["action"] = rng.integers(0, ACTIONS, (B, L)).astype(np.int32)
+    else:  # policy samples are stored unclipped: some beyond [-1, 1]
+        data["action"] = rng.normal(0, 0.8, (B, L, ACTIONS)).astype(np.float32)
+    data["consec"] = np.zeros((B, L), np.int32)  # the first chunk of each window: use the context
+    data["stepid"] = np.zeros((B, L, 20), np.uint8)
+    data["dyn/deter"] = rng.normal(0, 0.5, (B, L, deter)).astype(np.float32)
+    idx = rng.integers(0, classes, (B, L, stoch))
+    data["dyn/stoch"] = np.eye(classes, dtype=np.float32)[idx]
+    return data
+
+
+def perturb_initial_state(state, rng, bins):
+    """Give the zero-initialised output layers of the reward head, critic and slow critic random
+    weights, and the return statistics a non-zero start (lo -2, hi 3): at the official initial
+    state every predicted reward and value is exactly 0, so returns, advantages and the return
+    scale would take no part in the comparison. The bin biases fall with |symlog(bin)| so that
+    predictions stay moderate (with the debug preset's 5 bins, large: returns of 1e3-1e4, so that the
+    return scale is far from its floor). The slow critic gets weights of its own, unlike the critic's."""
+    import jax.numpy as jnp
+
+    half = np.linspace(-20, 0, (bins - 1) // 2 + 1)
+    symlog_bins = np.concatenate([half, -half[:-1][::-1]])
+    slope = 2.0 if bins > 16 else 0.5  # few bins (debug: 5, the outer ones ±2e4 and ±5e8) need less
+    bias = (-slope * np.abs(symlog_bins)).astype(np.float32)
+    for head in ("rew", "val", "slowval"):
+        kernel = state[f"{head}/head/logits/kernel"]
+        fan_in = kernel.shape[0]
+        state[f"{head}/head/logits/kernel"] = jnp.asarray(
+            rng.normal(0, 1.0 / np.sqrt(fan_in), kernel.shape).astype(np.float32))
+        state[f"{head}/head/logits/bias"] = jnp.asarray(bias)
+    state["retnorm/lo/value"] = jnp.asarray(np.float32(-2.0))
+    state["retnorm/hi/value"] = jnp.asarray(np.float32(3.0))
+    return state
+
+
+def export(name, out_dir):
+    import jax
+    import jax.numpy as jnp
+    import ninjax as nj
+    import optax
+    from dreamerv3 import agent as official_agent
+
+    preset, obs_kind, act_kind, (B, T), flags, what = CASES[name]
+    config, overrides = build_config(preset, flags, (B, T))
+    obs_space, act_space = spaces(obs_kind, act_kind)
+    agent_config = dict(
+        **config.agent, logdir="/tmp/dreamer-bench-fixture", seed=0, jax=config.jax,
+        batch_size=B, batch_length=T, replay_context=config.replay_context,
+        report_length=config.report_length, replica=0, replicas=1)
+    import elements
+    import official_envs
+
+    official_envs.quiet_agent_options()
+    agent = official_agent.Agent(obs_space, act_space, elements.Config(agent_config))
+    jax.config.update("jax_transfer_guard", "allow")  # the official setup disallows host transfers
+    model = agent.model
+    rssm = config.agent.dyn.rssm
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    data = make_batch(rng, obs_kind, act_kind, B, T, rssm.deter, rssm.stoch, rssm.classes)
+    agent.params = perturb_initial_state(dict(agent.params), rng, config.agent.value.bins)
+    state0 = {k: np.asarray(v) for k, v in agent.params.items()}
+    param_names = sorted(k for k in state0 if k.split("/")[0] in ("dyn", "enc", "dec", "rew", "con", "pol", "val"))
+
+    # --- capture hooks (the official functions are called unchanged; their results are kept) ---
+    captured = {}
+    orig_imagine = model.dyn.imagine
+    orig_imag_loss = official_agent.imag_loss
+    orig_repl_loss = official_agent.repl_loss
+
+    def imagine(carry, policy, length, training, single=False):
+        if single:  # the official scan body calls imagine itself, one step at a time
+            return orig_imagine(carry, policy, length, training, single)
+        carry, feat, action = orig_imagine(carry, policy, length, training, single)
+        if callable(policy):
+            captured["img_stoch"] = feat["stoch"]
+            captured["img_act"] = action["action"]
+        return carry, feat, action
+
+    def imag_loss(act, rew, con, policy, value, slowvalue, *args, **kwargs):
+        losses, outs, mets = orig_imag_loss(act, rew, con, policy, value, slowvalue, *args, **kwargs)
+        pol = policy["action"]
+        pol = getattr(pol, "output", pol)  # continuous actions: Agg(Normal) summed over dims
+        if act_kind == "discrete":
+            captured["pol_logits"] = pol.logits
+        else:
+            captured["pol_mean"], captured["pol_std"] = pol.mean, pol.stddev
+        captured["ret"] = outs["ret"]
+        captured["img_rew"], captured["img_con"] = rew, con
+        captured["img_val"] = value.pred()
+        return losses, outs, mets
+
+    def repl_loss(*args, **kwargs):
+        losses, outs, mets = orig_repl_loss(*args, **kwargs)
+        captured["replay_ret"] = outs["ret"]
+        return losses, outs, mets
+
+    model.dyn.imagine = imagine
+    official_agent.imag_loss = imag_loss
+    official_agent.repl_loss = repl_loss
+
+    def loss(*args, **kwargs):
+        captured.clear()
+        total, (carry, entries, outs, mets) = model.loss(*args, **kwargs)
+        outs = dict(outs, captured=dict(captured))
+        return total, (carry, entries, outs, mets)
+
+    grads_seen = {}
+    transform = model.opt.opt
+
+    def update(grads, state, params=None):
+        grads_seen["grads"] = grads
+        return transform.update(grads, state, params)
+
+    model.opt.opt = optax.GradientTransformation(transform.init, update)
+
+    def train_step(carry, batch):
+        # The official Agent.train, less its replay outputs: context, one optimiser step, slow critic.
+        carry, obs, prevact, _ = model._apply_replay_context(carry, batch)
+        metrics, (carry, entries, outs, mets) = model.opt(loss, carry, obs, prevact, training=True, has_aux=True)
+        metrics.update(mets)
+        model.slowval.update()
+        return metrics, outs, grads_seen["grads"]
+
+    pure = jax.jit(nj.pure(train_step))
+    init_carry = nj.pure(model.init_train)
+    _, carry = init_carry(dict(agent.params), B, seed=jnp.array([0, 0], jnp.uint32))
+
+    record = {f"param/{k}": state0[k] for k in param_names}
+    record.update({f"slow0/{k[len('slowval/'):]}": state0[k] for k in state0 if k.startswith("slowval/")})
+    record["retnorm0"] = np.array([state0["retnorm/lo/value"], state0["retnorm/hi/value"]], np.float32)
+    record.update({f"batch/{k}": v for k, v in data.items()})
+    state = dict(agent.params)
+    jdata = {k: jnp.asarray(v) for k, v in data.items()}
+    full = preset == "debug"
+    for k in range(1, UPDATES + 1):
+        state, (metrics, outs, grads) = pure(state, carry, jdata, seed=jnp.array([k, 7], jnp.uint32))
+        cap = {a: np.asarray(b) for a, b in outs["captured"].items()}
+        p = f"u{k}/"
+        record[p + "post"] = np.asarray(outs["repfeat"]["stoch"]).argmax(-1).astype(np.int8)
+        record[p + "deter"] = np.asarray(outs["repfeat"]["deter"])
+        record[p + "prior"] = cap["img_stoch"].argmax(-1).astype(np.int8)
+        if act_kind == "discrete":
+            record[p + "act"] = cap["img_act"].astype(np.int8)
+        else:
+            record[p + "act"] = cap["img_act"]
+            mean = cap["pol_mean"][:, :-1].astype(np.float64)
+            std = cap["pol_std"][:, :-1].astype(np.float64)
+            record[p + "act_noise"] = (cap["img_act"].astype(np.float64) - mean) / std
+        for key in ("ret", "replay_ret", "img_rew", "img_con", "img_val"):
+            record[p + key] = cap[key]
+        for key, value in outs["losses"].items():
+            record[p + f"loss/{key}"] = np.asarray(value)
+        for key, value in metrics.items():
+            value = np.asarray(value)
+            if value.ndim == 0:
+                record[p + f"metric/{key}"] = value
+        grads = {a: np.asarray(b) for a, b in grads.items()}
+        for key in param_names:
+            record[p + f"grad/{key}"] = grads[key]
+        now = {a: np.asarray(b) for a, b in state.items()}
+        if full or k == UPDATES:
+            for key in param_names:
+                record[p + f"dir/{key}"] = (now[key].astype(np.float64) - state0[key]) / LR
+        if full or k == UPDATES:
+            nu = [a for a in now if a.startswith("opt/state/") and a.endswith("/1")]
+            for key in sorted(now):
+                if key.startswith("opt/state/"):
+                    record[p + key] = now[key]
+        record[p + "retnorm"] = np.array([now["retnorm/lo/value"], now["retnorm/hi/value"]], np.float32)
+        for key in sorted(now):
+            if key.startswith("slowval/") and (full or k == UPDATES):
+                record[p + f"slow/{key[len('slowval/'):]}"] = now[key]
+    meta = {
+        "case": name, "what": what, "preset": preset, "obs": obs_kind, "act": act_kind,
+        "batch": [B, T], "updates": UPDATES, "lr": LR, "official_flags": overrides,
+        "official_commit": "e3f02248693a79dc8b0ebd62c93683888ddaccfe",
+        "state_keys": sorted(state0), "jax": jax.__version__,
+        "rssm": dict(rssm), "vector_dim": VECTOR_DIM, "actions": ACTIONS,
+    }
+    record["meta"] = np.array(json.dumps(meta))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.npz"
+    tmp = out_dir / f"{name}.tmp.npz"
+    np.savez_compressed(tmp, **record)
+    tmp.replace(path)
+    model.dyn.imagine = orig_imagine
+    official_agent.imag_loss = orig_imag_loss
+    official_agent.repl_loss = orig_repl_loss
+    print(f"{name}: {path.stat().st_size / 1e6:.2f} MB", file=sys.stderr)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("cases", nargs="*", help=f"cases to export (default all): {', '.join(CASES)}")
+    p.add_argument("--out", type=pathlib.Path, required=True)
+    args = p.parse_args(argv)
+    unknown = [c for c in args.cases if c not in CASES]
+    if unknown:
+        p.error(f"unknown case(s) {', '.join(unknown)}; valid: {', '.join(CASES)}")
+    os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    for name in args.cases or list(CASES):
+        export(name, args.out)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    main()
