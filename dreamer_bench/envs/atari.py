@@ -3,8 +3,15 @@
 64×64 RGB; action repeat 4 with a max-pool of the last two frames of each repeat (before the
 Pillow bilinear resize); no sticky actions; the minimal action set; 0–30 random no-ops at reset
 (inclusive, not counted as steps); no life-loss signal; no reward clipping; episodes capped at
-108,000 frames, reported as a truncation and never as a terminal. The first observation of an
-episode is the real current frame (never black, never the previous episode's last frame).
+108,000 frames (no-op frames not counted, as in the official wrapper), reported as a truncation
+and never as a terminal (``terminal_at_cap=True``, a suite ``env:`` setting, marks it terminal as
+the official wrapper does). The first observation of an episode is the real current frame (never
+black, never the previous episode's last frame); the last one pools the last two frames of its
+own step (the official wrapper pools stale frames when a game ends before its step's last two).
+
+``sticky`` sets the ALE's repeat_action_probability (default 0, as the atari100k config asks;
+the official wrapper at e3f0224 sets it after loading the ROM, too late to take effect, so its
+runs have the ALE default 0.25: ``env: {sticky: 0.25}`` reproduces that in distribution).
 
 Differences from gymnasium's ``AtariPreprocessing``: no-ops 0–30 rather than 1–30, Pillow
 bilinear rather than OpenCV area resize, and the last frame of an episode is pooled too.
@@ -35,18 +42,26 @@ def _load_ale():
 
 class AtariEnv(Env):
     def __init__(self, game: str, seed: int = 0, action_repeat: int = 4, noops: int = 30,
-                 frame_cap: int = 108_000, size=(64, 64), full_action_space: bool = False):
+                 frame_cap: int = 108_000, size=(64, 64), full_action_space: bool = False,
+                 terminal_at_cap: bool = False, sticky: float = 0.0):
         super().__init__()
         gym = _load_ale()
         env_id = f"ALE/{game_id(game)}-v5"
         try:
-            self.env = gym.make(env_id, frameskip=1, repeat_action_probability=0.0,
-                                full_action_space=full_action_space, max_num_frames_per_episode=frame_cap,
-                                obs_type="rgb")
+            # the cap is counted here, without the no-op frames, as the official wrapper counts it;
+            # the ALE's own limit (which counts them) is set beyond it
+            if not 0.0 <= sticky < 1.0:
+                raise EnvError(f"sticky (the ALE's repeat_action_probability) must be in [0, 1), got {sticky}")
+            self.env = gym.make(env_id, frameskip=1, repeat_action_probability=float(sticky),
+                                full_action_space=full_action_space,
+                                max_num_frames_per_episode=frame_cap + noops + action_repeat, obs_type="rgb")
         except gym.error.Error as e:
             raise EnvError(f"unknown Atari game {game!r} ({env_id}): {e}") from None
         self.action_repeat = action_repeat
         self.noops = noops
+        self.frame_cap = frame_cap
+        self.terminal_at_cap = bool(terminal_at_cap)
+        self._frames = 0  # frames of this episode, no-ops not counted
         self.size = tuple(size)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
@@ -68,6 +83,7 @@ class AtariEnv(Env):
                     ended = True
                     break
             if not ended:
+                self._frames = 0
                 return {"image": resize_image(frame, self.size)}
 
     def _step(self, action):
@@ -75,10 +91,15 @@ class AtariEnv(Env):
         frames = []
         for _ in range(self.action_repeat):
             frame, reward, terminated, truncated, _ = self.env.step(action)
+            self._frames += 1
             total += float(reward)
             frames.append(frame)
+            if self._frames >= self.frame_cap:
+                truncated = True
             if terminated or truncated:
                 break
+        if truncated and not terminated and self.terminal_at_cap:
+            terminated = True  # the official wrapper's convention (is_terminal = is_last)
         pooled = np.maximum(frames[-2], frames[-1]) if len(frames) >= 2 else frames[-1]
         return {"image": resize_image(pooled, self.size)}, total, bool(terminated), bool(truncated), {}
 

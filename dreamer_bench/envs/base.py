@@ -97,5 +97,9 @@ def resize_image(frame: np.ndarray, size=IMAGE_SIZE) -> np.ndarray:
 
 
 def rescale_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """Map an action in [−1, 1] to [low, high] per dimension."""
-    return low + (np.asarray(action) + 1.0) * 0.5 * (high - low)
+    """Map an action in [−1, 1] to [low, high] per dimension, in the official wrapper's arithmetic:
+    (a + 1) / 2 in float32 (the agent's action dtype), then scaled and shifted in the bounds' dtype.
+    (The float32 step rounds a to ~1e-7; doing the same keeps trajectories identical to the
+    official ones, tests/test_official_envs.py.)"""
+    half = (np.asarray(action, np.float32) + np.float32(1)) / np.float32(2)
+    return half * (high - low) + low

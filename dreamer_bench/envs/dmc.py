@@ -76,7 +76,7 @@ class DMCEnv(Env):
         total = 0.0
         for _ in range(self.action_repeat):
             timestep = self.env.step(action)
-            total += float(timestep.reward or 0.0)
+            total += float(np.float32(timestep.reward or 0.0))  # as the official: each step's reward in float32
             if timestep.last():
                 break
         terminated = timestep.last() and timestep.discount == 0
