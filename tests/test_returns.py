@@ -5,6 +5,7 @@ import torch
 
 from dreamer_bench.agent.config import make_config
 from dreamer_bench.agent.heads import ValueHead
+from dreamer_bench.agent import losses as L
 from dreamer_bench.agent.losses import (continue_target, lambda_return, replay_value_loss, repval_targets,
                                         trajectory_weights, value_loss)
 
@@ -121,3 +122,20 @@ def test_replay_context_is_where_each_window_starts():
     agent.train_generator.manual_seed(0)
     b = agent.loss_terms(b_batch)
     assert torch.equal(a["rec_vector"], b["rec_vector"])
+
+
+def test_reinforce_policy_loss_by_hand():
+    # −sg(w)·(log π(a|s)·sg(A) + η·H), η = 3e-4; the gradient reaches log π and H, not w or A
+    cfg = make_config("debug")
+    logp = torch.tensor([[-1.2, -0.3]], requires_grad=True)
+    entropy = torch.tensor([[1.0, 0.5]], requires_grad=True)
+    adv = torch.tensor([[2.0, -4.0]], requires_grad=True)
+    weight = torch.tensor([[1.0, 0.25]], requires_grad=True)
+    loss = L.policy_loss(logp, entropy, adv, weight, cfg)
+    expected = [-(1.0 * (-1.2 * 2.0 + 3e-4 * 1.0)), -(0.25 * (-0.3 * -4.0 + 3e-4 * 0.5))]
+    torch.testing.assert_close(loss, torch.tensor([expected]))
+    loss.sum().backward()
+    torch.testing.assert_close(entropy.grad, torch.tensor([[-3e-4, -0.25 * 3e-4]]))
+    torch.testing.assert_close(logp.grad, torch.tensor([[-2.0, 0.25 * 4.0]]))
+    assert adv.grad is None or not adv.grad.any()
+    assert weight.grad is None or not weight.grad.any()

@@ -171,7 +171,11 @@ def sample_onehot_st(logprobs: torch.Tensor, uniform: torch.Tensor) -> torch.Ten
 # --------------------------------------------------------------------------------------------
 
 class Actor(nn.Module):
-    """Policy: categorical over action indices, or Normal(tanh(μ), σ) per action dimension."""
+    """Policy: categorical over action indices, or Normal(tanh(μ), σ) per action dimension.
+
+    Continuous actions have two output layers, ``out`` (μ) and ``std_out`` (σ), as the official
+    head does: AGC clips each parameter tensor by its own norm, so one merged layer would be
+    clipped differently."""
 
     def __init__(self, fan_in: int, act_dim: int, discrete: bool, cfg: AgentConfig):
         super().__init__()
@@ -180,17 +184,21 @@ class Actor(nn.Module):
         self.mix = actor_mix(cfg)
         self.min_std, self.max_std = cfg.actor_min_std, cfg.actor_max_std
         self.mlp = MLP(fan_in, cfg.units, cfg.actor_layers)
-        self.out = Linear(self.mlp.out_width, act_dim if discrete else 2 * act_dim)
+        self.out = Linear(self.mlp.out_width, act_dim)
+        self.std_out = None if discrete else Linear(self.mlp.out_width, act_dim)
         if cfg.on("zero_init"):
             with torch.no_grad():
-                self.out.weight.mul_(0.01)
+                for layer in (self.out, self.std_out):
+                    if layer is not None:
+                        layer.weight.mul_(0.01)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """Distribution parameters: log-probs (..., A) or mean and std (..., 2A), in fp32."""
-        out = self.out(self.mlp(feat)).float()
+        hidden = self.mlp(feat)
+        out = self.out(hidden).float()
         if self.discrete:
             return mixed_logprobs(out, self.mix)
-        mean, std = out.chunk(2, -1)
+        mean, std = out, self.std_out(hidden).float()
         std = (self.max_std - self.min_std) * torch.sigmoid(std + 2.0) + self.min_std
         return torch.cat([torch.tanh(mean), std], -1)
 

@@ -31,7 +31,7 @@ official                    ours                                   re-indexing
 ``rew``, ``con``, ``val``   ``reward``, ``cont``, ``critic``       ``mlp/linear{i}`` →
                                                                    ``mlp.{i}.linear``
 ``pol/head/action/logits``  ``actor.out`` (discrete)
-``…/mean`` + ``…/stddev``   ``actor.out`` (continuous)             rows [mean; stddev]
+``…/mean``, ``…/stddev``    ``actor.out``, ``actor.std_out``       (continuous)
 ``slowval``                 ``slow_critic``                        as ``val``
 ==========================  =====================================  ==========================
 
@@ -178,10 +178,8 @@ def to_ours(arrays: Mapping[str, np.ndarray], cfg: AgentConfig, obs_space: Mappi
     if discrete:
         _dense("actor.out", arrays, "pol/head/action/logits", out)
     else:
-        _dense("actor.mean", arrays, "pol/head/action/mean", out)
-        _dense("actor.std", arrays, "pol/head/action/stddev", out)
-        out["actor.out.weight"] = np.concatenate([out.pop("actor.mean.weight"), out.pop("actor.std.weight")], 0)
-        out["actor.out.bias"] = np.concatenate([out.pop("actor.mean.bias"), out.pop("actor.std.bias")], 0)
+        _dense("actor.out", arrays, "pol/head/action/mean", out)
+        _dense("actor.std_out", arrays, "pol/head/action/stddev", out)
     return out
 
 

@@ -26,7 +26,6 @@ observations in full and images as a SHA-1 per step plus every 50th frame in ful
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -144,17 +143,12 @@ def export(case, out_dir):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("cases", nargs="*", help=f"default all: {', '.join(CASES)}")
-    p.add_argument("--out", type=pathlib.Path, required=True)
-    args = p.parse_args(argv)
-    bad = [c for c in args.cases if c not in CASES]
-    if bad:
-        p.error(f"unknown case(s) {', '.join(bad)}; valid: {', '.join(CASES)}")
+    import official_envs
+
     os.environ.setdefault("MUJOCO_GL", "egl")
-    for case in args.cases or CASES:
-        export(case, args.out)
+    official_envs.export_main(__doc__, CASES, export, argv)
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
     main()

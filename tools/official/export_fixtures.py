@@ -17,11 +17,18 @@ records, per case, in one compressed .npz:
   normal noise (a − mean) / std, computed in float64 from the official policy's mean and std);
 - ``u<k>/loss/<term>`` (B, T) per-step loss terms and ``u<k>/metric/<name>`` the official metrics;
 - ``u<k>/grad/<name>``: every parameter's gradient (the raw gradient, before AGC);
+
+  The size1m cases are kept small: their initial parameters are rounded to float16 before the
+  official agent runs (so storing them in half loses nothing), and they hold the gradient of
+  update 1 and the direction after update 3 in float16, each divided by its largest element
+  (``scale/<key>`` holds that; rounding stays within 5e-4 of the tensor's norm, under the test's
+  tolerance), and no moments, deter or head outputs;
 - ``u<k>/ret``, ``u<k>/replay_ret``, ``u<k>/deter``: imagined λ-returns (N, H), replay returns
   (B, T), posterior deter (B, T, D) (intermediates, to locate a difference);
-- after update k: ``u<k>/dir/<name>`` = (θ_k − θ_0) / lr, ``u<k>/nu/<name>`` and
-  ``u<k>/mu/<name>`` the optimiser's moments (only k = 3 for the size1m cases, to keep the files
-  small), ``u<k>/retnorm`` (lo, hi) and ``u<k>/slow/<name>`` the slow critic;
+- after updates 1 and 3 (size1m: 3 only): ``u<k>/dir/<name>`` = (θ_k − θ_0) / lr,
+  ``u<k>/opt/state/1/1/<name>`` and ``u<k>/opt/state/2/1/<name>`` LaProp's second and first
+  moments (debug only) and ``u<k>/slow/<name>`` the slow critic; after every update
+  ``u<k>/retnorm`` (lo, hi);
 - ``slow0/<name>``, ``retnorm0``: the slow critic and return statistics at the start (see
   ``perturb_initial_state``: the zero-initialised heads get random weights, the statistics a
   non-zero start, so that returns and the return scale take part);
@@ -33,7 +40,6 @@ and the test feeds the recorded samples to ours, so no rounding can flip a sampl
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pathlib
@@ -46,9 +52,9 @@ import numpy as np
 CASES = {
     "debug_vector_discrete": ("debug", "vector", "discrete", (4, 10), [], "debug preset"),
     "debug_vector_continuous": ("debug", "vector", "continuous", (4, 10), [], "debug preset"),
-    "debug_image_discrete": ("debug", "image", "discrete", (3, 8), [], "debug preset"),
-    "debug_image_continuous": ("debug", "image", "continuous", (3, 8), [], "debug preset"),
-    "debug_both_discrete": ("debug", "both", "discrete", (3, 8), [], "debug preset, vector and image keys"),
+    "debug_image_discrete": ("debug", "image", "discrete", (2, 7), [], "debug preset"),
+    "debug_image_continuous": ("debug", "image", "continuous", (2, 7), [], "debug preset"),
+    "debug_both_discrete": ("debug", "both", "discrete", (2, 7), [], "debug preset, vector and image keys"),
     "debug_vector_discrete_free_nats0": (
         "debug", "vector", "discrete", (4, 10), ["--agent.dyn.rssm.free_nats", "0"], "free bits off"),
     "debug_vector_discrete_unimix0": (
@@ -130,9 +136,12 @@ def make_batch(rng, obs_kind, act_kind, B, T, deter, stoch, classes):
         data["action"] = rng.normal(0, 0.8, (B, L, ACTIONS)).astype(np.float32)
     data["consec"] = np.zeros((B, L), np.int32)  # the first chunk of each window: use the context
     data["stepid"] = np.zeros((B, L, 20), np.uint8)
-    data["dyn/deter"] = rng.normal(0, 0.5, (B, L, deter)).astype(np.float32)
-    idx = rng.integers(0, classes, (B, L, stoch))
-    data["dyn/stoch"] = np.eye(classes, dtype=np.float32)[idx]
+    # the stored latents: only the context step's are read (by both implementations), so the
+    # later steps' are zeros (which keeps the files small)
+    data["dyn/deter"] = np.zeros((B, L, deter), np.float32)
+    data["dyn/deter"][:, 0] = rng.normal(0, 0.5, (B, deter))
+    data["dyn/stoch"] = np.zeros((B, L, stoch, classes), np.float32)
+    data["dyn/stoch"][:, 0] = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, (B, stoch))]
     return data
 
 
@@ -185,6 +194,10 @@ def export(name, out_dir):
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     data = make_batch(rng, obs_kind, act_kind, B, T, rssm.deter, rssm.stoch, rssm.classes)
     agent.params = perturb_initial_state(dict(agent.params), rng, config.agent.value.bins)
+    compact = preset != "debug"
+    if compact:  # parameters exactly representable in float16, so that the file stores them in half
+        agent.params = {k: (jnp.asarray(np.asarray(v).astype(np.float16).astype(np.float32))
+                            if np.asarray(v).dtype == np.float32 else v) for k, v in agent.params.items()}
     state0 = {k: np.asarray(v) for k, v in agent.params.items()}
     param_names = sorted(k for k in state0 if k.split("/")[0] in ("dyn", "enc", "dec", "rew", "con", "pol", "val"))
 
@@ -252,19 +265,30 @@ def export(name, out_dir):
     init_carry = nj.pure(model.init_train)
     _, carry = init_carry(dict(agent.params), B, seed=jnp.array([0, 0], jnp.uint32))
 
-    record = {f"param/{k}": state0[k] for k in param_names}
-    record.update({f"slow0/{k[len('slowval/'):]}": state0[k] for k in state0 if k.startswith("slowval/")})
+    half = (lambda x: np.asarray(x).astype(np.float16)) if compact else (lambda x: np.asarray(x))
+
+    def scaled(key, value):
+        """Store value in float16 as value / max|value| (and the scale in float32 under
+        ``scale/<key>``): rounding then stays within 5e-4 of the tensor's norm whatever its size."""
+        value = np.asarray(value, np.float64)
+        scale = float(np.abs(value).max()) or 1.0
+        record[key] = (value / scale).astype(np.float16)
+        record[f"scale/{key}"] = np.float32(scale)
+    record = {f"param/{k}": half(state0[k]) for k in param_names}
+    record.update({f"slow0/{k[len('slowval/'):]}": half(state0[k]) for k in state0 if k.startswith("slowval/")})
     record["retnorm0"] = np.array([state0["retnorm/lo/value"], state0["retnorm/hi/value"]], np.float32)
     record.update({f"batch/{k}": v for k, v in data.items()})
     state = dict(agent.params)
     jdata = {k: jnp.asarray(v) for k, v in data.items()}
-    full = preset == "debug"
+    full = not compact
+    snapshot = (1, UPDATES) if full else (UPDATES,)  # updates after which directions, moments, slow critic are kept
     for k in range(1, UPDATES + 1):
         state, (metrics, outs, grads) = pure(state, carry, jdata, seed=jnp.array([k, 7], jnp.uint32))
         cap = {a: np.asarray(b) for a, b in outs["captured"].items()}
         p = f"u{k}/"
         record[p + "post"] = np.asarray(outs["repfeat"]["stoch"]).argmax(-1).astype(np.int8)
-        record[p + "deter"] = np.asarray(outs["repfeat"]["deter"])
+        if full:
+            record[p + "deter"] = np.asarray(outs["repfeat"]["deter"])
         record[p + "prior"] = cap["img_stoch"].argmax(-1).astype(np.int8)
         if act_kind == "discrete":
             record[p + "act"] = cap["img_act"].astype(np.int8)
@@ -274,7 +298,8 @@ def export(name, out_dir):
             std = cap["pol_std"][:, :-1].astype(np.float64)
             record[p + "act_noise"] = (cap["img_act"].astype(np.float64) - mean) / std
         for key in ("ret", "replay_ret", "img_rew", "img_con", "img_val"):
-            record[p + key] = cap[key]
+            if full or key in ("ret", "replay_ret"):
+                record[p + key] = cap[key]
         for key, value in outs["losses"].items():
             record[p + f"loss/{key}"] = np.asarray(value)
         for key, value in metrics.items():
@@ -282,21 +307,28 @@ def export(name, out_dir):
             if value.ndim == 0:
                 record[p + f"metric/{key}"] = value
         grads = {a: np.asarray(b) for a, b in grads.items()}
-        for key in param_names:
-            record[p + f"grad/{key}"] = grads[key]
-        now = {a: np.asarray(b) for a, b in state.items()}
-        if full or k == UPDATES:
+        if full or k == 1:
             for key in param_names:
-                record[p + f"dir/{key}"] = (now[key].astype(np.float64) - state0[key]) / LR
-        if full or k == UPDATES:
-            nu = [a for a in now if a.startswith("opt/state/") and a.endswith("/1")]
+                if compact:
+                    scaled(p + f"grad/{key}", grads[key])
+                else:
+                    record[p + f"grad/{key}"] = grads[key]
+        now = {a: np.asarray(b) for a, b in state.items()}
+        if k in snapshot:
+            for key in param_names:
+                direction = (now[key].astype(np.float64) - state0[key]) / LR
+                if compact:
+                    scaled(p + f"dir/{key}", direction)
+                else:
+                    record[p + f"dir/{key}"] = direction
+        if full and k in snapshot:
             for key in sorted(now):
                 if key.startswith("opt/state/"):
                     record[p + key] = now[key]
         record[p + "retnorm"] = np.array([now["retnorm/lo/value"], now["retnorm/hi/value"]], np.float32)
         for key in sorted(now):
-            if key.startswith("slowval/") and (full or k == UPDATES):
-                record[p + f"slow/{key[len('slowval/'):]}"] = now[key]
+            if key.startswith("slowval/") and k in snapshot:
+                record[p + f"slow/{key[len('slowval/'):]}"] = now[key]  # float32: 0.98·slow moves little
     meta = {
         "case": name, "what": what, "preset": preset, "obs": obs_kind, "act": act_kind,
         "batch": [B, T], "updates": UPDATES, "lr": LR, "official_flags": overrides,
@@ -317,16 +349,10 @@ def export(name, out_dir):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("cases", nargs="*", help=f"cases to export (default all): {', '.join(CASES)}")
-    p.add_argument("--out", type=pathlib.Path, required=True)
-    args = p.parse_args(argv)
-    unknown = [c for c in args.cases if c not in CASES]
-    if unknown:
-        p.error(f"unknown case(s) {', '.join(unknown)}; valid: {', '.join(CASES)}")
+    import official_envs
+
     os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
-    for name in args.cases or list(CASES):
-        export(name, args.out)
+    official_envs.export_main(__doc__, CASES, export, argv)
 
 
 if __name__ == "__main__":

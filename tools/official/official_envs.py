@@ -137,3 +137,19 @@ def quiet_agent_options() -> None:
     defaults[names.index("profiler")] = False
     defaults[names.index("precompile")] = False
     jax_agent.Options.__init__.__defaults__ = tuple(defaults)
+
+
+def export_main(doc: str, cases, export, argv=None) -> None:
+    """The command line of the export scripts: ``[CASE ...] --out DIR`` (default: every case)."""
+    import argparse
+    import pathlib
+
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("cases", nargs="*", help=f"cases to export (default all): {', '.join(cases)}")
+    p.add_argument("--out", type=pathlib.Path, required=True)
+    args = p.parse_args(argv)
+    unknown = [c for c in args.cases if c not in cases]
+    if unknown:
+        p.error(f"unknown case(s) {', '.join(unknown)}; valid: {', '.join(cases)}")
+    for name in args.cases or list(cases):
+        export(name, args.out)

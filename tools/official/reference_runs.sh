@@ -9,8 +9,8 @@
 # RUNS/<task>/seed_<n>/ and is marked done by a file `done`. CPUS: a taskset CPU list to pin the
 # queue to (default: all). Rerun the same command after a stop: finished runs are skipped and the
 # interrupted one resumes from its last checkpoint (the official script's own resume). Start one
-# queue per core to run two at a time (tools/official/README.md: side by side beat one two-thread
-# run); a run held by one queue is skipped by the others.
+# queue per core to run two at a time (the README's "Proven equal" section has the measurement);
+# a run held by one queue is skipped by the others.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 [ $# -ge 2 ] || { echo "usage: tools/official/reference_runs.sh VENV RUNS [CPUS]" >&2; exit 2; }
