@@ -169,30 +169,3 @@ def test_a_failing_compiler_falls_back_to_the_eager_step(monkeypatch):
         metrics = agent.train(dict(batch))
     assert any("torch.compile failed" in str(w.message) for w in caught)
     assert metrics["loss/total"] == pytest.approx(eager.train(dict(batch))["loss/total"], rel=1e-5)
-
-
-def test_a_checkpoint_with_the_merged_continuous_actor_output_still_resumes():
-    """Checkpoints written before the continuous actor had separate mean and std layers held one
-    ``actor.out`` of 2A rows (mean first); they are split on restore, moments included."""
-    agent = make_agent(VECTOR, CONTINUOUS)
-    for i in range(2):
-        agent.train(make_batch(agent, seed=i))
-    state = agent.checkpoint()
-    modules = dict(state["modules"])
-    names = [n for n, _ in agent.named_parameters() if not n.startswith("slow_critic.")]
-    i = names.index("actor.out.weight")
-    w = torch.cat([modules.pop("actor.out.weight"), modules.pop("actor.std_out.weight")])
-    b = torch.cat([modules.pop("actor.out.bias"), modules.pop("actor.std_out.bias")])
-    modules.update({"actor.out.weight": w, "actor.out.bias": b})
-    optimizer = dict(state["optimizer"])
-    for key in ("momentum", "second"):
-        x = list(optimizer[key])
-        optimizer[key] = x[:i] + [torch.cat([x[i], x[i + 2]]), torch.cat([x[i + 1], x[i + 3]])] + x[i + 4:]
-    old = {**state, "modules": modules, "optimizer": optimizer}
-    resumed = make_agent(VECTOR, CONTINUOUS)
-    resumed.restore(old)
-    for k, v in params_of(agent).items():
-        assert torch.equal(params_of(resumed)[k], v), k
-    for mine, theirs in zip(resumed.optimizer.momentum + resumed.optimizer.second,
-                            agent.optimizer.momentum + agent.optimizer.second):
-        assert torch.equal(mine, theirs)

@@ -493,35 +493,13 @@ class Agent(nn.Module):
             "rng": {"train": self.train_generator.get_state(), "act": self.act_generator.get_state()},
         }
 
-    def _split_merged_actor_output(self, modules, optimizer):
-        """Checkpoints written before the continuous actor had two output layers hold one merged
-        ``actor.out`` (2A rows: mean, then std): split it, and its optimiser moments, into
-        ``actor.out`` and ``actor.std_out`` so that such runs still resume."""
-        a = self.act_space.size
-        weight = modules.get("actor.out.weight")
-        if self.act_space.discrete or weight is None or weight.shape[0] != 2 * a or "actor.std_out.weight" in modules:
-            return modules, optimizer
-        modules = dict(modules)
-        bias = modules.pop("actor.out.bias")
-        modules.update({"actor.out.weight": weight[:a], "actor.out.bias": bias[:a],
-                        "actor.std_out.weight": weight[a:], "actor.std_out.bias": bias[a:]})
-        names = [n for n, _ in self.named_parameters() if not n.startswith("slow_critic.")]
-        i = names.index("actor.out.weight")  # old order: out.weight, out.bias; new: + std_out.weight, .bias
-        optimizer = dict(optimizer)
-        for key in ("momentum", "second"):
-            old = list(optimizer[key])
-            w, b = old[i], old[i + 1]
-            optimizer[key] = old[:i] + [w[:a], b[:a], w[a:], b[a:]] + old[i + 2:]
-        return modules, optimizer
-
     def restore(self, state: Mapping[str, Any]) -> None:
         mine, theirs = self.cfg.to_dict(), {**ADDED_FIELDS, **state["config"]}
         differ = sorted(k for k in mine if k not in ("device", "compile") and mine[k] != theirs.get(k))
         if differ:
             raise ValueError(f"checkpoint configuration differs in {', '.join(differ)}")
-        modules, optimizer = self._split_merged_actor_output(state["modules"], state["optimizer"])
-        self.load_state_dict(modules)
-        self.optimizer.load_state_dict(optimizer)
+        self.load_state_dict(state["modules"])
+        self.optimizer.load_state_dict(state["optimizer"])
         self.updates = int(state["updates"])
         self.train_generator.set_state(state["rng"]["train"])
         self.act_generator.set_state(state["rng"]["act"])
