@@ -168,12 +168,13 @@ def to_ours(arrays: Mapping[str, np.ndarray], cfg: AgentConfig, obs_space: Mappi
             _conv(f"decoder.up_convs.{ours_i}", arrays, f"dec/conv{off_i}", out)
             _norm(f"decoder.up_norms.{ours_i}", arrays, f"dec/conv{off_i}norm", out)
         _conv("decoder.out_conv", arrays, "dec/imgout", out)
-    # heads
-    _head("reward", arrays, "rew", cfg.rew_layers, "logits", out)
+    # heads (two-hot heads name their output "logits", the official MSE heads "pred")
+    value_out = "logits" if cfg.on("twohot") else "pred"
+    _head("reward", arrays, "rew", cfg.rew_layers, value_out, out)
     _head("cont", arrays, "con", cfg.con_layers, "logit", out)
-    _head("critic", arrays, "val", cfg.critic_layers, "logits", out)
-    if "slowval/head/logits/kernel" in arrays:
-        _head("slow_critic", arrays, "slowval", cfg.critic_layers, "logits", out)
+    _head("critic", arrays, "val", cfg.critic_layers, value_out, out)
+    if f"slowval/head/{value_out}/kernel" in arrays:
+        _head("slow_critic", arrays, "slowval", cfg.critic_layers, value_out, out)
     _mlp("actor.mlp", arrays, "pol/mlp", cfg.actor_layers, out)
     if discrete:
         _dense("actor.out", arrays, "pol/head/action/logits", out)
@@ -187,12 +188,15 @@ def load_official(agent, params: Mapping[str, np.ndarray]) -> None:
     """Load official parameters (and ``slowval/…``, if given) into ``agent`` in place."""
     mapped = to_ours(params, agent.cfg, agent.obs_space, agent.act_space.discrete)
     state = agent.state_dict()
+    has_slow = any(k.startswith("slowval/") for k in params)
     missing = sorted(k for k in state if k not in mapped and not k.endswith(("bins", "quantiles", "low", "high"))
-                     and not (k.startswith("slow_critic.") and "slowval/head/logits/kernel" not in params))
+                     and not (k.startswith("slow_critic.") and not has_slow))
     if missing:
         raise KeyError(f"no official value for {', '.join(missing)}")
     with torch.no_grad():
         for name, value in mapped.items():
+            if name.startswith("slow_critic.") and agent.slow_critic is None:
+                continue  # slow_critic off keeps no slow copy
             target = state[name]
             value = torch.as_tensor(np.ascontiguousarray(value), dtype=target.dtype)
             if tuple(value.shape) != tuple(target.shape):

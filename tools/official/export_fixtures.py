@@ -61,6 +61,24 @@ CASES = {
         "debug", "vector", "discrete", (4, 10), ["--agent.dyn.rssm.unimix", "0"], "latent unimix off"),
     "debug_vector_continuous_agc0": (
         "debug", "vector", "continuous", (4, 10), ["--agent.opt.agc", "0"], "AGC off"),
+    "debug_vector_discrete_repval0": (
+        "debug", "vector", "discrete", (4, 10), ["--agent.loss_scales.repval", "0"], "replay critic loss off"),
+    "debug_vector_discrete_retnorm_none": (
+        "debug", "vector", "discrete", (4, 10), ["--agent.retnorm.impl", "none"], "return normalisation off"),
+    "debug_vector_discrete_slowreg0": (
+        "debug", "vector", "discrete", (4, 10),
+        ["--agent.imag_loss.slowreg", "0", "--agent.repl_loss.slowreg", "0"], "slow critic regulariser off"),
+    "debug_vector_discrete_kl_even": (
+        "debug", "vector", "discrete", (4, 10),
+        ["--agent.loss_scales.dyn", "0.55", "--agent.loss_scales.rep", "0.55"], "KL balance off"),
+    "debug_vector_discrete_blocks1": (
+        "debug", "vector", "discrete", (4, 10), ["--agent.dyn.rssm.blocks", "1"], "one GRU block"),
+    "debug_vector_continuous_reward_grad0": (
+        "debug", "vector", "continuous", (4, 10),
+        ["--agent.reward_grad", "False", "--agent.repval_grad", "False"], "no reward/value gradient into the model"),
+    "debug_vector_discrete_mse_heads": (
+        "debug", "vector", "discrete", (4, 10),
+        ["--agent.rewhead.output", "mse", "--agent.value.output", "mse"], "scalar MSE reward and critic heads"),
     "size1m_vector_discrete": ("size1m", "vector", "discrete", (16, 64), [], "size1m, full batch"),
     "size1m_image_continuous": ("size1m", "image", "continuous", (2, 8), [], "size1m, images, small batch"),
 }
@@ -159,13 +177,16 @@ def perturb_initial_state(state, rng, bins):
     slope = 2.0 if bins > 16 else 0.5  # few bins (debug: 5, the outer ones ±2e4 and ±5e8) need less
     bias = (-slope * np.abs(symlog_bins)).astype(np.float32)
     for head in ("rew", "val", "slowval"):
-        kernel = state[f"{head}/head/logits/kernel"]
+        out = "logits" if f"{head}/head/logits/kernel" in state else "pred"  # two-hot or MSE head
+        kernel = state[f"{head}/head/{out}/kernel"]
         fan_in = kernel.shape[0]
-        state[f"{head}/head/logits/kernel"] = jnp.asarray(
+        state[f"{head}/head/{out}/kernel"] = jnp.asarray(
             rng.normal(0, 1.0 / np.sqrt(fan_in), kernel.shape).astype(np.float32))
-        state[f"{head}/head/logits/bias"] = jnp.asarray(bias)
-    state["retnorm/lo/value"] = jnp.asarray(np.float32(-2.0))
-    state["retnorm/hi/value"] = jnp.asarray(np.float32(3.0))
+        if out == "logits":
+            state[f"{head}/head/{out}/bias"] = jnp.asarray(bias)
+    if "retnorm/lo/value" in state:  # absent with retnorm.impl none
+        state["retnorm/lo/value"] = jnp.asarray(np.float32(-2.0))
+        state["retnorm/hi/value"] = jnp.asarray(np.float32(3.0))
     return state
 
 
@@ -276,7 +297,8 @@ def export(name, out_dir):
         record[f"scale/{key}"] = np.float32(scale)
     record = {f"param/{k}": half(state0[k]) for k in param_names}
     record.update({f"slow0/{k[len('slowval/'):]}": half(state0[k]) for k in state0 if k.startswith("slowval/")})
-    record["retnorm0"] = np.array([state0["retnorm/lo/value"], state0["retnorm/hi/value"]], np.float32)
+    if "retnorm/lo/value" in state0:
+        record["retnorm0"] = np.array([state0["retnorm/lo/value"], state0["retnorm/hi/value"]], np.float32)
     record.update({f"batch/{k}": v for k, v in data.items()})
     state = dict(agent.params)
     jdata = {k: jnp.asarray(v) for k, v in data.items()}
@@ -325,7 +347,8 @@ def export(name, out_dir):
             for key in sorted(now):
                 if key.startswith("opt/state/"):
                     record[p + key] = now[key]
-        record[p + "retnorm"] = np.array([now["retnorm/lo/value"], now["retnorm/hi/value"]], np.float32)
+        if "retnorm/lo/value" in now:
+            record[p + "retnorm"] = np.array([now["retnorm/lo/value"], now["retnorm/hi/value"]], np.float32)
         for key in sorted(now):
             if key.startswith("slowval/") and k in snapshot:
                 record[p + f"slow/{key[len('slowval/'):]}"] = now[key]  # float32: 0.98·slow moves little
