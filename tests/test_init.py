@@ -28,6 +28,8 @@ def test_actor_output_weights_are_scaled_by_one_hundredth():
     for act in (DISCRETE, CONTINUOUS):
         on, off = make_agent(BOTH, act), make_agent(BOTH, act, off=("zero_init",))
         torch.testing.assert_close(on.actor.out.weight, 0.01 * off.actor.out.weight, rtol=0, atol=0)
+        if not act.discrete:  # the continuous actor's σ layer too
+            torch.testing.assert_close(on.actor.std_out.weight, 0.01 * off.actor.std_out.weight, rtol=0, atol=0)
         assert off.reward.out.weight.abs().sum() > 0 and off.critic.out.weight.abs().sum() > 0
 
 

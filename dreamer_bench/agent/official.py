@@ -64,9 +64,8 @@ def _dense(prefix_ours: str, arrays: Mapping[str, np.ndarray], name: str, out: d
     out[f"{prefix_ours}.bias"] = bias
 
 
-def _norm(prefix_ours: str, arrays, name: str, out: dict, perm=None):
-    scale = np.asarray(arrays[f"{name}/scale"]).reshape(-1)
-    out[f"{prefix_ours}.scale"] = scale if perm is None else scale[perm]
+def _norm(prefix_ours: str, arrays, name: str, out: dict):
+    out[f"{prefix_ours}.scale"] = np.asarray(arrays[f"{name}/scale"]).reshape(-1)
 
 
 def _conv(prefix_ours: str, arrays, name: str, out: dict):
@@ -85,7 +84,7 @@ def _head(prefix_ours: str, arrays, prefix: str, layers: int, out_name: str, out
     _dense(f"{prefix_ours}.out", arrays, f"{prefix}/head/{out_name}", out)
 
 
-def token_order(cfg: AgentConfig, image_channels: int, vector_units: int) -> np.ndarray:
+def token_order(image_channels: int, vector_units: int) -> np.ndarray:
     """For each of our encoder outputs, the index of the same value in the official tokens."""
     ours = []
     n_vec = vector_units
@@ -109,7 +108,7 @@ def to_ours(arrays: Mapping[str, np.ndarray], cfg: AgentConfig, obs_space: Mappi
     out: dict[str, np.ndarray] = {}
     images = sorted(k for k, s in obs_space.items() if len(s) == 3)
     vectors = sorted(k for k, s in obs_space.items() if len(s) == 1)
-    deter, stoch, hidden, g = cfg.deter, cfg.stoch, cfg.hidden, cfg.blocks if cfg.on("block_gru") else 1
+    deter, stoch, g = cfg.deter, cfg.stoch, cfg.blocks if cfg.on("block_gru") else 1
     # encoder
     for i in range(cfg.enc_layers if vectors else 0):
         _dense(f"encoder.mlp.{i}.linear", arrays, f"enc/mlp{i}", out)
@@ -134,7 +133,7 @@ def to_ours(arrays: Mapping[str, np.ndarray], cfg: AgentConfig, obs_space: Mappi
     # posterior: input [deter, tokens]
     img_channels = 4 * cfg.depth if images else 0
     vec_units = (cfg.units if cfg.enc_layers else sum(obs_space[k][0] for k in vectors)) if vectors else 0
-    rows = np.concatenate([np.arange(deter), deter + token_order(cfg, img_channels, vec_units)])
+    rows = np.concatenate([np.arange(deter), deter + token_order(img_channels, vec_units)])
     for i in range(cfg.post_layers):
         _dense(f"rssm.post_mlp.{i}.linear", arrays, f"dyn/obs{i}", out, rows=rows if i == 0 else None)
         _norm(f"rssm.post_mlp.{i}.norm", arrays, f"dyn/obs{i}norm", out)
