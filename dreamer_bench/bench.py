@@ -19,7 +19,7 @@ from .agent.runtime import tune_cpu_allocator
 from .agent.synthetic import random_batch
 
 OBS_SPACES = {
-    "vector": {"vector": (24,)},  # walker_walk-sized proprioception
+    "vector": {"height": (1,), "orientations": (14,), "velocity": (9,)},  # walker_walk's proprioception
     "image": {"image": (64, 64, 3)},
 }
 ACT_SPACES = {"vector": ActSpace(False, 6), "image": ActSpace(True, 6)}

@@ -86,16 +86,19 @@ def test_atari_frame_cap_is_a_truncation_and_the_next_episode_starts_on_a_real_f
 
 # ---------------------------------------------------------------- DMC
 
-def test_dmc_proprio_vector_is_the_sorted_concatenation_and_time_limit_is_truncation():
+def test_dmc_proprio_gives_one_float32_vector_per_key_and_time_limit_is_truncation():
     from dm_control import suite
 
     env = make_env("dmc_walker_walk", seed=4, action_repeat=2)
     raw = suite.load("walker", "walk", task_kwargs={"random": 4})
     ts = raw.reset()
-    expected = np.concatenate([np.asarray(ts.observation[k], np.float32).reshape(-1) for k in sorted(ts.observation)])
     tr = env.step(None)
-    assert env.obs_space == {"vector": (24,)} and not env.act_space.discrete and env.act_space.size == 6
-    np.testing.assert_array_equal(tr.obs["vector"], expected)
+    # as the official agent sees them: one key each, the scalar height as shape (1,)
+    assert env.obs_space == {"height": (1,), "orientations": (14,), "velocity": (9,)}
+    assert not env.act_space.discrete and env.act_space.size == 6
+    for key in ("height", "orientations", "velocity"):
+        assert tr.obs[key].dtype == np.float32
+        np.testing.assert_array_equal(tr.obs[key], np.asarray(ts.observation[key], np.float32).reshape(-1))
     tr, steps = run_until_last(make_env("dmc_walker_walk", seed=4, action_repeat=2), lambda: np.zeros(6))
     assert steps == 500 and not tr.obs["is_terminal"]  # 1000 env steps at action repeat 2
 

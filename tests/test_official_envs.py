@@ -57,13 +57,14 @@ def our_env(case, meta, **settings):
 
 
 def rollout(env, actions):
-    out = {k: [] for k in ("reward", "is_first", "is_last", "is_terminal", "vector", "sha1", "image")}
+    out = {k: [] for k in ("reward", "is_first", "is_last", "is_terminal", "sha1", "image")}
     for a in actions:
         obs = env.step(a).obs
         for k in ("reward", "is_first", "is_last", "is_terminal"):
             out[k].append(obs[k])
-        if "vector" in obs:
-            out["vector"].append(obs["vector"])
+        for k in env.obs_space:
+            if k != "image":
+                out.setdefault(f"obs/{k}", []).append(obs[k])
         if "image" in obs:
             image = np.ascontiguousarray(obs["image"], np.uint8)
             out["image"].append(image)
@@ -79,8 +80,12 @@ def assert_same_trajectory(ours, fx, terminal_expected=None):
     terminal = fx["is_terminal"] if terminal_expected is None else terminal_expected
     np.testing.assert_array_equal(np.asarray(ours["is_terminal"], bool), terminal, err_msg="is_terminal")
     np.testing.assert_allclose(np.asarray(ours["reward"], np.float32), fx["reward"], rtol=0, atol=0)
-    if "vector" in fx:
-        np.testing.assert_array_equal(np.stack(ours["vector"]), fx["vector"])
+    official_keys = sorted(k for k in fx if k.startswith("obs/"))
+    assert sorted(k for k in ours if k.startswith("obs/")) == official_keys  # one key per official key
+    for k in official_keys:  # the official keeps a scalar as shape (); ours as (1,)
+        theirs = fx[k].reshape(len(fx[k]), -1)
+        assert ours[k][0].dtype == theirs.dtype, k
+        np.testing.assert_array_equal(np.stack(ours[k]), theirs, err_msg=k)
     if "sha1" in fx:
         differ = [t for t in range(steps) if ours["sha1"][t] != fx["sha1"][t]]
         if differ:

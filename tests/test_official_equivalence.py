@@ -118,6 +118,8 @@ def settings(meta: dict) -> tuple[tuple[str, ...], dict]:
 
 def obs_space(meta: dict) -> dict:
     space = {}
+    for key, shape in (meta.get("vector_keys") or {}).items():  # DMC-like keys; a scalar is (1,) here
+        space[key] = (max(1, int(np.prod(shape))),)
     if meta["obs"] in ("vector", "both"):
         space["vector"] = (meta["vector_dim"],)
     if meta["obs"] in ("image", "both"):
@@ -146,7 +148,8 @@ def build(case: str, off=(), **overrides) -> tuple[Agent, dict, dict]:
 
 def our_batch(fx: dict, meta: dict) -> dict:
     b = {k[len("batch/"):]: v for k, v in fx.items() if k.startswith("batch/")}
-    batch = {k: b[k] for k in obs_space(meta)}
+    B, T = meta["batch"]
+    batch = {k: b[k].reshape(B, T + 1, *shape) for k, shape in obs_space(meta).items()}
     action = b["action"]
     if meta["act"] == "discrete":
         action = np.eye(meta["actions"], dtype=np.float32)[action]
@@ -292,7 +295,7 @@ def test_the_fixtures_cover_every_case_the_issue_names():
     assert {"debug_vector_discrete", "debug_vector_continuous", "debug_image_discrete",
             "debug_image_continuous", "size1m_vector_discrete", "size1m_image_continuous",
             "debug_vector_discrete_free_nats0", "debug_vector_discrete_unimix0",
-            "debug_vector_continuous_agc0"} <= set(CASES)
+            "debug_vector_continuous_agc0", "debug_proprio_continuous"} <= set(CASES)
     # every technique the official configuration can switch off has a case
     flagged = {flag for case in CASES for flag in load(case)[1]["official_flags"]}
     assert set(OFF_FLAGS) <= flagged, sorted(set(OFF_FLAGS) - flagged)
@@ -339,3 +342,46 @@ def test_a_perturbed_twohot_summation_is_caught(monkeypatch):
     monkeypatch.setattr(heads, "twohot_mean", shifted)
     bad = compare("debug_vector_discrete")
     assert any("loss/value" in k or "loss/repval" in k for k in bad), sorted(bad)
+
+
+def merged_proprio(case: str = "debug_proprio_continuous") -> tuple[dict, dict]:
+    """The DMC-like fixture rewritten for an agent that sees its keys as one concatenated
+    ``vector`` (what our DMC adapter gave before 0.2.0): the batch, the decoder's output layers,
+    their gradients, directions and moments concatenated in sorted key order, the per-key
+    reconstruction losses summed. Mathematically the same model; only AGC, which clips each
+    tensor by its own norm, tells the two apart."""
+    fx, meta = load(case)
+    keys = sorted(meta["vector_keys"])
+    B, T = meta["batch"]
+    out = {}
+    groups: dict[tuple[str, str], list] = {}
+    for name, value in fx.items():
+        hit = next((k for k in keys if f"dec/vec/{k}/pred/" in name), None)
+        if hit is not None:
+            groups.setdefault(tuple(name.split(f"dec/vec/{hit}/pred/")), []).append((hit, value))
+        elif name.startswith("batch/") and name[len("batch/"):] in keys:
+            continue
+        elif any(name.endswith(f"loss/{k}") for k in keys):
+            total = name[: name.rindex("loss/")] + "loss/vector"
+            out[total] = out.get(total, 0) + value
+        else:
+            out[name] = value
+    for (head, tail), parts in groups.items():
+        parts = [v for _, v in sorted(parts, key=lambda kv: kv[0])]
+        out[f"{head}dec/vec/vector/pred/{tail}"] = np.concatenate(parts, -1)
+    out["batch/vector"] = np.concatenate([fx[f"batch/{k}"].reshape(B, T + 1, -1) for k in keys], -1)
+    meta = {**meta, "vector_keys": None, "obs": "vector", "vector_dim": out["batch/vector"].shape[-1]}
+    return out, meta
+
+
+def test_dmc_keys_are_clipped_apart_as_the_official_decoder_does(monkeypatch):
+    """Why our DMC adapter gives one observation key per dm_control key: with the keys merged,
+    the first update's losses and gradients still match (the rewrite is exact), but AGC then
+    clips the merged output layer by one norm and the update leaves the official one."""
+    fx, meta = merged_proprio()
+    monkeypatch.setitem(globals(), "load", lambda case: (dict(fx), dict(meta)))
+    bad = compare("debug_proprio_continuous")
+    assert not [k for k in bad if k.startswith("u1 loss") or k.startswith("u1 grad ")], sorted(bad)
+    assert any("direction decoder.vector_out.vector" in k for k in bad), sorted(bad)
+    monkeypatch.undo()
+    assert not compare("debug_proprio_continuous")  # per key, as the adapter now gives them

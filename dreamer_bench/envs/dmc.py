@@ -1,6 +1,9 @@
 """DeepMind Control Suite: proprioceptive vectors or 64×64 renders.
 
-Vector observations: every observation key flattened and concatenated in sorted key order.
+Vector observations: one observation key per dm_control key, each flattened to a float32 vector
+(a scalar such as walker's ``height`` becomes shape (1,)), as the official agent sees them: the
+encoder concatenates them in sorted key order and the decoder predicts each through its own
+output layer (so adaptive gradient clipping sees one tensor per key).
 Images: rendered offscreen from camera 0 (quadruped: camera 2). Rendering uses ``MUJOCO_GL``:
 if unset it defaults to ``egl`` (headless, works with Mesa's software EGL on CPU and with the
 NVIDIA driver on a GPU); ``MUJOCO_GL=osmesa`` selects OSMesa (Debian's ``libosmesa6``). A time
@@ -56,15 +59,15 @@ class DMCEnv(Env):
         self._low, self._high = spec.minimum.astype(np.float64), spec.maximum.astype(np.float64)
         self.act_space = ActSpace(False, int(np.prod(spec.shape)))
         if obs == "vector":
-            width = sum(int(np.prod(s.shape)) for s in self.env.observation_spec().values())
-            self.obs_space = {"vector": (width,)}
+            spec = self.env.observation_spec()
+            self.obs_space = {k: (max(1, int(np.prod(spec[k].shape))),) for k in sorted(spec)}
         else:
             self.obs_space = {"image": (*self.size, 3)}
 
     def _arrays(self, timestep):
         if self.kind == "vector":
             obs = timestep.observation
-            return {"vector": np.concatenate([np.asarray(obs[k], np.float32).reshape(-1) for k in sorted(obs)])}
+            return {k: np.asarray(obs[k], np.float32).reshape(-1) for k in self.obs_space}
         image = self.env.physics.render(*self.size, camera_id=self.camera)
         return {"image": np.ascontiguousarray(image, dtype=np.uint8)}
 

@@ -8,7 +8,7 @@ Each case steps one official environment (commit e3f0224's ``embodied.envs.dmc.D
 ``embodied.envs.atari.Atari`` behind the official ``wrap_env`` wrappers) for STEPS policy steps
 with a fixed random action sequence, resetting after every ``is_last`` as the official driver
 does, and records the actions, rewards, ``is_first``/``is_last``/``is_terminal``, vector
-observations in full and images as a SHA-1 per step plus every 50th frame in full. Settings:
+observations in full (one array per official key, in its own dtype and shape) and images as a SHA-1 per step plus every 50th frame in full. Settings:
 
 - ``dmc_walker_walk`` proprio and ``dmc_cartpole_swingup`` vision (camera 0, 64×64) at action
   repeat 2, dm_control seeded with ``task_kwargs={'random': SEED}`` on both sides (the official
@@ -103,7 +103,8 @@ def export(case, out_dir):
         actions = rng.integers(0, int(space.high), STEPS).astype(np.int32)
     else:  # some beyond [-1, 1]: both sides clip
         actions = rng.uniform(-1.2, 1.2, (STEPS, *space.shape)).astype(np.float32)
-    rec = {k: [] for k in ("reward", "is_first", "is_last", "is_terminal", "vector", "sha1")}
+    rec = {k: [] for k in ("reward", "is_first", "is_last", "is_terminal", "sha1")}
+    vectors = {}  # proprio: one array per official observation key, as the agent sees them
     frames, frame_steps = [], []
     reset = True
     for t in range(STEPS):
@@ -118,14 +119,14 @@ def export(case, out_dir):
                 frames.append(image)
                 frame_steps.append(t)
         else:
-            keys = sorted(k for k in obs if k not in ("reward", "is_first", "is_last", "is_terminal")
-                          and not k.startswith("log/"))
-            rec["vector"].append(np.concatenate([np.asarray(obs[k], np.float32).reshape(-1) for k in keys]))
+            for k in obs:
+                if k not in ("reward", "is_first", "is_last", "is_terminal") and not k.startswith("log/"):
+                    vectors.setdefault(k, []).append(np.asarray(obs[k]))
     out = {"actions": actions, "reward": np.asarray(rec["reward"], np.float32)}
     for key in ("is_first", "is_last", "is_terminal"):
         out[key] = np.asarray(rec[key], bool)
-    if rec["vector"]:
-        out["vector"] = np.stack(rec["vector"])
+    for k, values in vectors.items():
+        out[f"obs/{k}"] = np.stack(values)  # the official dtype and shape (a scalar key stays ())
     if rec["sha1"]:
         out["sha1"] = np.asarray(rec["sha1"])
         out["frames"] = np.stack(frames)

@@ -79,10 +79,15 @@ CASES = {
     "debug_vector_discrete_mse_heads": (
         "debug", "vector", "discrete", (4, 10),
         ["--agent.rewhead.output", "mse", "--agent.value.output", "mse"], "scalar MSE reward and critic heads"),
+    "debug_proprio_continuous": (
+        "debug", "proprio", "continuous", (4, 10), [], "debug preset, DMC-like vector keys (one a scalar)"),
     "size1m_vector_discrete": ("size1m", "vector", "discrete", (16, 64), [], "size1m, full batch"),
     "size1m_image_continuous": ("size1m", "image", "continuous", (2, 8), [], "size1m, images, small batch"),
 }
 VECTOR_DIM = 5
+# "proprio": several vector keys as dm_control gives them (walker's, smaller), one a scalar; the
+# official encoder concatenates them, its decoder has one output layer per key
+PROPRIO = {"height": ((), 1.0), "orientations": ((4,), 0.7), "velocity": ((3,), 6.0)}  # shape, scale
 ACTIONS = 3  # classes of the discrete action, dims of the continuous one
 UPDATES = 3
 LR = 4e-5
@@ -118,6 +123,8 @@ def spaces(obs_kind, act_kind):
         obs["vector"] = elements.Space(np.float32, (VECTOR_DIM,))
     if obs_kind in ("image", "both"):
         obs["image"] = elements.Space(np.uint8, (64, 64, 3))
+    if obs_kind == "proprio":
+        obs.update({k: elements.Space(np.float32, shape) for k, (shape, _) in PROPRIO.items()})
     if act_kind == "discrete":
         act = {"action": elements.Space(np.int32, (), 0, ACTIONS)}
     else:
@@ -148,6 +155,9 @@ def make_batch(rng, obs_kind, act_kind, B, T, deter, stoch, classes):
         data["vector"] = vec.astype(np.float32)
     if obs_kind in ("image", "both"):
         data["image"] = rng.integers(0, 256, (B, L, 64, 64, 3), dtype=np.uint8)
+    if obs_kind == "proprio":
+        for k, (shape, scale) in PROPRIO.items():
+            data[k] = (rng.normal(0, scale, (B, L, *shape))).astype(np.float32)
     if act_kind == "discrete":
         data["action"] = rng.integers(0, ACTIONS, (B, L)).astype(np.int32)
     else:  # policy samples are stored unclipped: some beyond [-1, 1]
@@ -358,6 +368,7 @@ def export(name, out_dir):
         "official_commit": "e3f02248693a79dc8b0ebd62c93683888ddaccfe",
         "state_keys": sorted(state0), "jax": jax.__version__,
         "rssm": dict(rssm), "vector_dim": VECTOR_DIM, "actions": ACTIONS,
+        "vector_keys": {k: list(shape) for k, (shape, _) in PROPRIO.items()} if obs_kind == "proprio" else None,
     }
     record["meta"] = np.array(json.dumps(meta))
     out_dir.mkdir(parents=True, exist_ok=True)
