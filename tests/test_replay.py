@@ -50,18 +50,21 @@ def test_uniform_over_all_windows_of_all_streams():
 
 
 def test_online_queue_gives_every_fresh_window_once_before_uniform_draws():
+    """As the official replay: 5-step windows starting at 1, 6, 11, … (tiling the stream after its
+    first step), each queued as it completes."""
     r = make()
-    fill(r, 13)  # fresh windows start at 0, 4, 8 (trained steps 1-4, 5-8, 9-12)
-    assert list(r.online) == [(0, 0), (0, 4), (0, 8)]
+    fill(r, 16)  # steps 0..15: windows [1, 6), [6, 11), [11, 16)
+    assert list(r.online) == [(0, 1), (0, 6), (0, 11)]
     b = r.sample(2)
-    assert b["start"].tolist() == [0, 4]
+    assert b["start"].tolist() == [1, 6]
     b = r.sample(3)
-    assert b["start"][0] == 8 and len(r.online) == 0
-    r.add(0, step(13))
-    r.add(0, step(14))
-    r.add(0, step(15))
-    r.add(0, step(16))
-    assert list(r.online) == [(0, 12)]
+    assert b["start"][0] == 11 and len(r.online) == 0
+    for i in range(16, 20):
+        r.add(0, step(i))
+    assert not r.online  # [16, 21) is not complete yet
+    r.add(0, step(20))
+    assert list(r.online) == [(0, 16)]
+    assert r.windows() == 21 - 5 + 1
 
 
 def test_window_flags_first_step_and_last_before_a_first():

@@ -46,6 +46,7 @@ def smoke_results(tmp_path_factory):
 
 def test_smoke_suite_end_to_end_writes_the_documented_layout(smoke_results):
     from dreamer_bench import suites
+    from dreamer_bench.runner.schedule import planned_updates
 
     smoke = suites.load("smoke")
     for task in smoke.tasks.values():
@@ -56,6 +57,11 @@ def test_smoke_suite_end_to_end_writes_the_documented_layout(smoke_results):
         assert config["run"] == {"suite": "smoke", "task": task.task, "variant": "full", "seed": 0}
         assert config["versions"]["torch"] and config["versions"]["dreamer_bench"] and "git_commit" in config
         assert config["agent"]["units"] == 8 and config["task"]["steps"] == task.steps
+        # the loop trained by the official schedule (tests/test_official_schedule.py)
+        # every returned step counts (resets too); the steps that reached the budget are not stored
+        assert status["policy_steps"] == status["env_steps"] // task.action_repeat - task.envs
+        assert status["updates"] == planned_updates(status["policy_steps"], task.envs, task.train_ratio,
+                                                    config["agent"]["batch_size"], config["agent"]["batch_length"])
         episodes = read_jsonl(d / "episodes.jsonl")
         assert episodes, task.task
         xs = [e["env_steps"] for e in episodes]
@@ -140,6 +146,9 @@ def test_sigkill_then_resume_keeps_the_episode_log_up_to_the_checkpoint(tmp_path
     assert xs == sorted(xs) and len(set(xs)) == len(xs)  # no duplicates
     status = json.loads((d / "status.json").read_text())
     assert status["state"] == "done" and status["attempts"] == 2 and status["env_steps"] >= 3000
+    # the schedule's state came back with the checkpoint: the same updates as without the kill
+    straight_status = json.loads((run_dir(tmp_path / "straight") / "status.json").read_text())
+    assert status["updates"] == straight_status["updates"] and status["policy_steps"] == straight_status["policy_steps"]
 
 
 def test_a_run_killed_before_its_first_checkpoint_starts_over_without_duplicate_episodes(tmp_path):
@@ -174,6 +183,19 @@ def test_a_run_killed_before_its_first_checkpoint_starts_over_without_duplicate_
 
 # ------------------------------------------------------------------------------------------------
 # failures
+
+def test_the_official_prefetch_trains_by_the_same_schedule(tmp_path):
+    from dreamer_bench.runner.schedule import planned_updates
+
+    suite = write_suite(tmp_path / "tiny.yaml", steps=400)
+    out = cli("run", "--suite", suite, "--results", tmp_path / "r", "--set", "replay_prefetch=true")
+    assert out.returncode == 0, out.stderr
+    d = run_dir(tmp_path / "r")
+    status = json.loads((d / "status.json").read_text())
+    config = json.loads((d / "config.json").read_text())
+    assert config["agent"]["replay_prefetch"] is True and status["state"] == "done"
+    assert status["updates"] == planned_updates(status["policy_steps"], 1, 8, 8, 10) > 0
+
 
 def test_a_failing_run_records_its_traceback_and_the_others_go_on(tmp_path):
     suite = tmp_path / "mixed.yaml"

@@ -43,6 +43,7 @@ class AgentConfig:
     # --- replay batch ---
     batch_size: int = 16
     batch_length: int = 64  # trained steps per window (one context step more is replayed)
+    replay_prefetch: bool = False  # draw each batch one update ahead, as the official agent (runner/schedule.py)
     # --- imagination and returns ---
     horizon: int = 15  # imagined steps (horizon + 1 states with the start)
     discount: float = 1 - 1 / 333  # γ, inside the continue target

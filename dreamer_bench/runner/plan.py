@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from .run import RunSpec, read_status
+from .schedule import planned_updates
 
 MEASURE_ON_THE_SPOT = ("debug", "size1m")
 
@@ -85,7 +86,7 @@ def updates_per_run(run: RunSpec) -> int:
     settings = run.settings()
     cfg = run.agent_config()
     policy_steps = math.ceil(run.budget() / settings["action_repeat"])
-    return int(policy_steps * settings["train_ratio"] / (cfg.batch_size * cfg.batch_length))
+    return planned_updates(policy_steps, settings["envs"], settings["train_ratio"], cfg.batch_size, cfg.batch_length)
 
 
 def _hours(seconds: float | None) -> str:

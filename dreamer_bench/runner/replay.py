@@ -8,8 +8,10 @@ Sampling is vectorised: a batch of windows is one numpy gather over precomputed 
 no per-sample loop over stored data. A window is ``length + 1`` consecutive steps of one stream (a
 context step and ``length`` trained steps) at any offset; it may cross episode boundaries: its
 first step counts as ``is_first``, and a step followed by an ``is_first`` counts as ``is_last``.
-Online queue: every fresh window (trained steps not overlapping the previous fresh window of its
-stream) is sampled once, before uniform draws fill the rest of the batch.
+Online queue, as the official replay's: the windows starting at steps 1, 1 + W, 1 + 2W, … of each
+stream (W = ``length + 1``: they tile the stream after its first step, context steps included)
+are queued as they complete and each is sampled once, before uniform draws fill the rest of a
+batch.
 
 On disk (``save``/``load``): a step's observation, action, reward and flags never change once
 added, so they are written once, as append-only chunk files (``stream<s>-<start>-<end>.npz``, the
@@ -50,7 +52,8 @@ class Replay:
         self.spec = spec
         self.data = {k: np.zeros((streams, self.capacity, *shape), dtype) for k, (shape, dtype) in spec.items()}
         self.count = np.zeros(streams, np.int64)  # steps ever added per stream (logical length)
-        self.online_next = np.zeros(streams, np.int64)  # start of the next fresh window per stream
+        self.online_stride = self.window  # queued windows tile each stream, context steps included
+        self.online_next = np.ones(streams, np.int64)  # start of the next queued window per stream
         self.online = collections.deque()  # (stream, logical start) of fresh windows not yet sampled
         self.rng = np.random.default_rng(seed)
         self.persisted = np.zeros(streams, np.int64)  # per stream: steps before this are in chunk files
@@ -72,7 +75,7 @@ class Replay:
         n = self.count[stream]
         while self.online_next[stream] + self.window <= n:
             self.online.append((stream, int(self.online_next[stream])))
-            self.online_next[stream] += self.length
+            self.online_next[stream] += self.online_stride
 
     # ---- sampling ----------------------------------------------------------------------------
 
@@ -85,6 +88,11 @@ class Replay:
     def can_sample(self) -> bool:
         lo, hi = self._valid_starts()
         return bool((hi > lo).any())
+
+    def windows(self) -> int:
+        """Complete windows stored over all streams (the official replay's ``len``)."""
+        lo, hi = self._valid_starts()
+        return int((hi - lo).sum())
 
     def sample(self, batch: int) -> dict[str, np.ndarray]:
         """A batch of ``batch`` windows, fresh ones first. Keys as stored plus ``stream`` (B,) and

@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .files import RunLock, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from .schedule import TrainSchedule
 
 STATES = ("pending", "running", "done", "failed")
 
@@ -304,7 +305,8 @@ class Run:
     def _loop(self, agent, envs, replay, st, episodes, metrics_log, lock, budget, repeat) -> dict:
         spec, cfg = self.spec, agent.cfg
         ratio = float(spec.settings()["train_ratio"])
-        per_update = cfg.batch_size * cfg.batch_length
+        schedule = TrainSchedule(ratio, cfg.batch_size, cfg.batch_length, prefetch=cfg.replay_prefetch,
+                                 prev=st.train_prev)
         n = len(envs)
         transitions = envs.step([None] * n)  # every environment starts with its reset step
         policy_state = None
@@ -344,19 +346,16 @@ class Run:
                             is_last=tr.obs["is_last"], is_terminal=tr.obs["is_terminal"], deter=deter[i],
                             stoch=stoch[i])
                 replay.add(i, step)
-            st.policy_steps += n
-            # -- train by the train ratio, once a batch's worth of steps is stored
-            if st.train_start is None and len(replay) >= per_update and replay.can_sample():
-                st.train_start = st.policy_steps
-            if st.train_start is not None:
-                target = (st.policy_steps - st.train_start) * ratio / per_update + 1
-                while st.updates < target:
-                    metrics = self._update(agent, replay)
+                st.policy_steps += 1
+                # -- train by the official schedule (runner/schedule.py), after every added step
+                for _ in range(schedule.added(st.policy_steps, replay)):
+                    metrics = self._update(agent, replay, schedule)
                     st.updates += 1
                     window["updates"] += 1
                     for k, v in metrics.items():
                         window["sums"][k] = window["sums"].get(k, 0.0) + v
                     window["count"] += 1
+            st.train_prev = schedule.prev
             transitions = envs.step(list(env_actions))
             # -- periodic writes
             now = time.time()
@@ -383,11 +382,11 @@ class Run:
         status = self._progress(st, episodes, metrics_log, state="done")
         return status
 
-    def _update(self, agent, replay) -> dict:
+    def _update(self, agent, replay, schedule) -> dict:
         import torch
 
         cfg = agent.cfg
-        sample = replay.sample(cfg.batch_size)
+        sample = schedule.batch(replay)
         batch = {k: torch.from_numpy(v) for k, v in sample.items() if k not in ("stream", "start", "deter", "stoch")}
         batch["deter"] = torch.from_numpy(sample["deter"].astype(np.float32))
         batch["stoch"] = torch.nn.functional.one_hot(torch.from_numpy(sample["stoch"].astype(np.int64)), cfg.classes).float()
@@ -419,6 +418,7 @@ class Run:
         last = metrics_log[-1] if metrics_log else {}
         status = write_status(
             self.dir, state=state, env_steps=st.env_steps, budget=self.spec.budget(), updates=st.updates,
+            policy_steps=st.policy_steps,
             episodes=len(episodes), latest_return=float(np.mean(recent)) if recent else None,
             updates_per_s=last.get("updates_per_s"), env_steps_per_s=last.get("env_steps_per_s"))
         if self.on_progress:
@@ -466,7 +466,7 @@ class _LoopState:
     env_steps: int = 0
     policy_steps: int = 0
     updates: int = 0
-    train_start: int | None = None
+    train_prev: float | None = None  # the schedule's state (runner/schedule.py)
     checkpoints: int = 0
     restarts: int = 0
     last_status: float = 0.0
@@ -476,7 +476,7 @@ class _LoopState:
         if not d:
             return cls()
         return cls(env_steps=d["env_steps"], policy_steps=d["policy_steps"], updates=d["updates"],
-                   train_start=d["train_start"], checkpoints=d["checkpoints"], restarts=d.get("restarts", 0) + 1)
+                   train_prev=d.get("train_prev"), checkpoints=d["checkpoints"], restarts=d.get("restarts", 0) + 1)
 
     def to_dict(self) -> dict:
         d = asdict(self)
