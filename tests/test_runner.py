@@ -195,6 +195,8 @@ def test_the_official_prefetch_trains_by_the_same_schedule(tmp_path):
     config = json.loads((d / "config.json").read_text())
     assert config["agent"]["replay_prefetch"] is True and status["state"] == "done"
     assert status["updates"] == planned_updates(status["policy_steps"], 1, 8, 8, 10) > 0
+    plan = cli("run", "--suite", suite, "--results", tmp_path / "plan", "--dry-run")  # the grid's cost, exactly
+    assert plan.returncode == 0 and f"1 runs, {status['updates']:,} gradient updates" in plan.stdout, plan.stdout
 
 
 def test_a_failing_run_records_its_traceback_and_the_others_go_on(tmp_path):

@@ -85,7 +85,10 @@ def _measure(size: str, obs: str, device: str) -> float:
 def updates_per_run(run: RunSpec) -> int:
     settings = run.settings()
     cfg = run.agent_config()
-    policy_steps = math.ceil(run.budget() / settings["action_repeat"])
+    # every environment's step (resets too) counts action_repeat env steps; the loop stops once
+    # the budget is reached, before storing that last round of steps
+    envs = settings["envs"]
+    policy_steps = envs * math.ceil(run.budget() / (settings["action_repeat"] * envs)) - envs
     return planned_updates(policy_steps, settings["envs"], settings["train_ratio"], cfg.batch_size, cfg.batch_length)
 
 
