@@ -10,7 +10,8 @@
 # queue to (default: all). Rerun the same command after a stop: finished runs are skipped and the
 # interrupted one resumes from its last checkpoint (the official script's own resume). Start one
 # queue per core to run two at a time (the README's "Proven equal" section has the measurement);
-# a run held by one queue is skipped by the others.
+# a run held by one queue is skipped by the others. COMMITTED=results/benchmarks/learning/official
+# skips the runs already committed there (on a fresh machine, RUNS starts empty).
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 [ $# -ge 2 ] || { echo "usage: tools/official/reference_runs.sh VENV RUNS [CPUS]" >&2; exit 2; }
@@ -30,6 +31,8 @@ for item in "${queue[@]}"; do
   read -r task seed steps repeat ratio <<<"$item"
   dir="$runs/$task/seed_$seed"
   [ -f "$dir/done" ] && continue
+  # runs an earlier session finished and committed (tools/official/collect.py): not run again
+  [ -n "${COMMITTED:-}" ] && [ -f "$COMMITTED/$task/seed_$seed/done" ] && continue
   mkdir -p "$dir"
   # several queues may share RUNS (e.g. one per core): each run is taken by one of them
   exec 9>"$dir/lock"

@@ -1,0 +1,61 @@
+"""Copy the reference runs' logs into the learning evidence, without checkpoints or replay.
+
+    python tools/official/collect.py RUNS OUT
+
+RUNS: the folder of tools/official/reference_runs.sh (RUNS/<task>/seed_<n>/). OUT: for example
+results/benchmarks/learning/official. For every run it copies the small files (the harness's
+settings, the official config, metrics and scores, stdout, the `done` mark with the wall time)
+to OUT/<task>/seed_<n>/ (never over a finished copy) and writes OUT/scores.json with one score
+record per run in OUT (scores.py; runs still training marked ``"finished": false``). Plain Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import shutil
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from scores import record  # noqa: E402
+
+FILES = ("harness.jsonl", "config.yaml", "metrics.jsonl", "scores.jsonl", "stdout.log", "done")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=pathlib.Path)
+    parser.add_argument("out", type=pathlib.Path)
+    args = parser.parse_args(argv)
+    if not args.runs.is_dir():
+        print(f"error: no folder {args.runs}", file=sys.stderr)
+        return 2
+    for run in sorted(args.runs.glob("*/seed_*")):
+        if not (run / "scores.jsonl").exists():
+            continue
+        dest = args.out / run.parent.name / run.name
+        if (dest / "done").exists() and not (run / "done").exists():
+            print(f"{run}: kept the finished copy in {dest} (this one is a rerun in progress)", file=sys.stderr)
+            continue
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in FILES:
+            if (run / name).exists():
+                shutil.copy2(run / name, dest / name)
+    # the records of every run in OUT: this machine's and those committed by earlier sessions
+    records = []
+    for run in sorted(args.out.glob("*/seed_*")):
+        rec = record(run)
+        rec["finished"] = (run / "done").exists()
+        records.append(rec)
+        print(f"{run.parent.name} {run.name}: {len(rec['xs'])} episodes, "
+              f"{'finished' if rec['finished'] else 'partial'}", file=sys.stderr)
+    tmp = args.out / "scores.json.tmp"
+    tmp.write_text(json.dumps(records))
+    tmp.replace(args.out / "scores.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
