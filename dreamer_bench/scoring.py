@@ -138,8 +138,11 @@ def check_target(target: Mapping) -> None:
     elif "episodes" in target and "at_least" in target:
         if int(target["episodes"]) < 1:
             raise ValueError("target 'episodes' must be ≥ 1")
+    elif "match" in target:
+        if not isinstance(target["match"], str) or not target["match"]:
+            raise ValueError("target 'match' names the method to match, e.g. {match: official}")
     else:
-        raise ValueError("a target is {episodes: N, at_least: V} or {range: [low, high]}")
+        raise ValueError("a target is {episodes: N, at_least: V}, {range: [low, high]} or {match: METHOD}")
 
 
 def evaluate_target(target: Mapping, runs: Sequence[tuple[Sequence[float], Sequence[float]]],

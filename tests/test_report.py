@@ -309,3 +309,41 @@ def test_ablation_bars_are_red_where_the_variant_is_worse_for_every_metric():
     assert delta_colour(0.1, 0.5, higher_is_better=False) == "tab:red"
     assert delta_colour(-0.5, -0.1, higher_is_better=False) == "tab:green"
     assert delta_colour(-0.2, 0.3, higher_is_better=False) == "tab:gray"
+
+
+def test_mean_difference_interval_is_scipys_two_sample_percentile_bootstrap():
+    from scipy.stats import bootstrap
+
+    x, y = np.array([352.0, 383.0, 113.0, 290.0]), np.array([228.0, 410.0, 150.0])
+    d, lo, hi = stats.mean_difference_interval(x, y, reps=40_000, seed=3)
+    ref = bootstrap((x, y), lambda a, b, axis=-1: a.mean(axis) - b.mean(axis), n_resamples=40_000,
+                    method="percentile", paired=False, vectorized=True, random_state=0).confidence_interval
+    assert d == pytest.approx(x.mean() - y.mean())
+    width = ref.high - ref.low
+    assert abs(lo - ref.low) < 0.03 * width and abs(hi - ref.high) < 0.03 * width
+
+
+def test_a_match_target_judges_ours_against_the_official_runs_of_a_score_file(tmp_path):
+    root = tmp_path / "results"
+    for seed, final in enumerate([90, 100, 110]):
+        d = write_run(root, "toy", "full", "gym_t", seed, [300, 950, 1000], [0, final - 1, final + 1])
+        config = json.loads((d / "config.json").read_text())
+        config["task"]["target"] = {"match": "official"}
+        (d / "config.json").write_text(json.dumps(config))
+
+    def official(path, finals):
+        write_score_file(path, [{"task": "gym_t", "method": "official", "seed": s, "xs": [500, 1000], "ys": [0, v]}
+                                for s, v in enumerate(finals)])
+        return path
+
+    cases = {"alike": ([95, 105, 100], "PASS"), "worse": ([10, 12, 11], "FAIL"), "one_seed": ([100], "NOT JUDGED")}
+    for name, (finals, verdict) in cases.items():
+        out = tmp_path / name
+        r = cli("report", root, "--out", out, "--reps", "2000", "--scores", official(tmp_path / f"{name}.json", finals))
+        assert r.returncode == 0, r.stderr
+        targets = [line for line in (out / "report.md").read_text().splitlines() if line.startswith("| gym_t | full") and "interval contains 0" in line]
+        assert len(targets) == 1 and f"| {verdict} |" in targets[0], (name, targets)
+        rows = {row["method"]: row for row in __import__("csv").DictReader(open(out / "toy_targets.csv"))}
+        assert float(rows["full"]["value"]) == pytest.approx(100 - np.mean(finals))
+    r = cli("report", root, "--out", tmp_path / "none", "--reps", "500")  # no official runs at all
+    assert r.returncode == 0 and "| NOT JUDGED |" in (tmp_path / "none" / "report.md").read_text()

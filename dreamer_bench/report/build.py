@@ -107,23 +107,42 @@ def make_report(opts: ReportOptions) -> Path:
     return out / "report.md"
 
 
-def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str]) -> pd.DataFrame:
+def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], reps: int = 50_000,
+                seed: int = 0) -> pd.DataFrame:
+    """Each method's runs judged by its task's target. A ``{match: M}`` target judges every other
+    method against M's runs of the task: the difference of mean scores (method − M) with its 95%
+    bootstrap interval over seeds must contain 0; with fewer than 2 seeds on a side (or no runs of
+    M) it is not judged (``passed`` None)."""
     rows = []
     for task in tasks:
         own = [r for r in runs if r.task == task and r.source == "results"]
         target = own[0].task_settings.get("target") if own else None
         if not target:
             continue
-        for m in methods:
+        for i, m in enumerate(methods):
             members = sorted((r for r in runs if r.task == task and r.method == m), key=lambda r: r.seed)
             if not members:
                 continue
+            scores = [run_score(r) for r in members]
+            if "match" in target:
+                other = target["match"]
+                if m == other:
+                    continue
+                theirs = [run_score(r) for r in runs if r.task == task and r.method == other]
+                value, lo, hi = stats.mean_difference_interval(scores, theirs, reps=reps, seed=seed + i)
+                judged = sum(not np.isnan(v) for v in scores) >= 2 and sum(not np.isnan(v) for v in theirs) >= 2
+                rows.append({"task": task, "method": m, "seeds": len(members),
+                             "target": f"{m} − {other} ({len(theirs)} seeds): 95% interval contains 0",
+                             "value": value, "lower": lo, "upper": hi, "per_seed": scores,
+                             "passed": bool(lo <= 0 <= hi) if judged else None})
+                continue
             budget = budget_of(members[0])
-            result = scoring.evaluate_target(target, [(r.xs, r.ys) for r in members],
-                                             [run_score(r) for r in members], budget)
+            result = scoring.evaluate_target(target, [(r.xs, r.ys) for r in members], scores, budget)
             rows.append({"task": task, "method": m, "seeds": len(members), "target": result["target"],
-                         "value": result["value"], "per_seed": result["per_seed"], "passed": result["passed"]})
-    return pd.DataFrame(rows, columns=["task", "method", "seeds", "target", "value", "per_seed", "passed"])
+                         "value": result["value"], "lower": np.nan, "upper": np.nan, "per_seed": result["per_seed"],
+                         "passed": result["passed"]})
+    return pd.DataFrame(rows, columns=["task", "method", "seeds", "target", "value", "lower", "upper", "per_seed",
+                                       "passed"])
 
 
 def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOptions) -> str:
@@ -167,13 +186,21 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
                 "there is one seed); mean normalised score.\n\n" + md_table(shown))
 
     # -- acceptance targets of the suite
-    targets = target_rows(runs, tasks, methods)
+    targets = target_rows(runs, tasks, methods, reps=opts.reps, seed=opts.seed)
     if not targets.empty:
         write_table(targets, out, prefix + "targets")
-        shown = targets.assign(value=[fmt(v, digits=1) for v in targets["value"]],
+        shown = targets.assign(value=[fmt(v, None if np.isnan(lo) else lo, hi, digits=1)
+                                      for v, lo, hi in zip(targets["value"], targets["lower"], targets["upper"])],
                                per_seed=[", ".join(fmt(v, digits=1) for v in vs) for vs in targets["per_seed"]],
-                               passed=["PASS" if p else "FAIL" for p in targets["passed"]])
-        text.append("\n### Targets\n\nThe suite's acceptance targets, judged on each method's runs.\n\n" + md_table(shown))
+                               passed=["NOT JUDGED" if p is None else "PASS" if p else "FAIL"
+                                       for p in targets["passed"]]).drop(columns=["lower", "upper"])
+        unjudged = sorted({t.split(" − ")[1].split(" (")[0] for t, p in zip(targets["target"], targets["passed"])
+                           if p is None and " − " in t})
+        note = (" A comparison needs at least 2 seeds of each method (" + ", ".join(f"`{m}`" for m in unjudged)
+                + ": runs from a score file, `--scores FILE`)." if unjudged else "")
+        text.append("\n### Targets\n\nThe suite's acceptance targets, judged on each method's runs; a "
+                    "difference is shown as value [95% bootstrap interval over seeds]." + note + "\n\n"
+                    + md_table(shown))
 
     # -- aggregates with intervals
     matrices = score_matrices(table, methods, tasks)
