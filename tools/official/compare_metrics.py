@@ -1,0 +1,136 @@
+"""Training metrics of both implementations side by side, from each one's own logs.
+
+    python tools/official/compare_metrics.py --ours RUN [RUN ...] --official LOGDIR [LOGDIR ...] --out DIR
+
+RUN: our run folders (``metrics.jsonl``, keyed by ``env_steps``); LOGDIR: official runs of
+tools/official/train.py or their copies in results/benchmarks/learning/official (the official
+logger's ``metrics.jsonl``, keyed by ``step``, which it counts in env steps). Writes
+``DIR/metrics.png`` (one panel per quantity, one line per seed, a colour per implementation) and
+``DIR/metrics.csv`` (per implementation, seed and quantity: the mean over each quarter of the
+budget). The quantities are those defined alike on both sides, as tests/test_official_equivalence.py
+checks them for one update: the loss terms, the policy entropy, the imagined value and trajectory
+weight, the prior and posterior entropies (summed over latents on both sides here) and the
+gradient norm. (The official ``train/ret`` is the normalised return, (R − P5)/S, and ours
+``imag/return`` the raw one: not alike, so not drawn.)
+Plain Python with numpy, pandas and matplotlib (our environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+# quantity: (our key, our factor, official key); our factor "latents" multiplies by the run's latents
+QUANTITIES = {
+    "loss/dyn": ("loss/dyn", 1, "train/loss/dyn"),
+    "loss/rep": ("loss/rep", 1, "train/loss/rep"),
+    "loss/rew": ("loss/rew", 1, "train/loss/rew"),
+    "loss/con": ("loss/con", 1, "train/loss/con"),
+    "loss/decoder": ("loss/rec_vector", 1, "train/loss/vector"),
+    "loss/value": ("loss/value", 1, "train/loss/value"),
+    "loss/repval": ("loss/repval", 1, "train/loss/repval"),
+    "loss/policy": ("loss/policy", 1, "train/loss/policy"),
+    "policy entropy": ("imag/entropy", 1, "train/ent/action"),
+    "imagined weight": ("imag/weight", 1, "train/weight"),
+    "imagined value": ("imag/value", 1, "train/val"),
+    "prior entropy": ("wm/prior_entropy", "latents", "train/dyn_ent"),
+    "posterior entropy": ("wm/post_entropy", "latents", "train/rep_ent"),
+    "grad norm": ("grad_norm", 1, "train/opt/grad_norm"),
+}
+
+
+def read_jsonl(path: pathlib.Path) -> list[dict]:
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def ours(run: pathlib.Path) -> tuple[str, list[dict]]:
+    config = json.loads((run / "config.json").read_text())
+    latents = int(config["agent"].get("latents", 32))
+    rows = []
+    for m in read_jsonl(run / "metrics.jsonl"):
+        row = {"x": m["env_steps"]}
+        for name, (key, factor, _) in QUANTITIES.items():
+            if key in m:
+                row[name] = m[key] * (latents if factor == "latents" else factor)
+        rows.append(row)
+    return f"ours seed {config['run']['seed']}", rows
+
+
+def official(logdir: pathlib.Path) -> tuple[str, list[dict]]:
+    starts = read_jsonl(logdir / "harness.jsonl")
+    seed = starts[-1]["seed"] if starts else "?"
+    rows = []
+    for m in read_jsonl(logdir / "metrics.jsonl"):
+        row = {"x": m["step"]}
+        row.update({name: m[key] for name, (_, _, key) in QUANTITIES.items() if key in m})
+        if len(row) > 1:
+            rows.append(row)
+    # a resumed run repeats the steps after its checkpoint: keep the last attempt's rows
+    kept: list[dict] = []
+    for row in rows:
+        while kept and kept[-1]["x"] >= row["x"]:
+            kept.pop()
+        kept.append(row)
+    return f"official seed {seed}", kept
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--ours", nargs="+", type=pathlib.Path, required=True)
+    p.add_argument("--official", nargs="+", type=pathlib.Path, required=True)
+    p.add_argument("--out", type=pathlib.Path, required=True)
+    args = p.parse_args(argv)
+    for d in [*args.ours, *args.official]:
+        if not (d / "metrics.jsonl").exists():
+            print(f"error: {d} has no metrics.jsonl", file=sys.stderr)
+            return 2
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    series = [("ours", *ours(d)) for d in args.ours] + [("official", *official(d)) for d in args.official]
+    budget = max(r["x"] for _, _, rows in series for r in rows)
+    colours = {"ours": "tab:blue", "official": "tab:orange"}
+    cols = 4
+    rows_n = -(-len(QUANTITIES) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4 * cols, 2.8 * rows_n), squeeze=False)
+    summary = []
+    for ax, name in zip(axes.flat, QUANTITIES):
+        for impl, label, rows in series:
+            pts = [(r["x"], r[name]) for r in rows if name in r]
+            if not pts:
+                continue
+            frame = pd.DataFrame(pts, columns=["x", "y"])
+            ax.plot(frame["x"], frame["y"], color=colours[impl], alpha=0.7, lw=1,
+                    label=impl if label.endswith(" 0") else None)
+            quarter = (frame["x"] / budget * 4).clip(upper=3.999).astype(int)
+            for q, sub in frame.groupby(quarter):
+                summary.append({"implementation": impl, "run": label, "quantity": name, "quarter": int(q) + 1,
+                                "mean": float(sub["y"].mean())})
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("env steps", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(QUANTITIES):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("Training metrics, ours and official, one line per seed", fontsize=11)
+    fig.tight_layout()
+    args.out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out / "metrics.png", dpi=110)
+    pd.DataFrame(summary).to_csv(args.out / "metrics.csv", index=False)
+    print(args.out / "metrics.png", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
