@@ -33,6 +33,10 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
 def split_list(values: Optional[List[str]]) -> list[str]:
     """Accept repeated options and comma-separated lists alike."""
     out: list[str] = []
@@ -49,6 +53,9 @@ def parse_sets(values: Optional[List[str]]) -> dict[str, str]:
             fail(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         key = key.strip()
+        if key == "off":
+            fail("techniques are switched off with --off NAME (or `dreamer-bench ablate`), not --set off=…; "
+                 f"valid: {', '.join(techniques.NAMES)}")
         if key not in FIELDS:
             fail(f"unknown config field {key!r} in --set; valid: {', '.join(FIELDS)}")
         out[key] = value.strip()
@@ -251,6 +258,7 @@ def build_grid(suite: str, tasks_: Optional[List[str]], seeds: Optional[str], st
                results: Path, backend: str, address: Optional[str], jobs: int, retries: int,
                checkpoint_minutes: float, threads: int, variants: list[tuple[str, ...]], keep_replay: bool = False):
     """Validate every input and build the runs; a bad input exits 2 before anything starts."""
+    from .envs import observation_kinds
     from .runner.run import RunSpec
     from .suites import SuiteError
 
@@ -276,7 +284,19 @@ def build_grid(suite: str, tasks_: Optional[List[str]], seeds: Optional[str], st
     check_results_dir(results)
     runs = []
     for spec in specs:
+        kinds = None
         for off in variants:
+            if any(techniques.BY_NAME[n].needs for n in off):
+                if kinds is None:
+                    try:
+                        kinds = observation_kinds(spec.task, spec.env)
+                    except Exception as e:  # noqa: BLE001 - a task that cannot be built is the user's input
+                        fail(f"task {spec.task}: cannot build its environment: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+                idle = techniques.inert(off, kinds)
+                if idle:
+                    warn(f"skipping {techniques.variant_name(off)} on {spec.task}: {', '.join(idle)} cannot act on "
+                         f"its {'+'.join(sorted(kinds))} observations (the run would be the full agent)")
+                    continue
             for seed in parse_seeds(seeds, spec.seeds):
                 run = RunSpec(suite=loaded.name, task=spec.to_dict(), off=off, seed=seed, results=str(results),
                               steps=steps, preset=size, train_ratio=train_ratio, sets=overrides, device=device,

@@ -173,6 +173,10 @@ def _resolve(suite: str, task: str, defaults: dict, overrides: dict) -> TaskSpec
         raise SuiteError(f"suite {suite} task {task}: missing {', '.join(missing)}")
     if merged["preset"] not in PRESETS:
         raise SuiteError(f"suite {suite} task {task}: unknown preset {merged['preset']!r}; valid: {', '.join(PRESETS)}")
+    # YAML reads an unquoted `off` key as the boolean False
+    if any(k == "off" or k is False for k in (merged.get("set") or {})):
+        raise SuiteError(f"suite {suite} task {task}: `set: {{off: …}}` is not allowed; techniques are switched "
+                         f"off with --off NAME or `dreamer-bench ablate`, which name the variant")
     spec = TaskSpec(
         suite=suite, task=task, family=fam,
         steps=int(merged["steps"]), action_repeat=int(merged.get("action_repeat", 1)),

@@ -115,3 +115,72 @@ def test_seeds_accept_a_count_a_list_a_single_seed_and_a_range():
     assert parse_seeds("0,4,7", 5) == [0, 4, 7]
     assert parse_seeds("0,", 5) == [0]
     assert parse_seeds("5-7", 5) == [5, 6, 7]
+
+
+# ------------------------------------------------------------------------------------------------
+# a run's variant name is always what its configuration switches off
+
+def grid(tmp_path, variants, suite="smoke", tasks=None, sets=None):
+    from dreamer_bench.cli import build_grid
+
+    return build_grid(suite, tasks, "1", None, None, None, "cpu", sets, tmp_path / "r", "local", None, 1, 0, 10.0, 1,
+                      variants)
+
+
+def test_every_route_into_a_configuration_names_its_variant_by_what_is_off(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\ndefaults: {steps: 100, train_ratio: 8, preset: debug, set: {units: 16}}\n"
+                     "tasks:\n  gym_CartPole-v1: {set: {actor_unimix: '0'}}\n  dmc_cartpole_balance: {}\n")
+    routes = {
+        "run": [()],
+        "run --off": [("twohot",)],
+        "ablate --off": [(), ("twohot",)],
+        "ablate --off --off": [(), ("free_bits", "twohot")],
+        "ablate --each": [()] + [(n,) for n in techniques.NAMES],
+    }
+    for route, variants in routes.items():
+        for runs in (grid(tmp_path, variants, suite=str(suite), sets=["lr=1e-4"]), grid(tmp_path, variants)):
+            assert runs, route
+            for r in runs:
+                cfg = r.agent_config()
+                assert r.variant == variant_name(cfg.off) and r.directory.parts[-3] == r.variant, (route, r.label)
+                assert set(cfg.off) == set(r.off)
+
+
+@pytest.mark.parametrize("where", ["--set", "suite"])
+def test_techniques_cannot_be_switched_off_through_set(tmp_path, where):
+    """`--set off=symlog` once trained with symlog off and stored the run as `full`."""
+    if where == "--set":
+        out = cli("run", "--suite", "smoke", "--set", "off=symlog", "--results", str(tmp_path / "r"))
+    else:
+        suite = tmp_path / "s.yaml"
+        suite.write_text("name: s\ndefaults: {steps: 100, train_ratio: 8, preset: debug, set: {off: symlog}}\n"
+                         "tasks:\n  gym_CartPole-v1: {}\n")
+        out = cli("ablate", "--suite", str(suite), "--off", "twohot", "--results", str(tmp_path / "r"))
+    assert out.returncode == 2 and "--off" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_a_run_whose_configuration_disagrees_with_its_name_is_refused():
+    from dreamer_bench.runner.run import RunSpec
+    from dreamer_bench.suites import load
+
+    task = load("smoke").task("gym_CartPole-v1").to_dict()
+    task["set"] = {**task["set"], "off": "symlog"}  # past the suite loader's check
+    with pytest.raises(ConfigError, match="named full"):
+        RunSpec(suite="smoke", task=task, off=(), seed=0, results="/tmp/unused").agent_config()
+
+
+def test_a_technique_that_cannot_act_on_a_task_skips_that_pair_with_a_warning(tmp_path):
+    suite = tmp_path / "mixed.yaml"
+    suite.write_text("name: mixed\ndefaults: {steps: 100, train_ratio: 8, preset: debug}\n"
+                     "tasks:\n  gym_CartPole-v1: {}\n  dmc_cartpole_balance: {env: {obs: image}}\n  crafter: {}\n")
+    assert techniques.inert(["symlog", "twohot"], {"image"}) == ("symlog",)
+    assert techniques.inert(["symlog"], {"image", "vector"}) == ()
+    out = cli("ablate", "--each", "--suite", str(suite), "--results", str(tmp_path / "r"), "--dry-run")
+    assert out.returncode == 0, out.stderr
+    skipped = [line for line in out.stderr.splitlines() if line.startswith("warning: skipping")]
+    assert len(skipped) == 2 and all("off-symlog" in line for line in skipped)
+    assert any("dmc_cartpole_balance" in line for line in skipped) and any("crafter" in line for line in skipped)
+    # 15 variants on CartPole, 14 on each image task
+    assert f"{15 + 14 + 14} runs" in out.stdout

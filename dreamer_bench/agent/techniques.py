@@ -17,6 +17,7 @@ class Technique:
     on: str  # what the full agent does
     off: str  # the baseline that replaces it
     where: str  # module that implements both branches
+    needs: str = ""  # an observation kind the technique only acts on ("vector"), if any
 
 
 TECHNIQUES: tuple[Technique, ...] = (
@@ -25,6 +26,7 @@ TECHNIQUES: tuple[Technique, ...] = (
         "vector inputs enter as symlog(x); the vector decoder regresses symlog(x)",
         "raw vector inputs; the vector decoder regresses raw x",
         "agent/nets.py",
+        needs="vector",
     ),
     Technique(
         "twohot",
@@ -129,6 +131,13 @@ def variant_name(off: Iterable[str]) -> str:
     """Deterministic variant name: ``full`` or ``off-a+b`` with the names sorted."""
     off = validate(off)
     return "full" if not off else "off-" + "+".join(off)
+
+
+def inert(names: Iterable[str], kinds: Iterable[str]) -> tuple[str, ...]:
+    """The techniques among ``names`` that cannot act on a task whose observations are of
+    ``kinds`` ("vector", "image"): switching them off would train exactly the full agent."""
+    kinds = set(kinds)
+    return tuple(n for n in validate(names) if BY_NAME[n].needs and BY_NAME[n].needs not in kinds)
 
 
 def markdown_table(rows: Iterable[Technique] = TECHNIQUES) -> str:

@@ -55,4 +55,21 @@ def make_env(task: str, seed: int = 0, **settings) -> Env:
     return cls(seed=seed, **fixed, **settings)
 
 
-__all__ = ["Env", "EnvError", "EnvGroup", "FAMILIES", "Transition", "family", "make_env"]
+def observation_kinds(task: str, settings: dict | None = None) -> set[str]:
+    """The kinds of observation a task gives ("vector", "image"), known without building it where
+    the family fixes them; gymnasium and entry-point tasks are built (not reset) to read them."""
+    settings = dict(settings or {})
+    fam = family(task)
+    if fam in ("atari", "crafter"):
+        return {"image"}
+    if fam == "dmc":
+        return {settings.get("obs", "vector")}
+    settings.pop("action_repeat", None)
+    env = make_env(task, seed=0, **settings)
+    try:
+        return {"image" if len(shape) == 3 else "vector" for shape in env.obs_space.values()}
+    finally:
+        env.close()
+
+
+__all__ = ["Env", "EnvError", "EnvGroup", "FAMILIES", "Transition", "family", "make_env", "observation_kinds"]

@@ -94,11 +94,16 @@ class RunSpec:
         return task
 
     def agent_config(self):
-        from ..agent.config import make_config
+        from ..agent.config import ConfigError, make_config
+        from ..agent.techniques import variant_name
 
         settings = self.settings()
         overrides = {**settings["set"], **self.sets, "device": self.device, "seed": self.seed}
-        return make_config(settings["preset"], overrides=overrides, off=self.off)
+        cfg = make_config(settings["preset"], overrides=overrides, off=self.off)
+        if variant_name(cfg.off) != self.variant:  # the folder's name must say what is off
+            raise ConfigError(f"the configuration switches off {', '.join(cfg.off)} but the run is named "
+                              f"{self.variant}: switch techniques off with --off only")
+        return cfg
 
 
 def safe_name(task: str) -> str:
