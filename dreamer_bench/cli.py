@@ -6,6 +6,7 @@ A user's mistake is one line on stderr naming the valid choices, and exit code 2
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -45,6 +46,9 @@ def split_list(values: Optional[List[str]]) -> list[str]:
     return out
 
 
+RUNNER_FIELDS = {"device": "--device", "seed": "--seeds"}  # agent fields each run sets itself
+
+
 def parse_sets(values: Optional[List[str]]) -> dict[str, str]:
     """``--set key=value`` pairs; the values are parsed against the config field types later."""
     out = {}
@@ -56,6 +60,8 @@ def parse_sets(values: Optional[List[str]]) -> dict[str, str]:
         if key == "off":
             fail("techniques are switched off with --off NAME (or `dreamer-bench ablate`), not --set off=…; "
                  f"valid: {', '.join(techniques.NAMES)}")
+        if key in RUNNER_FIELDS:
+            fail(f"{key} is set with {RUNNER_FIELDS[key]}, not --set {key}=… (which the runner would override)")
         if key not in FIELDS:
             fail(f"unknown config field {key!r} in --set; valid: {', '.join(FIELDS)}")
         out[key] = value.strip()
@@ -269,16 +275,24 @@ def build_grid(suite: str, tasks_: Optional[List[str]], seeds: Optional[str], st
         fail(str(e))
     if steps is not None and steps < 1:
         fail(f"--steps must be a positive number of env steps, got {steps}")
-    if train_ratio is not None and train_ratio <= 0:
-        fail(f"--train-ratio must be > 0, got {train_ratio}")
+    if train_ratio is not None and not (math.isfinite(train_ratio) and train_ratio > 0):
+        fail(f"--train-ratio must be a finite number > 0, got {train_ratio}")
     if size is not None and size not in PRESETS:
         fail(f"unknown size {size!r}; valid: {', '.join(PRESETS)}")
     if backend not in ("local", "dask"):
         fail(f"unknown backend {backend!r}; valid: local, dask")
     if backend == "dask" and not address:
         fail("--backend dask needs --address tcp://HOST:PORT of a running Dask scheduler")
-    if jobs < 1 or retries < 0 or checkpoint_minutes <= 0 or threads < 0:
-        fail("--jobs must be ≥ 1, --retries ≥ 0, --checkpoint-minutes > 0, --threads ≥ 0")
+    if backend == "local" and address:
+        fail("--address is for --backend dask; the local backend would ignore it")
+    if jobs < 1:
+        fail(f"--jobs must be ≥ 1, got {jobs}")
+    if retries < 0:
+        fail(f"--retries must be ≥ 0, got {retries}")
+    if not (math.isfinite(checkpoint_minutes) and checkpoint_minutes > 0):
+        fail(f"--checkpoint-minutes must be a finite number > 0, got {checkpoint_minutes}")
+    if threads < 0:
+        fail(f"--threads must be ≥ 0 (0: torch's default), got {threads}")
     check_device(device)
     overrides = parse_sets(sets)
     check_results_dir(results)

@@ -22,6 +22,7 @@ Task settings (``defaults`` or per task):
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,15 @@ def _check_keys(d: Any, where: str) -> None:
         raise SuiteError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(TASK_KEYS)}")
 
 
+def _is_integer(value) -> bool:
+    """A whole number as YAML gives it: an int, or a float such as 1e5 with no fraction."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and math.isfinite(value) and value.is_integer()
+
+
 def _resolve(suite: str, task: str, defaults: dict, overrides: dict) -> TaskSpec:
     merged = copy.deepcopy(defaults)
     for k, v in overrides.items():
@@ -177,6 +187,20 @@ def _resolve(suite: str, task: str, defaults: dict, overrides: dict) -> TaskSpec
     if any(k == "off" or k is False for k in (merged.get("set") or {})):
         raise SuiteError(f"suite {suite} task {task}: `set: {{off: …}}` is not allowed; techniques are switched "
                          f"off with --off NAME or `dreamer-bench ablate`, which name the variant")
+    for key in ("steps", "action_repeat", "envs", "seeds"):
+        if key in merged and not _is_integer(merged[key]):
+            raise SuiteError(f"suite {suite} task {task}: {key} must be a whole number, got {merged[key]!r}")
+    try:
+        ratio = float(merged["train_ratio"])
+    except (TypeError, ValueError):
+        ratio = math.nan
+    if not (math.isfinite(ratio) and ratio > 0):
+        raise SuiteError(f"suite {suite} task {task}: train_ratio must be a finite number > 0, "
+                         f"got {merged['train_ratio']!r}")
+    for key in ("device", "seed"):
+        if key in (merged.get("set") or {}):
+            raise SuiteError(f"suite {suite} task {task}: `set: {{{key}: …}}` would be overridden by the runner; "
+                             f"use --{'device' if key == 'device' else 'seeds'}")
     spec = TaskSpec(
         suite=suite, task=task, family=fam,
         steps=int(merged["steps"]), action_repeat=int(merged.get("action_repeat", 1)),

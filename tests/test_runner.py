@@ -244,6 +244,20 @@ def test_a_rerun_with_another_configuration_is_refused(tmp_path):
     (["run", "--seeds", "two"], "--seeds"),
     (["run", "--backend", "slurm"], "valid: local, dask"),
     (["run", "--backend", "dask"], "--address"),
+    # no silent nonsense: each of these once trained something else than asked, hung or was ignored
+    (["run", "--train-ratio", "nan"], "--train-ratio must be a finite number > 0"),
+    (["run", "--train-ratio", "inf"], "--train-ratio must be a finite number > 0"),
+    (["run", "--set", "lr=-1"], "lr must be > 0"),
+    (["run", "--set", "discount=2"], "discount must be in (0, 1]"),
+    (["run", "--set", "batch_size=0"], "batch_size must be ≥ 1"),
+    (["run", "--set", "horizon=0"], "horizon must be ≥ 1"),
+    (["run", "--set", "device=tpu"], "device is set with --device"),
+    (["run", "--set", "seed=3"], "seed is set with --seeds"),
+    (["run", "--address", "tcp://127.0.0.1:1"], "--address is for --backend dask"),
+    (["run", "--jobs", "0"], "--jobs must be ≥ 1, got 0"),
+    (["run", "--retries", "-1"], "--retries must be ≥ 0, got -1"),
+    (["run", "--checkpoint-minutes", "0"], "--checkpoint-minutes must be"),
+    (["run", "--threads", "-1"], "--threads must be ≥ 0"),
 ])
 def test_bad_input_is_one_line_exit_two_and_touches_nothing(tmp_path, args, needle):
     out = cli(*args, "--results", tmp_path / "r")
@@ -374,3 +388,23 @@ def test_finished_runs_drop_their_replay_unless_asked_to_keep_it(tmp_path):
     replay.load(b / "replay", b.parent / "replay")
     assert int(replay.count[0]) == meta["count"][0] and len(replay) == meta["count"][0]
     assert replay.data["is_first"][0, 0] and replay.data["is_first"][0, : len(replay)].sum() >= 2
+
+
+@pytest.mark.parametrize("defaults, needle", [
+    ("steps: 1.5", "steps must be a whole number, got 1.5"),
+    ("steps: abc", "steps must be a whole number"),
+    ("train_ratio: .inf", "train_ratio must be a finite number > 0"),
+    ("train_ratio: .nan", "train_ratio must be a finite number > 0"),
+    ("train_ratio: fast", "train_ratio must be a finite number > 0"),
+    ("set: {device: tpu}", "use --device"),
+])
+def test_a_suite_file_with_nonsense_numbers_is_refused_in_one_line(tmp_path, defaults, needle):
+    base = {"steps": "100", "train_ratio": "8", "preset": "debug"}
+    key, value = defaults.split(": ", 1)
+    base[key] = value
+    suite = tmp_path / "bad.yaml"
+    suite.write_text("name: bad\ndefaults: {" + ", ".join(f"{k}: {v}" for k, v in base.items())
+                     + "}\ntasks:\n  gym_CartPole-v1: {}\n")
+    out = cli("run", "--suite", suite, "--results", tmp_path / "r")
+    assert out.returncode == 2 and needle in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "r").exists()

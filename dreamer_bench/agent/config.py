@@ -20,6 +20,46 @@ ACTOR_GRADS = ("reinforce", "backprop")
 ADDED_FIELDS: dict[str, Any] = {"actor_grad_cont": "reinforce"}
 
 
+# The range of every numeric field: (low, high, low included, high included); values must also be
+# finite. A value outside is refused in one line naming the range.
+_POS, _NONNEG, _UNIT = (1, None, True, True), (0, None, True, True), (0.0, 1.0, True, True)
+RANGES: dict[str, tuple] = {
+    **{k: _POS for k in ("deter", "hidden", "latents", "blocks", "depth", "units", "kernel", "batch_size",
+                         "batch_length", "horizon")},
+    "classes": (2, None, True, True),
+    **{k: _NONNEG for k in ("enc_layers", "dec_layers", "rew_layers", "con_layers", "actor_layers",
+                            "critic_layers", "prior_layers", "post_layers", "warmup", "seed")},
+    "discount": (0.0, 1.0, False, True),
+    "return_lambda": _UNIT, "replay_lambda": _UNIT, "slow_rate": _UNIT,
+    "actor_unimix": (0.0, 1.0, True, False), "unimix": (0.0, 1.0, True, False),
+    "retnorm_rate": (0.0, 1.0, False, True),
+    "retnorm_low": (0.0, 100.0, True, True), "retnorm_high": (0.0, 100.0, True, True),
+    "beta1": (0.0, 1.0, True, False), "beta2": (0.0, 1.0, True, False),
+    **{k: (0.0, None, False, True) for k in ("actor_min_std", "actor_max_std", "retnorm_limit", "lr",
+                                             "laprop_eps", "adam_eps", "agc")},
+    **{k: (0.0, None, True, True) for k in ("actor_entropy", "free_nats", "agc_pmin", "grad_clip", "scale_rec",
+                                            "scale_rew", "scale_con", "scale_dyn", "scale_rep", "scale_policy",
+                                            "scale_value", "scale_repval", "scale_slowreg")},
+}
+
+
+def _describe(lo, hi, lo_in, hi_in) -> str:
+    if hi is None:
+        return f"{'≥' if lo_in else '>'} {lo:g}"
+    return f"in {'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
+
+
+def check_range(name: str, value) -> None:
+    import math
+
+    lo, hi, lo_in, hi_in = RANGES[name]
+    ok = math.isfinite(value) and (value >= lo if lo_in else value > lo)
+    if hi is not None:
+        ok = ok and (value <= hi if hi_in else value < hi)
+    if not ok:
+        raise ValueError(f"{name} must be {_describe(lo, hi, lo_in, hi_in)}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     # --- size (see PRESETS) ---
@@ -94,6 +134,14 @@ class AgentConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "off", techniques.validate(self.off))
+        for name in RANGES:
+            check_range(name, getattr(self, name))
+        if self.actor_max_std < self.actor_min_std:
+            raise ValueError(f"actor_max_std ({self.actor_max_std}) must be ≥ actor_min_std ({self.actor_min_std})")
+        if self.retnorm_high <= self.retnorm_low:
+            raise ValueError(f"retnorm_high ({self.retnorm_high}) must be > retnorm_low ({self.retnorm_low})")
+        if not (self.device in ("cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+            raise ValueError(f"device must be one of cpu, cuda, cuda:N; got {self.device!r}")
         if self.bins % 2 != 1 or self.bins < 3:
             raise ValueError(f"bins must be odd and >= 3, got {self.bins}")
         if self.precision not in ("fp32", "bf16"):
