@@ -408,3 +408,47 @@ def test_a_suite_file_with_nonsense_numbers_is_refused_in_one_line(tmp_path, def
     out = cli("run", "--suite", suite, "--results", tmp_path / "r")
     assert out.returncode == 2 and needle in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# faults at named points (dreamer_bench.runner.run.fault_point), with real processes
+
+def test_a_kill_after_the_final_checkpoint_or_a_lost_status_still_finishes_the_run(tmp_path):
+    """Once, a kill between the final checkpoint (which drops the replay) and status.json saying
+    done left a fully trained run failing on every rerun."""
+    suite = write_suite(tmp_path / "tiny.yaml", steps=300)
+    results, d = tmp_path / "r", run_dir(tmp_path / "r")
+    killed = subprocess.run([sys.executable, "-m", "dreamer_bench", "run", "--suite", str(suite), "--results", str(results)],
+                            capture_output=True, text=True, timeout=600,
+                            env={**ENV, "DREAMER_BENCH_FAULT": "after-final-checkpoint"})
+    assert killed.returncode != 0
+    assert json.loads((d / "status.json").read_text())["state"] != "done"
+    assert not (d / "checkpoint" / "replay").exists()  # the final checkpoint dropped it
+    episodes = read_jsonl(d / "episodes.jsonl")
+    assert episodes
+    for attempt in ("rerun", "status lost"):
+        if attempt == "status lost":
+            (d / "status.json").unlink()
+        out = cli("run", "--suite", suite, "--results", results)
+        assert out.returncode == 0, (attempt, out.stderr)
+        status = json.loads((d / "status.json").read_text())
+        assert status["state"] == "done" and not status.get("error") and status["env_steps"] >= 300, attempt
+        assert read_jsonl(d / "episodes.jsonl") == episodes
+        scores = json.loads((d / "scores.json").read_text())[0]
+        assert scores["xs"] == [e["env_steps"] for e in episodes] and scores["ys"] == [e["return"] for e in episodes]
+
+
+def test_a_kill_during_a_checkpoint_write_resumes_without_duplicates(tmp_path):
+    suite = write_suite(tmp_path / "tiny.yaml", steps=600)
+    results, d = tmp_path / "r", run_dir(tmp_path / "r")
+    common = ["--suite", str(suite), "--results", str(results), "--checkpoint-minutes", "0.01"]
+    killed = subprocess.run([sys.executable, "-m", "dreamer_bench", "run", *common], capture_output=True, text=True,
+                            timeout=600, env={**ENV, "DREAMER_BENCH_FAULT": "checkpoint-write"})
+    assert killed.returncode != 0 and any((d / "checkpoint").glob("ckpt-*.tmp"))
+    out = cli("run", *common)
+    assert out.returncode == 0, out.stderr
+    status = json.loads((d / "status.json").read_text())
+    episodes = read_jsonl(d / "episodes.jsonl")
+    xs = [e["env_steps"] for e in episodes]
+    assert status["state"] == "done" and xs == sorted(set(xs)) and xs[-1] <= status["env_steps"]
+    assert not list((d / "checkpoint").glob("ckpt-*.tmp"))

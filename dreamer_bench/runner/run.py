@@ -21,6 +21,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import time
 import traceback
@@ -249,6 +250,9 @@ class Run:
             status = read_status(self.dir)
             if status.get("state") == "done":
                 return status
+            finished = self._finished(status)
+            if finished is not None:
+                return finished
             if spec.threads:
                 torch.set_num_threads(spec.threads)
             write_status(self.dir, state="running", error=None, started=time.time(), budget=spec.budget(),
@@ -265,6 +269,28 @@ class Run:
             raise
         finally:
             lock.release()
+
+    def _finished(self, status: dict) -> dict | None:
+        """A run whose final checkpoint exists has finished training, even if it was stopped
+        before status.json said so (or lost status.json): finish it from that checkpoint's
+        counters and logs. None if it has not."""
+        ckpt = latest_checkpoint(self.dir)
+        if ckpt is None:
+            return None
+        loop = json.loads((ckpt / "loop.json").read_text())
+        if not loop.get("final"):
+            return None
+        episodes = read_jsonl(self.dir / "episodes.jsonl")[: loop["episodes"]]
+        metrics_log = read_jsonl(self.dir / "metrics.jsonl")[: loop["metrics"]]
+        if len(episodes) < loop["episodes"]:
+            raise RuntimeError(f"{self.spec.label}: the final checkpoint lists {loop['episodes']} episodes, "
+                               f"episodes.jsonl holds {len(episodes)}")
+        self._write_logs(episodes, metrics_log)
+        st = _LoopState.from_dict(loop, 0)
+        write_status(self.dir, error=None, traceback=None)
+        if "started" not in status:
+            write_status(self.dir, started=time.time(), attempts=int(status.get("attempts", 0)) + 1)
+        return self._progress(st, episodes, metrics_log, state="done")
 
     def _train(self, lock: RunLock) -> dict:
         import torch
@@ -384,6 +410,7 @@ class Run:
             metrics_log.append(self._metrics_row(st, window))
         self._write_logs(episodes, metrics_log)
         self._checkpoint(agent, replay, st, episodes, metrics_log, final=True)
+        fault_point("after-final-checkpoint")
         status = self._progress(st, episodes, metrics_log, state="done")
         return status
 
@@ -456,6 +483,7 @@ class Run:
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
+        fault_point("checkpoint-write")
         os.replace(tmp, root / f"ckpt-{number:06d}")
         for old in root.glob("ckpt-*"):
             if old.name != f"ckpt-{number:06d}":
@@ -487,6 +515,13 @@ class _LoopState:
         d = asdict(self)
         d.pop("last_status")
         return d
+
+
+def fault_point(name: str) -> None:
+    """Fault injection for the fault tests: with DREAMER_BENCH_FAULT=name the process kills itself
+    (SIGKILL) here, at a named point. Never set outside tests."""
+    if os.environ.get("DREAMER_BENCH_FAULT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def latest_checkpoint(directory: Path) -> Path | None:
