@@ -452,3 +452,12 @@ def test_a_kill_during_a_checkpoint_write_resumes_without_duplicates(tmp_path):
     xs = [e["env_steps"] for e in episodes]
     assert status["state"] == "done" and xs == sorted(set(xs)) and xs[-1] <= status["env_steps"]
     assert not list((d / "checkpoint").glob("ckpt-*.tmp"))
+
+
+def test_a_corrupt_status_file_shows_as_corrupt_not_pending(tmp_path):
+    d = run_dir(tmp_path / "r")
+    d.mkdir(parents=True)
+    (d / "status.json").write_text('{"state": "do')  # cut by a full disk, say
+    out = cli("status", tmp_path / "r")
+    assert out.returncode == 0, out.stderr
+    assert "corrupt" in out.stdout and "0 pending" in out.stdout, out.stdout

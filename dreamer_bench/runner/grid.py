@@ -97,6 +97,8 @@ def status_rows(directories: Iterable[Path]) -> list[dict]:
         st = read_status(d)
         parts = Path(d).parts
         state = st.get("state", "pending")
+        if not st and (Path(d) / "status.json").exists():
+            state = "corrupt"  # not valid JSON: rerun the command to rebuild it from the checkpoint
         if state == "running" and RunLock(Path(d) / "run.lock").is_stale():
             state = "interrupted"  # its process is gone; rerun the command to resume it
         rows.append({"suite": parts[-4], "variant": parts[-3], "task": parts[-2], "seed": parts[-1],
@@ -110,13 +112,16 @@ def status_rows(directories: Iterable[Path]) -> list[dict]:
 def status_table(rows: list[dict], title: str = "runs"):
     from rich.table import Table
 
-    counts = {s: sum(r["state"] == s for r in rows) for s in ("done", "running", "failed", "pending", "interrupted")}
+    counts = {s: sum(r["state"] == s for r in rows)
+              for s in ("done", "running", "failed", "pending", "interrupted", "corrupt")}
     table = Table(title=f"{title}: {counts['done']} done, {counts['running']} running, "
-                        f"{counts['failed']} failed, {counts['pending'] + counts['interrupted']} pending "
-                        f"(of {len(rows)})")
+                        f"{counts['failed']} failed, {counts['pending'] + counts['interrupted']} pending"
+                        + (f", {counts['corrupt']} with a corrupt status.json" if counts["corrupt"] else "")
+                        + f" (of {len(rows)})")
     for col in ("suite", "variant", "task", "seed", "state", "env steps", "updates/s", "env steps/s", "return (last 10)"):
         table.add_column(col, justify="right" if col[0] in "eu" or col.startswith("return") else "left")
-    style = {"done": "green", "running": "cyan", "failed": "red", "pending": "dim", "interrupted": "yellow"}
+    style = {"done": "green", "running": "cyan", "failed": "red", "pending": "dim", "interrupted": "yellow",
+             "corrupt": "red"}
     for r in rows:
         budget = f"/{r['budget']}" if r["budget"] else ""
         state = r["state"] if r["state"] != "failed" else f"failed: {(r['error'] or '')[:60]}"
