@@ -326,6 +326,57 @@ def test_lock_excludes_a_second_owner_and_survives_a_crashed_one(tmp_path):
     RunLock(tmp_path / "run.lock", stale_after=60).acquire()
 
 
+def _contend(path, go, out):
+    """One contender: wait for the start, try to take the lock, hold it a moment."""
+    while not os.path.exists(go):
+        time.sleep(0.001)
+    lock = RunLock(path)
+    try:
+        lock.acquire()
+    except LockBusy:
+        return
+    with open(out, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    time.sleep(0.3)
+    lock.release()
+
+
+def test_many_processes_never_both_take_over_a_stale_lock(tmp_path):
+    """Once, the staleness check and the unlink were separate steps: two processes could both take
+    over one stale lock (11 of 200 trials with two), and release() removed the other's lock."""
+    import multiprocessing
+    import socket
+
+    ctx = multiprocessing.get_context("fork")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for trial in range(25):
+        path, go, out = tmp_path / f"t{trial}" / "run.lock", tmp_path / f"go{trial}", tmp_path / f"won{trial}"
+        path.parent.mkdir()
+        path.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid, "since": 0}))  # stale
+        procs = [ctx.Process(target=_contend, args=(path, go, out)) for _ in range(8)]
+        for proc in procs:
+            proc.start()
+        go.touch()
+        for proc in procs:
+            proc.join(30)
+        winners = out.read_text().split() if out.exists() else []
+        assert len(winners) == 1, (trial, winners)
+        assert not path.exists()  # the winner released its own lock, and nobody else's
+
+
+def test_release_never_removes_another_owners_lock(tmp_path):
+    first = RunLock(tmp_path / "run.lock")
+    first.acquire()
+    (tmp_path / "run.lock").unlink()  # as if a takeover had replaced it
+    second = RunLock(tmp_path / "run.lock")
+    second.acquire()
+    first.release()
+    assert (tmp_path / "run.lock").exists() and json.loads((tmp_path / "run.lock").read_text())["token"] == second.token
+    second.release()
+    assert not (tmp_path / "run.lock").exists()
+
+
 def test_two_invocations_never_train_the_same_run(tmp_path):
     suite = write_suite(tmp_path / "tiny.yaml", steps=20000)
     args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--threads", "1"]

@@ -6,6 +6,7 @@ renamed over the old one, so a reader sees either the old or the new file, never
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -83,17 +84,33 @@ class LockBusy(RuntimeError):
 class RunLock:
     """A lock file that survives a crashed owner.
 
-    Created with O_EXCL, it holds the owner's host and pid; the owner touches it as a heartbeat.
-    A lock is stale, and may be taken over, when its owner on this host is no longer alive, or
-    when its heartbeat is older than ``stale_after`` seconds (owners on other hosts)."""
+    Created with O_EXCL, it holds the owner's host, pid and a token; the owner touches it as a
+    heartbeat. A lock is stale, and may be taken over, when its owner on this host is no longer
+    alive, or when its heartbeat is older than ``stale_after`` seconds (owners on other hosts).
+    Taking over and releasing happen under an exclusive ``flock`` of a guard file beside the lock
+    (``.run.lock.guard``, released by the kernel if its holder dies), so that two processes can
+    never both judge one stale lock and both take it, and ``release`` only removes its own."""
 
     def __init__(self, path: Path, stale_after: float = 600.0):
         self.path = Path(path)
         self.stale_after = stale_after
         self.owned = False
+        self.token = ""
 
     def _owner(self) -> dict:
-        return {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+        self.token = os.urandom(8).hex()
+        return {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(), "token": self.token}
+
+    @contextlib.contextmanager
+    def _guard(self):
+        import fcntl
+
+        fd = os.open(self.path.with_name(f".{self.path.name}.guard"), os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing drops the flock
 
     def is_stale(self) -> bool:
         info = read_json(self.path, default=None)
@@ -109,7 +126,7 @@ class RunLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
+        with self._guard():
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
@@ -117,16 +134,13 @@ class RunLock:
                     info = read_json(self.path, default={}) or {}
                     raise LockBusy(
                         f"{self.path.parent} is being trained by pid {info.get('pid')} on {info.get('host')}") from None
-                try:
-                    os.unlink(self.path)
-                except FileNotFoundError:
-                    pass
-                continue
+                os.unlink(self.path)  # stale, and no other process can act on it while we hold the guard
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             with os.fdopen(fd, "w") as f:
                 json.dump(self._owner(), f)
+                f.flush()
+                os.fsync(f.fileno())
             self.owned = True
-            return
-        raise LockBusy(f"could not take the lock {self.path}")
 
     def heartbeat(self) -> None:
         if self.owned:
@@ -137,10 +151,10 @@ class RunLock:
 
     def release(self) -> None:
         if self.owned:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
+            with self._guard():
+                info = read_json(self.path, default=None)
+                if isinstance(info, dict) and info.get("token") == self.token:  # never another's lock
+                    os.unlink(self.path)
             self.owned = False
 
     def __enter__(self):
