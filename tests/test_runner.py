@@ -512,3 +512,34 @@ def test_a_corrupt_status_file_shows_as_corrupt_not_pending(tmp_path):
     out = cli("status", tmp_path / "r")
     assert out.returncode == 0, out.stderr
     assert "corrupt" in out.stdout and "0 pending" in out.stdout, out.stdout
+
+
+def test_workers_die_with_a_killed_grid_and_the_rerun_finishes(tmp_path):
+    """Once, kill -9 of a local grid's parent left its workers training, then idling for minutes,
+    and a rerun meanwhile found the runs busy."""
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text("name: tiny\ndefaults: {steps: 800, train_ratio: 8, preset: debug, seeds: 2, set: {warmup: 5}}\n"
+                     "tasks:\n  gym_CartPole-v1: {}\n")
+    results = tmp_path / "r"
+    grid = subprocess.Popen([sys.executable, "-m", "dreamer_bench", "run", "--suite", str(suite), "--results",
+                             str(results), "--jobs", "2", "--threads", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    dirs = [run_dir(results, seed=s) for s in (0, 1)]
+    deadline, pids = time.time() + 240, set()
+    while time.time() < deadline and len(pids) < 2:
+        pids = {json.loads((d / "status.json").read_text()).get("pid") for d in dirs if (d / "status.json").exists()}
+        pids = {p for p in pids if p and p != grid.pid}
+        time.sleep(0.2)
+    assert len(pids) == 2, "the workers did not start"
+    os.kill(grid.pid, signal.SIGKILL)
+    grid.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(_pid_alive(p) for p in pids):
+        time.sleep(0.2)
+    assert not any(_pid_alive(p) for p in pids), "workers outlived their grid"
+    out = cli("run", "--suite", suite, "--results", results, "--jobs", "2", "--threads", "1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    for d in dirs:
+        assert json.loads((d / "status.json").read_text())["state"] == "done"
+        xs = [e["env_steps"] for e in read_jsonl(d / "episodes.jsonl")]
+        assert xs == sorted(set(xs))

@@ -19,8 +19,36 @@ from .files import LockBusy, RunLock
 from .run import ConfigMismatch, Run, RunSpec, read_status
 
 
-def run_one(spec_dict: dict, retries: int = 0) -> dict:
-    """Train one run to its budget (worker side); never raises, returns its final status."""
+_WATCHED: set[int] = set()
+
+
+def die_with(parent: int) -> None:
+    """In a worker: SIGKILL this process once ``parent`` (the grid's process) is gone, so that a
+    killed grid leaves nothing training or idling. Its runs resume from their checkpoints."""
+    import signal
+
+    if parent in _WATCHED:
+        return
+    _WATCHED.add(parent)
+
+    def watch():
+        while True:
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os.kill(os.getpid(), signal.SIGKILL)
+            except PermissionError:
+                pass
+            threading.Event().wait(1.0)
+
+    threading.Thread(target=watch, name="die-with-grid", daemon=True).start()
+
+
+def run_one(spec_dict: dict, retries: int = 0, parent: int | None = None) -> dict:
+    """Train one run to its budget (worker side); never raises, returns its final status. With
+    ``parent`` (local grids), the worker dies with that process."""
+    if parent is not None and parent != os.getpid():
+        die_with(parent)
     spec = RunSpec(**spec_dict)
     attempt = 0
     while True:
@@ -52,7 +80,8 @@ def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address:
         live = sys.stdout.isatty()
     if backend == "local":
         runs = [r if r.threads else replace(r, threads=threads_per_run(min(jobs, len(runs)))) for r in runs]
-    tasks = [joblib.delayed(run_one)(asdict(r), retries) for r in runs]
+    parent = os.getpid() if backend == "local" else None
+    tasks = [joblib.delayed(run_one)(asdict(r), retries, parent) for r in runs]
     results: list[dict] = []
     view = LiveView(runs) if live else None
     if view:
