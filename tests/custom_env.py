@@ -26,3 +26,12 @@ class CountingEnv(gym.Env):
 class Broken(gym.Env):
     def __init__(self):
         raise RuntimeError("this environment always fails")
+
+
+class NanReward(CountingEnv):
+    """Pays NaN at the third step: a broken reward, not a broken agent."""
+
+    def step(self, action):
+        obs, reward, done, truncated, info = super().step(action)
+        self.steps = getattr(self, "steps", 0) + 1
+        return obs, float("nan") if self.steps == 3 else reward, done, truncated, info

@@ -543,3 +543,13 @@ def test_workers_die_with_a_killed_grid_and_the_rerun_finishes(tmp_path):
         assert json.loads((d / "status.json").read_text())["state"] == "done"
         xs = [e["env_steps"] for e in read_jsonl(d / "episodes.jsonl")]
         assert xs == sorted(set(xs))
+
+
+def test_a_non_finite_reward_is_named_as_the_environment_s(tmp_path):
+    suite = tmp_path / "nan.yaml"
+    suite.write_text("name: nan\ndefaults: {steps: 200, train_ratio: 8, preset: debug}\ntasks:\n  custom_env:NanReward: {}\n")
+    out = cli("run", "--suite", suite, "--results", tmp_path / "r")
+    assert out.returncode != 0
+    status = json.loads((tmp_path / "r/nan/full/custom_env__NanReward/seed_0/status.json").read_text())
+    assert status["state"] == "failed" and "non-finite reward (nan) after env step 3" in status["error"], status["error"]
+    assert "loss" not in status["error"]

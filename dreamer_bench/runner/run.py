@@ -349,6 +349,9 @@ class Run:
         while True:
             # -- count what arrived and log finished episodes
             for i, tr in enumerate(transitions):
+                if not math.isfinite(float(tr.obs["reward"])):
+                    raise NonFiniteReward(f"the environment returned a non-finite reward ({float(tr.obs['reward'])}) "
+                                          f"after env step {st.env_steps} (environment {i})")
                 st.env_steps += tr.frames
                 window["env_steps"] += tr.frames
                 ep_return[i] += float(tr.obs["reward"])
@@ -515,6 +518,10 @@ class _LoopState:
         d = asdict(self)
         d.pop("last_status")
         return d
+
+
+class NonFiniteReward(RuntimeError):
+    """The environment, not the agent, produced NaN or an infinity."""
 
 
 def fault_point(name: str) -> None:
