@@ -553,3 +553,26 @@ def test_a_non_finite_reward_is_named_as_the_environment_s(tmp_path):
     status = json.loads((tmp_path / "r/nan/full/custom_env__NanReward/seed_0/status.json").read_text())
     assert status["state"] == "failed" and "non-finite reward (nan) after env step 3" in status["error"], status["error"]
     assert "loss" not in status["error"]
+
+
+def test_a_damaged_episode_line_is_reported_and_a_corrupt_config_is_not_overwritten(tmp_path):
+    suite = write_suite(tmp_path / "tiny.yaml", steps=300)
+    results, d = tmp_path / "r", run_dir(tmp_path / "r")
+    killed = subprocess.run([sys.executable, "-m", "dreamer_bench", "run", "--suite", str(suite), "--results", str(results)],
+                            capture_output=True, text=True, timeout=600,
+                            env={**ENV, "DREAMER_BENCH_FAULT": "after-final-checkpoint"})
+    assert killed.returncode != 0
+    lines = (d / "episodes.jsonl").read_text().splitlines()
+    lines[1] = lines[1][: len(lines[1]) // 2]  # one line cut in half
+    (d / "episodes.jsonl").write_text("\n".join(lines) + "\n")
+    out = cli("run", "--suite", suite, "--results", results)
+    assert out.returncode == 0 and "1 damaged line" in out.stderr, out.stderr
+    status = json.loads((d / "status.json").read_text())
+    assert status["state"] == "done" and "1 damaged line" in status["warning"]
+    assert status["episodes"] == len(lines) - 1 == len(read_jsonl(d / "episodes.jsonl"))
+    # a config.json that is not JSON any more: refused before anything, not silently rewritten
+    (d / "config.json").write_text("{not json")
+    (d / "status.json").unlink()
+    out = cli("run", "--suite", suite, "--results", results)
+    assert out.returncode == 2 and "not valid JSON" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert (d / "config.json").read_text() == "{not json"

@@ -23,6 +23,7 @@ import platform
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -226,6 +227,9 @@ class Run:
         """Write config.json for a new run; refuse an existing run made with another config."""
         config = resolved_config(self.spec)
         old = read_json(self.dir / "config.json")
+        if old is None and (self.dir / "config.json").exists():
+            raise ConfigMismatch(f"{self.dir / 'config.json'} is not valid JSON, so the run's configuration cannot "
+                                 f"be checked: restore the file or remove the run's folder")
         if old is not None:
             differ = config_differences(old, config)
             if differ:
@@ -280,17 +284,26 @@ class Run:
         loop = json.loads((ckpt / "loop.json").read_text())
         if not loop.get("final"):
             return None
-        episodes = read_jsonl(self.dir / "episodes.jsonl")[: loop["episodes"]]
-        metrics_log = read_jsonl(self.dir / "metrics.jsonl")[: loop["metrics"]]
-        if len(episodes) < loop["episodes"]:
-            raise RuntimeError(f"{self.spec.label}: the final checkpoint lists {loop['episodes']} episodes, "
-                               f"episodes.jsonl holds {len(episodes)}")
+        episodes, metrics_log = self._logs_known_to(loop)
         self._write_logs(episodes, metrics_log)
         st = _LoopState.from_dict(loop, 0)
         write_status(self.dir, error=None, traceback=None)
         if "started" not in status:
             write_status(self.dir, started=time.time(), attempts=int(status.get("attempts", 0)) + 1)
         return self._progress(st, episodes, metrics_log, state="done")
+
+    def _logs_known_to(self, loop: dict) -> tuple[list[dict], list[dict]]:
+        """The episodes and metrics rows a checkpoint knew (those logged after it are dropped: the
+        run repeats those steps). An episode line damaged on disk is lost; the status says so."""
+        episodes = [e for e in read_jsonl(self.dir / "episodes.jsonl")
+                    if isinstance(e, dict) and e.get("env_steps", math.inf) <= loop["env_steps"]]
+        metrics_log = read_jsonl(self.dir / "metrics.jsonl")[: loop["metrics"]]
+        lost = loop["episodes"] - len(episodes)
+        if lost > 0:
+            message = f"episodes.jsonl had {lost} damaged line(s) before the checkpoint: those episodes are lost"
+            print(f"warning: {self.spec.label}: {message}", file=sys.stderr, flush=True)
+            write_status(self.dir, warning=message)
+        return episodes[: loop["episodes"]], metrics_log
 
     def _train(self, lock: RunLock) -> dict:
         import torch
@@ -325,8 +338,7 @@ class Run:
             if ckpt:
                 agent.restore(torch.load(ckpt / "agent.pt", map_location=agent.device, weights_only=False))
                 replay.load(ckpt / "replay", self.dir / "checkpoint" / "replay")
-                episodes = read_jsonl(self.dir / "episodes.jsonl")[: loop["episodes"]]
-                metrics_log = read_jsonl(self.dir / "metrics.jsonl")[: loop["metrics"]]
+                episodes, metrics_log = self._logs_known_to(loop)
             state = _LoopState.from_dict(loop, n_envs)
             result = self._loop(agent, envs, replay, state, episodes, metrics_log, lock, budget, repeat)
         finally:
