@@ -130,8 +130,13 @@ def load(name_or_path: str) -> Suite:
     path = find(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise SuiteError(f"cannot read suite {path}: {str(e).splitlines()[0]}") from None
+    except OSError as e:
+        raise SuiteError(f"cannot read suite {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SuiteError(f"suite {path} is not valid YAML{where}: {problem}") from None
     if not isinstance(raw, dict) or "tasks" not in raw:
         raise SuiteError(f"suite {path} must be a mapping with 'tasks'")
     unknown = sorted(set(raw) - set(SUITE_KEYS))

@@ -576,3 +576,11 @@ def test_a_damaged_episode_line_is_reported_and_a_corrupt_config_is_not_overwrit
     out = cli("run", "--suite", suite, "--results", results)
     assert out.returncode == 2 and "not valid JSON" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert (d / "config.json").read_text() == "{not json"
+
+
+def test_a_malformed_suite_file_names_the_line_and_column(tmp_path):
+    suite = tmp_path / "bad.yaml"
+    suite.write_text("name: bad\ndefaults: {steps: 100, train_ratio: 8\ntasks:\n  gym_CartPole-v1: {}\n")
+    out = cli("run", "--suite", suite, "--results", tmp_path / "r")
+    assert out.returncode == 2 and "not valid YAML at line 3, column" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
