@@ -251,12 +251,17 @@ def parse_seeds(text: Optional[str], default: int) -> list[int]:
     return values
 
 
-def check_results_dir(path: Path) -> None:
-    probe = path
+def check_writable(path: Path, what: str) -> None:
+    """A directory that exists and is writable, or that could be made in a writable one."""
+    probe = Path(path).absolute()
     while not probe.exists():
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        fail(f"results directory {path} is not writable")
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK) or str(probe).startswith(("/proc", "/sys")):
+        fail(f"{what} {path} is not writable")
+
+
+def check_results_dir(path: Path) -> None:
+    check_writable(path, "results directory")
 
 
 def build_grid(suite: str, tasks_: Optional[List[str]], seeds: Optional[str], steps: Optional[int],
@@ -447,13 +452,20 @@ def report(
     for name in split_list(compare):
         if name not in PUBLISHED:
             fail(f"unknown published baseline {name!r}; valid: {', '.join(PUBLISHED)}")
+    from .report.data import read_score_file
+
     for path in scores or []:
         if not path.is_file():
             fail(f"score file {path} does not exist")
+        try:
+            read_score_file(path)
+        except (OSError, ValueError) as e:  # JSONDecodeError is a ValueError
+            fail(f"score file {path} is not a valid score file: {str(e).splitlines()[0]}")
     if reps < 100:
         fail("--reps must be at least 100")
     if not results.is_dir():
         fail(f"results directory {results} does not exist")
+    check_writable(out or results / "report", "report directory")
     opts = ReportOptions(results=results, out=out or results / "report", suites=split_list(suite),
                          variants=split_list(variants), tasks=split_list(tasks_), compare=split_list(compare),
                          score_files=list(scores or []), include_unfinished=include_unfinished, reps=reps, seed=seed)

@@ -352,3 +352,21 @@ def test_a_match_target_judges_ours_against_the_official_runs_of_a_score_file(tm
     assert r.returncode == 0, r.stderr
     lines = [line for line in (tmp_path / "rep" / "report.md").read_text().splitlines() if "interval contains 0" in line]
     assert len(lines) == 1 and lines[0].startswith("| gym_t | full") and lines[0].endswith("| PASS |"), lines
+
+
+@pytest.mark.parametrize("case", ["scores-not-json", "filters-match-nothing", "out-unwritable"])
+def test_report_input_errors_are_one_line_exit_two(synthetic, tmp_path, case):
+    args = ["report", synthetic, "--reps", "100", "--out", tmp_path / "rep"]
+    if case == "scores-not-json":
+        (tmp_path / "bad.json").write_text("{bad")
+        args += ["--scores", tmp_path / "bad.json"]
+        needle = "is not a valid score file"
+    elif case == "filters-match-nothing":
+        args += ["--tasks", "gym_task_z"]
+        needle = "there are suites toy, variants full, off-symlog, tasks gym_task_a, gym_task_b"
+    else:
+        args[-1] = "/proc/no/report"
+        needle = "report directory /proc/no/report is not writable"
+    r = cli(*args)
+    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "rep").exists()

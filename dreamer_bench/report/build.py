@@ -71,6 +71,7 @@ def write_table(df: pd.DataFrame, out: Path, name: str) -> None:
 def make_report(opts: ReportOptions) -> Path:
     started = time.time()
     runs, notes, left_out = load_results(opts.results, opts.include_unfinished)
+    available = runs
     if opts.suites:
         runs = [r for r in runs if r.suite in opts.suites]
     if opts.tasks:
@@ -78,8 +79,13 @@ def make_report(opts: ReportOptions) -> Path:
     if opts.variants:
         runs = [r for r in runs if r.method in opts.variants]
     if not runs:
+        there = ""
+        if available and (opts.suites or opts.tasks or opts.variants):
+            names = lambda key: ", ".join(sorted({getattr(r, key) for r in available}))  # noqa: E731
+            there = f"; there are suites {names('suite')}, variants {names('method')}, tasks {names('task')}"
         raise ReportError(f"no finished runs in {opts.results} match the filters"
-                          + (f" ({sum(left_out.values())} unfinished left out; --include-unfinished)" if left_out else ""))
+                          + (f" ({sum(left_out.values())} unfinished left out; --include-unfinished)" if left_out else "")
+                          + there)
     runs = separate_configurations(runs)
     for name in opts.compare:
         runs += load_published(name, runs)
