@@ -269,7 +269,7 @@ def build_grid(suite: str, tasks_: Optional[List[str]], seeds: Optional[str], st
                results: Path, backend: str, address: Optional[str], jobs: int, retries: int,
                checkpoint_minutes: float, threads: int, variants: list[tuple[str, ...]], keep_replay: bool = False):
     """Validate every input and build the runs; a bad input exits 2 before anything starts."""
-    from .envs import observation_kinds
+    from .envs import observation_kinds, probe
     from .runner.run import RunSpec
     from .suites import SuiteError
 
@@ -304,13 +304,16 @@ def build_grid(suite: str, tasks_: Optional[List[str]], seeds: Optional[str], st
     runs = []
     for spec in specs:
         kinds = None
+        if spec.family == "gym":  # gymnasium ids and users' entry points: probed before anything is written
+            try:
+                space = probe(spec.task, spec.env)
+            except Exception as e:  # noqa: BLE001 - a task that cannot be built is the user's input
+                fail(f"task {spec.task}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            kinds = {"image" if len(shape) == 3 else "vector" for shape in space.values()}
         for off in variants:
             if any(techniques.BY_NAME[n].needs for n in off):
                 if kinds is None:
-                    try:
-                        kinds = observation_kinds(spec.task, spec.env)
-                    except Exception as e:  # noqa: BLE001 - a task that cannot be built is the user's input
-                        fail(f"task {spec.task}: cannot build its environment: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+                    kinds = observation_kinds(spec.task, spec.env)
                 idle = techniques.inert(off, kinds)
                 if idle:
                     warn(f"skipping {techniques.variant_name(off)} on {spec.task}: {', '.join(idle)} cannot act on "

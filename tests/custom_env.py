@@ -29,9 +29,26 @@ class Broken(gym.Env):
 
 
 class NanReward(CountingEnv):
-    """Pays NaN at the third step: a broken reward, not a broken agent."""
+    """Pays NaN at step ``nan_at`` (0: never): a broken reward, not a broken agent."""
+
+    def __init__(self, target: int = 5, nan_at: int = 3):
+        super().__init__(target)
+        self.nan_at = nan_at
 
     def step(self, action):
         obs, reward, done, truncated, info = super().step(action)
         self.steps = getattr(self, "steps", 0) + 1
-        return obs, float("nan") if self.steps == 3 else reward, done, truncated, info
+        return obs, float("nan") if self.steps == self.nan_at else reward, done, truncated, info
+
+
+class WrongShape(CountingEnv):
+    """Declares 2 numbers, returns 3."""
+
+    def reset(self, seed=None, options=None):
+        obs, info = super().reset(seed=seed)
+        return np.append(obs, 0.0).astype(np.float32), info
+
+
+class FailingStep(CountingEnv):
+    def step(self, action):
+        raise ValueError("no step today")

@@ -202,14 +202,34 @@ def test_the_official_prefetch_trains_by_the_same_schedule(tmp_path):
 def test_a_failing_run_records_its_traceback_and_the_others_go_on(tmp_path):
     suite = tmp_path / "mixed.yaml"
     suite.write_text("name: mixed\ndefaults: {steps: 300, train_ratio: 4, preset: debug}\n"
-                     "tasks:\n  gym_CartPole-v1: {}\n  custom_env:Broken: {}\n")
+                     "tasks:\n  gym_CartPole-v1: {}\n  custom_env:NanReward: {}\n")
     out = cli("run", "--suite", suite, "--results", tmp_path / "r", "--retries", "1")
     assert out.returncode == 1
-    assert "custom_env:Broken" in out.stderr and "always fails" in out.stderr
+    assert "custom_env:NanReward" in out.stderr and "non-finite reward" in out.stderr
     ok = json.loads((tmp_path / "r/mixed/full/gym_CartPole-v1/seed_0/status.json").read_text())
-    bad = json.loads((tmp_path / "r/mixed/full/custom_env__Broken/seed_0/status.json").read_text())
+    bad = json.loads((tmp_path / "r/mixed/full/custom_env__NanReward/seed_0/status.json").read_text())
     assert ok["state"] == "done"
     assert bad["state"] == "failed" and "Traceback" in bad["traceback"] and bad["attempts"] == 2
+
+
+@pytest.mark.parametrize("task, needle", [
+    ("custom_env:Broken", "failed to build: RuntimeError: this environment always fails"),
+    ("custom_env:Missing", "has no attribute 'Missing'"),
+    ("no_such_module_xyz:Env", "cannot import 'no_such_module_xyz'"),
+    ("custom_env:CountingEnv", "unknown environment setting"),
+    ("custom_env:WrongShape", "declares (2,)"),
+    ("custom_env:FailingStep", "its first step failed: ValueError: no step today"),
+])
+def test_a_task_that_cannot_run_is_refused_before_anything_is_written(tmp_path, task, needle):
+    """Once, these failed with exit 1 after the run folder, config.json and status.json existed,
+    and the leftover config.json then blocked the corrected rerun."""
+    env = "{kwargs: {target: 3}, colour: red}" if task.endswith("CountingEnv") else "{}"
+    suite = tmp_path / "bad.yaml"
+    suite.write_text(f"name: bad\ndefaults: {{steps: 300, train_ratio: 4, preset: debug}}\n"
+                     f"tasks:\n  gym_CartPole-v1: {{}}\n  '{task}': {{env: {env}}}\n")
+    out = cli("run", "--suite", suite, "--results", tmp_path / "r")
+    assert out.returncode == 2 and needle in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "r").exists()
 
 
 def test_non_finite_losses_stop_the_run_with_a_clear_status(tmp_path):
@@ -584,3 +604,22 @@ def test_a_malformed_suite_file_names_the_line_and_column(tmp_path):
     out = cli("run", "--suite", suite, "--results", tmp_path / "r")
     assert out.returncode == 2 and "not valid YAML at line 3, column" in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_a_run_that_never_trained_does_not_block_a_corrected_rerun(tmp_path):
+    def suite(nan_at):
+        path = tmp_path / "nan.yaml"
+        path.write_text("name: nan\ndefaults: {steps: 300, train_ratio: 8, preset: debug}\n"
+                        f"tasks:\n  custom_env:NanReward: {{env: {{kwargs: {{nan_at: {nan_at}}}}}}}\n")
+        return path
+
+    d = tmp_path / "r/nan/full/custom_env__NanReward/seed_0"
+    out = cli("run", "--suite", suite(3), "--results", tmp_path / "r")  # fails at its third step
+    assert out.returncode == 1 and (d / "config.json").exists() and not read_jsonl(d / "episodes.jsonl")
+    out = cli("run", "--suite", suite(0), "--results", tmp_path / "r")  # corrected: never NaN
+    assert out.returncode == 0, out.stderr
+    assert json.loads((d / "config.json").read_text())["task"]["env"]["kwargs"] == {"nan_at": 0}
+    assert json.loads((d / "status.json").read_text())["state"] == "done"
+    # once it has trained, a configuration change is refused as before
+    out = cli("run", "--suite", suite(5), "--results", tmp_path / "r")
+    assert out.returncode == 2 and "another configuration" in out.stderr

@@ -55,6 +55,33 @@ def make_env(task: str, seed: int = 0, **settings) -> Env:
     return cls(seed=seed, **fixed, **settings)
 
 
+def probe(task: str, settings: dict | None = None) -> dict[str, tuple]:
+    """Build one environment of a task, reset it and take one step, checking that what it returns
+    matches the observation space it declares. Returns that space; raises EnvError with one line
+    saying what is wrong. Nothing is written."""
+    import numpy as np
+
+    env = make_env(task, seed=0, **dict(settings or {}))
+    try:
+        space = dict(env.obs_space)
+        for what, action in (("reset", None), ("first step", np.zeros(env.act_space.size, np.float32)
+                                                if not env.act_space.discrete else 0)):
+            try:
+                tr = env.step(action)
+            except EnvError:
+                raise
+            except Exception as e:  # the user's environment: one line
+                raise EnvError(f"{task}: its {what} failed: {type(e).__name__}: {e}") from None
+            for key, shape in space.items():
+                got = np.asarray(tr.obs[key])
+                if tuple(got.shape) != tuple(shape):
+                    raise EnvError(f"{task}: its {what} gave a {key!r} observation of shape {tuple(got.shape)}, "
+                                   f"but it declares {tuple(shape)}")
+        return space
+    finally:
+        env.close()
+
+
 def observation_kinds(task: str, settings: dict | None = None) -> set[str]:
     """The kinds of observation a task gives ("vector", "image"), known without building it where
     the family fixes them; gymnasium and entry-point tasks are built (not reset) to read them."""
@@ -72,4 +99,4 @@ def observation_kinds(task: str, settings: dict | None = None) -> set[str]:
         env.close()
 
 
-__all__ = ["Env", "EnvError", "EnvGroup", "FAMILIES", "Transition", "family", "make_env", "observation_kinds"]
+__all__ = ["Env", "EnvError", "EnvGroup", "FAMILIES", "Transition", "family", "make_env", "observation_kinds", "probe"]

@@ -230,11 +230,20 @@ class Run:
         if old is None and (self.dir / "config.json").exists():
             raise ConfigMismatch(f"{self.dir / 'config.json'} is not valid JSON, so the run's configuration cannot "
                                  f"be checked: restore the file or remove the run's folder")
+        self.replaces_config = False
         if old is not None:
             differ = config_differences(old, config)
-            if differ:
+            if differ and self._never_trained():
+                self.replaces_config = True  # nothing was made with the old one: it does not bind
+            elif differ:
                 raise ConfigMismatch(f"{self.spec.label} exists with another configuration: {'; '.join(differ)}")
         return config
+
+    def _never_trained(self) -> bool:
+        """No checkpoint, no episode and no update: the folder holds nothing made with its config."""
+        status = read_status(self.dir)
+        return (latest_checkpoint(self.dir) is None and not status.get("updates")
+                and not read_jsonl(self.dir / "episodes.jsonl"))
 
     def execute(self) -> dict:
         import torch
@@ -246,7 +255,7 @@ class Run:
         try:
             config = self.check_config()
             old = read_json(self.dir / "config.json")
-            if old is None:
+            if old is None or self.replaces_config:
                 atomic_write_json(self.dir / "config.json", config)
             elif any(old.get("task", {}).get(k) != config["task"].get(k) for k in EVALUATION_KEYS):
                 old["task"].update({k: config["task"].get(k) for k in EVALUATION_KEYS})
