@@ -120,6 +120,10 @@ def bench(
     --envs the environment steps per second of each family."""
     from . import bench as bench_mod
 
+    if json_out is not None:  # checked before anything is measured
+        check_writable(json_out.parent if str(json_out.parent) else Path("."), "--json file's directory")
+        if json_out.is_dir():
+            fail(f"--json {json_out} is a directory; give a file name")
     if envs:
         return bench_envs(seconds, json_out)
 

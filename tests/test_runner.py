@@ -287,6 +287,16 @@ def test_bad_input_is_one_line_exit_two_and_touches_nothing(tmp_path, args, need
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["run", "--results", "/proc/dreamer-bench"], "results directory /proc/dreamer-bench is not writable"),
+    (["bench", "--size", "debug", "--json", "/proc/dreamer-bench/b.json"], "is not writable"),
+])
+def test_unwritable_outputs_are_refused_before_any_work(args, needle):
+    out = cli(*args)
+    assert out.returncode == 2 and needle in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "machine:" not in out.stdout  # bench measured nothing first
+
+
 def test_results_directory_inside_a_file_is_refused(tmp_path):
     (tmp_path / "file").write_text("x")
     out = cli("run", "--results", tmp_path / "file" / "r")
