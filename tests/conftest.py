@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports dm_control
 
@@ -33,3 +34,36 @@ def make_batch(agent: Agent, seed: int = 0, **kwargs) -> dict:
 def agent_and_batch():
     agent = make_agent()
     return agent, make_batch(agent)
+
+
+@pytest.fixture
+def cli_here(monkeypatch, capsys):
+    """The real command line (``dreamer_bench.cli.main``) in this process, for inputs refused
+    before any work: no interpreter start and no torch import per call. Returns
+    (exit code, stdout, stderr)."""
+    import signal
+    import sys
+
+    from dreamer_bench import cli
+
+    def call(*args):
+        monkeypatch.setattr(sys, "argv", ["dreamer-bench", *map(str, args)])
+        old = signal.getsignal(signal.SIGTERM)
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        finally:
+            signal.signal(signal.SIGTERM, old)
+        out = capsys.readouterr()
+        return _Result(args, code, out.out, out.err)
+
+    return call
+
+
+class _Result(subprocess.CompletedProcess):
+    """What a subprocess call would give (returncode, stdout, stderr); also unpacks as that triple."""
+
+    def __iter__(self):
+        return iter((self.returncode, self.stdout, self.stderr))

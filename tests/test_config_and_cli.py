@@ -71,8 +71,8 @@ def test_cli_tricks_lists_all_fourteen():
     assert table.returncode == 0 and all(n in table.stdout for n in EXPECTED)
 
 
-def test_cli_unknown_technique_is_one_line_and_exit_two():
-    out = cli("tricks", "symlogg")
+def test_cli_unknown_technique_is_one_line_and_exit_two(cli_here):
+    out = cli_here("tricks", "symlogg")
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "symlogg" in lines[0] and "reward_grad" in lines[0]
@@ -91,8 +91,8 @@ def test_cli_unknown_technique_is_one_line_and_exit_two():
     (["run", "--jobs", "many"], "'--jobs'"),
     (["frobnicate"], "No such command 'frobnicate'"),
 ])
-def test_cli_bad_input_is_one_line_and_exit_two(args, needle):
-    out = cli(*args)
+def test_cli_bad_input_is_one_line_and_exit_two(args, needle, cli_here):
+    out = cli_here(*args)
     assert out.returncode == 2, out
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], out.stderr
@@ -148,15 +148,15 @@ def test_every_route_into_a_configuration_names_its_variant_by_what_is_off(tmp_p
 
 
 @pytest.mark.parametrize("where", ["--set", "suite"])
-def test_techniques_cannot_be_switched_off_through_set(tmp_path, where):
+def test_techniques_cannot_be_switched_off_through_set(tmp_path, where, cli_here):
     """`--set off=symlog` once trained with symlog off and stored the run as `full`."""
     if where == "--set":
-        out = cli("run", "--suite", "smoke", "--set", "off=symlog", "--results", str(tmp_path / "r"))
+        out = cli_here("run", "--suite", "smoke", "--set", "off=symlog", "--results", str(tmp_path / "r"))
     else:
         suite = tmp_path / "s.yaml"
         suite.write_text("name: s\ndefaults: {steps: 100, train_ratio: 8, preset: debug, set: {off: symlog}}\n"
                          "tasks:\n  gym_CartPole-v1: {}\n")
-        out = cli("ablate", "--suite", str(suite), "--off", "twohot", "--results", str(tmp_path / "r"))
+        out = cli_here("ablate", "--suite", str(suite), "--off", "twohot", "--results", str(tmp_path / "r"))
     assert out.returncode == 2 and "--off" in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
 
@@ -171,13 +171,13 @@ def test_a_run_whose_configuration_disagrees_with_its_name_is_refused():
         RunSpec(suite="smoke", task=task, off=(), seed=0, results="/tmp/unused").agent_config()
 
 
-def test_a_technique_that_cannot_act_on_a_task_skips_that_pair_with_a_warning(tmp_path):
+def test_a_technique_that_cannot_act_on_a_task_skips_that_pair_with_a_warning(tmp_path, cli_here):
     suite = tmp_path / "mixed.yaml"
     suite.write_text("name: mixed\ndefaults: {steps: 100, train_ratio: 8, preset: debug}\n"
                      "tasks:\n  gym_CartPole-v1: {}\n  dmc_cartpole_balance: {env: {obs: image}}\n  crafter: {}\n")
     assert techniques.inert(["symlog", "twohot"], {"image"}) == ("symlog",)
     assert techniques.inert(["symlog"], {"image", "vector"}) == ()
-    out = cli("ablate", "--each", "--suite", str(suite), "--results", str(tmp_path / "r"), "--dry-run")
+    out = cli_here("ablate", "--each", "--suite", str(suite), "--results", str(tmp_path / "r"), "--dry-run")
     assert out.returncode == 0, out.stderr
     skipped = [line for line in out.stderr.splitlines() if line.startswith("warning: skipping")]
     assert len(skipped) == 2 and all("off-symlog" in line for line in skipped)

@@ -145,11 +145,11 @@ def test_unfinished_runs_are_left_out_and_counted_and_corrupt_files_skipped(synt
     assert "1 running" in (tmp_path / "r" / "report.md").read_text()
 
 
-def test_empty_or_missing_results_are_one_line_errors(tmp_path):
+def test_empty_or_missing_results_are_one_line_errors(tmp_path, cli_here):
     for target in (tmp_path / "missing", tmp_path):
-        r = cli("report", target)
+        r = cli_here("report", target)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
-    r = cli("report", tmp_path, "--compare", "dreamerv4")
+    r = cli_here("report", tmp_path, "--compare", "dreamerv4")
     assert r.returncode == 2 and "valid: dreamerv3" in r.stderr
 
 
@@ -355,7 +355,7 @@ def test_a_match_target_judges_ours_against_the_official_runs_of_a_score_file(tm
 
 
 @pytest.mark.parametrize("case", ["scores-not-json", "filters-match-nothing", "out-unwritable"])
-def test_report_input_errors_are_one_line_exit_two(synthetic, tmp_path, case):
+def test_report_input_errors_are_one_line_exit_two(synthetic, tmp_path, case, cli_here):
     args = ["report", synthetic, "--reps", "100", "--out", tmp_path / "rep"]
     if case == "scores-not-json":
         (tmp_path / "bad.json").write_text("{bad")
@@ -367,6 +367,6 @@ def test_report_input_errors_are_one_line_exit_two(synthetic, tmp_path, case):
     else:
         args[-1] = "/proc/no/report"
         needle = "report directory /proc/no/report is not writable"
-    r = cli(*args)
+    r = cli_here(*args)
     assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "rep").exists()

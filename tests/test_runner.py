@@ -220,16 +220,16 @@ def test_a_failing_run_records_its_traceback_and_the_others_go_on(tmp_path):
     ("custom_env:WrongShape", "declares (2,)"),
     ("custom_env:FailingStep", "its first step failed: ValueError: no step today"),
 ])
-def test_a_task_that_cannot_run_is_refused_before_anything_is_written(tmp_path, task, needle):
+def test_a_task_that_cannot_run_is_refused_before_anything_is_written(tmp_path, task, needle, cli_here):
     """Once, these failed with exit 1 after the run folder, config.json and status.json existed,
     and the leftover config.json then blocked the corrected rerun."""
     env = "{kwargs: {target: 3}, colour: red}" if task.endswith("CountingEnv") else "{}"
     suite = tmp_path / "bad.yaml"
     suite.write_text(f"name: bad\ndefaults: {{steps: 300, train_ratio: 4, preset: debug}}\n"
                      f"tasks:\n  gym_CartPole-v1: {{}}\n  '{task}': {{env: {env}}}\n")
-    out = cli("run", "--suite", suite, "--results", tmp_path / "r")
-    assert out.returncode == 2 and needle in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
-    assert "Traceback" not in out.stderr and not (tmp_path / "r").exists()
+    code, out_text, err = cli_here("run", "--suite", suite, "--results", tmp_path / "r")
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and not (tmp_path / "r").exists()
 
 
 def test_non_finite_losses_stop_the_run_with_a_clear_status(tmp_path):
@@ -279,11 +279,11 @@ def test_a_rerun_with_another_configuration_is_refused(tmp_path):
     (["run", "--checkpoint-minutes", "0"], "--checkpoint-minutes must be"),
     (["run", "--threads", "-1"], "--threads must be ≥ 0"),
 ])
-def test_bad_input_is_one_line_exit_two_and_touches_nothing(tmp_path, args, needle):
-    out = cli(*args, "--results", tmp_path / "r")
-    assert out.returncode == 2, (out.stdout, out.stderr)
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in out.stderr, out.stderr
+def test_bad_input_is_one_line_exit_two_and_touches_nothing(tmp_path, args, needle, cli_here):
+    code, out_text, err = cli_here(*args, "--results", tmp_path / "r")
+    assert code == 2, (out_text, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err, err
     assert not (tmp_path / "r").exists()
 
 
@@ -291,10 +291,10 @@ def test_bad_input_is_one_line_exit_two_and_touches_nothing(tmp_path, args, need
     (["run", "--results", "/proc/dreamer-bench"], "results directory /proc/dreamer-bench is not writable"),
     (["bench", "--size", "debug", "--json", "/proc/dreamer-bench/b.json"], "is not writable"),
 ])
-def test_unwritable_outputs_are_refused_before_any_work(args, needle):
-    out = cli(*args)
-    assert out.returncode == 2 and needle in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
-    assert "machine:" not in out.stdout  # bench measured nothing first
+def test_unwritable_outputs_are_refused_before_any_work(args, needle, cli_here):
+    code, out_text, err = cli_here(*args)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert "machine:" not in out_text  # bench measured nothing first
 
 
 def test_results_directory_inside_a_file_is_refused(tmp_path):
@@ -479,16 +479,16 @@ def test_finished_runs_drop_their_replay_unless_asked_to_keep_it(tmp_path):
     ("train_ratio: fast", "train_ratio must be a finite number > 0"),
     ("set: {device: tpu}", "use --device"),
 ])
-def test_a_suite_file_with_nonsense_numbers_is_refused_in_one_line(tmp_path, defaults, needle):
+def test_a_suite_file_with_nonsense_numbers_is_refused_in_one_line(tmp_path, defaults, needle, cli_here):
     base = {"steps": "100", "train_ratio": "8", "preset": "debug"}
     key, value = defaults.split(": ", 1)
     base[key] = value
     suite = tmp_path / "bad.yaml"
     suite.write_text("name: bad\ndefaults: {" + ", ".join(f"{k}: {v}" for k, v in base.items())
                      + "}\ntasks:\n  gym_CartPole-v1: {}\n")
-    out = cli("run", "--suite", suite, "--results", tmp_path / "r")
-    assert out.returncode == 2 and needle in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
-    assert "Traceback" not in out.stderr and not (tmp_path / "r").exists()
+    code, out_text, err = cli_here("run", "--suite", suite, "--results", tmp_path / "r")
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and not (tmp_path / "r").exists()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -548,7 +548,7 @@ def test_workers_die_with_a_killed_grid_and_the_rerun_finishes(tmp_path):
     """Once, kill -9 of a local grid's parent left its workers training, then idling for minutes,
     and a rerun meanwhile found the runs busy."""
     suite = tmp_path / "tiny.yaml"
-    suite.write_text("name: tiny\ndefaults: {steps: 800, train_ratio: 8, preset: debug, seeds: 2, set: {warmup: 5}}\n"
+    suite.write_text("name: tiny\ndefaults: {steps: 400, train_ratio: 8, preset: debug, seeds: 2, set: {warmup: 5}}\n"
                      "tasks:\n  gym_CartPole-v1: {}\n")
     results = tmp_path / "r"
     grid = subprocess.Popen([sys.executable, "-m", "dreamer_bench", "run", "--suite", str(suite), "--results",
@@ -608,12 +608,12 @@ def test_a_damaged_episode_line_is_reported_and_a_corrupt_config_is_not_overwrit
     assert (d / "config.json").read_text() == "{not json"
 
 
-def test_a_malformed_suite_file_names_the_line_and_column(tmp_path):
+def test_a_malformed_suite_file_names_the_line_and_column(tmp_path, cli_here):
     suite = tmp_path / "bad.yaml"
     suite.write_text("name: bad\ndefaults: {steps: 100, train_ratio: 8\ntasks:\n  gym_CartPole-v1: {}\n")
-    out = cli("run", "--suite", suite, "--results", tmp_path / "r")
-    assert out.returncode == 2 and "not valid YAML at line 3, column" in out.stderr, out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+    code, out_text, err = cli_here("run", "--suite", suite, "--results", tmp_path / "r")
+    assert code == 2 and "not valid YAML at line 3, column" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
 
 
 def test_a_run_that_never_trained_does_not_block_a_corrected_rerun(tmp_path):
