@@ -370,3 +370,13 @@ def test_report_input_errors_are_one_line_exit_two(synthetic, tmp_path, case, cl
     r = cli_here(*args)
     assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "rep").exists()
+
+
+def test_a_report_over_one_seed_says_its_intervals_are_points(tmp_path, cli_here):
+    root = tmp_path / "results"
+    for variant, final in (("full", 90), ("off-symlog", 40)):
+        write_run(root, "toy", variant, "gym_t", 0, [950, 1000], [final, final])
+    r = cli_here("report", root, "--out", tmp_path / "rep", "--reps", "200")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "**One seed:** `full`, `off-symlog` have one seed" in text and "no difference" in text

@@ -190,6 +190,11 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
                             normalised=[fmt(v) for v in per_task["normalised"]]).drop(columns="score_std")
     text.append("\n### Scores per task\n\nMean ± standard deviation over seeds of the raw score (no ± where "
                 "there is one seed); mean normalised score.\n\n" + md_table(shown))
+    single = sorted({str(m) for m, n in zip(per_task["method"], per_task["seeds"]) if n == 1})
+    if single:
+        text.append("\n**One seed:** " + ", ".join(f"`{m}`" for m in single) + " ha" + ("s" if len(single) == 1 else "ve")
+                    + " one seed on some task; an interval over one seed is a point, so no difference involving "
+                    "those runs is supported by this report, whatever the intervals below show.")
 
     # -- acceptance targets of the suite
     targets = target_rows(runs, tasks, methods, reps=opts.reps, seed=opts.seed)
