@@ -484,7 +484,7 @@ def report(
         except ReportError as e:
             fail(str(e))
     for w in caught:
-        if "skipped" in str(w.message):
+        if "skipped" in str(w.message) or "pool raw scores" in str(w.message):
             typer.echo(f"warning: {w.message}", err=True)
     console.print(f"report written to {path} (tables as CSV and LaTeX, figures as PNG and PDF beside it)")
 

@@ -380,3 +380,13 @@ def test_a_report_over_one_seed_says_its_intervals_are_points(tmp_path, cli_here
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "**One seed:** `full`, `off-symlog` have one seed" in text and "no difference" in text
+
+
+def test_pooling_raw_scores_of_tasks_without_references_is_warned(tmp_path, cli_here):
+    root = tmp_path / "results"
+    for seed in (0, 1):
+        write_run(root, "toy", "full", "gym_a", seed, [1000], [10.0 + seed], normalise={"method": "none"})
+        write_run(root, "toy", "full", "gym_b", seed, [1000], [900.0 + seed])
+    r = cli_here("report", root, "--out", tmp_path / "rep", "--reps", "200")
+    assert r.returncode == 0 and "warning: suite toy: the aggregates pool raw scores of gym_a" in r.stderr, r.stderr
+    assert "pool raw, unnormalised scores of `gym_a`" in (tmp_path / "rep" / "report.md").read_text()

@@ -10,6 +10,7 @@ per-task learning curves; and, with ``--compare dreamerv3``, the published runs 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,6 +164,13 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
             f"{len(tasks)} task(s), methods: {', '.join(f'`{m}`' for m in methods)}. Scores are read from "
             f"training episodes by each task's rule and normalised by {', '.join(f'`{n}`' for n in norms)} "
             f"(see `dreamer_bench/scoring.py`)."]
+    raw = sorted({r.task for r in own if ((r.task_settings.get("normalise") or {}).get("method", "none")) == "none"})
+    if raw and len(tasks) > 1:
+        message = (f"suite {suite}: the aggregates pool raw scores of {', '.join(raw)} (no normalisation "
+                   f"references) with other tasks; give the tasks refs and a normalise rule")
+        warnings.warn(message)
+        text.append(f"\n**Warning:** the aggregates pool raw, unnormalised scores of {', '.join(f'`{t}`' for t in raw)} "
+                    "with other tasks, so they weigh the tasks by their reward scales.\n")
     beyond = []
     for m in methods:
         members = [r for r in own if r.method == m]
