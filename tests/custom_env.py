@@ -52,3 +52,24 @@ class WrongShape(CountingEnv):
 class FailingStep(CountingEnv):
     def step(self, action):
         raise ValueError("no step today")
+
+
+class Grayscale(gym.Env):
+    """84×84×1 uint8 frames, as many Atari-style wrappers give."""
+
+    observation_space = gym.spaces.Box(0, 255, (84, 84, 1), np.uint8)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._frame(), {}
+
+    def _frame(self):
+        frame = np.zeros((84, 84, 1), np.uint8)
+        frame[:, : 42 + self.t] = 200
+        return frame
+
+    def step(self, action):
+        self.t += 1
+        return self._frame(), 1.0, self.t >= 10, False, {}

@@ -246,3 +246,18 @@ def test_parallel_group_in_a_daemonic_process_steps_in_process_with_a_warning():
     finally:
         serial.close()
     np.testing.assert_array_equal(frames, expected)
+
+
+def test_grayscale_frames_are_images_with_their_channel_not_vectors():
+    from dreamer_bench.agent import Agent, make_config
+    from dreamer_bench.envs import make_env
+
+    env = make_env("custom_env:Grayscale")
+    assert env.obs_space == {"image": (64, 64, 1)}
+    first = env.step(None).obs["image"]
+    assert first.shape == (64, 64, 1) and first.dtype == np.uint8
+    # the left half bright, as in the 84-pixel frame, after the bilinear resize
+    assert first[:, :30].min() == 200 and first[:, 34:].max() == 0
+    agent = Agent(env.obs_space, env.act_space, make_config("debug"))
+    assert agent.encoder.image_keys == ["image"]
+    env.close()

@@ -87,13 +87,18 @@ class Env(ABC):
 
 
 def resize_image(frame: np.ndarray, size=IMAGE_SIZE) -> np.ndarray:
-    """Bilinear resize of an (H, W, 3) uint8 frame with Pillow, as the official adapters do."""
+    """Bilinear resize of an (H, W, C) uint8 frame with Pillow, as the official adapters do
+    (channel by channel where Pillow has no mode for C channels, e.g. grayscale (H, W, 1))."""
     from PIL import Image
 
     if frame.shape[:2] == tuple(size):
         return np.ascontiguousarray(frame, dtype=np.uint8)
-    image = Image.fromarray(frame).resize((size[1], size[0]), Image.BILINEAR)
-    return np.asarray(image, dtype=np.uint8)
+    if frame.ndim == 3 and frame.shape[-1] == 3:
+        image = Image.fromarray(frame).resize((size[1], size[0]), Image.BILINEAR)
+        return np.asarray(image, dtype=np.uint8)
+    planes = frame.reshape(*frame.shape[:2], -1)
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c])).resize(
+        (size[1], size[0]), Image.BILINEAR), dtype=np.uint8) for c in range(planes.shape[-1])], -1)
 
 
 def rescale_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:

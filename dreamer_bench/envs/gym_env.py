@@ -1,9 +1,10 @@
 """Any gymnasium environment as a task: by id (``gym_CartPole-v1``) or entry point
 (``my_package.module:MyEnv``).
 
-Observations: a 1-D Box becomes ``vector``; an (H, W, 3) uint8 Box becomes ``image`` (resized to
-64×64); a Discrete observation becomes a one-hot ``vector``; a Dict is split into one image and
-one vector of its other keys concatenated in sorted key order. Actions: Discrete → index;
+Observations: a 1-D Box becomes ``vector``; an (H, W, C) uint8 Box (C ≤ 4; grayscale (H, W) too)
+becomes ``image``, resized to 64×64 with its channels kept, never flattened into a vector; a
+Discrete observation becomes a one-hot ``vector``; a Dict is split into one image and one vector
+of its other keys concatenated in sorted key order. Actions: Discrete → index;
 Box → [−1, 1] rescaled to the bounds. ``terminated`` is a terminal, ``truncated`` only ends it.
 """
 
@@ -74,7 +75,8 @@ class GymEnv(Env):
             items = {"obs": space}
         for key in sorted(items):
             s = items[key]
-            if isinstance(s, spaces.Box) and len(s.shape) == 3 and s.shape[-1] == 3 and s.dtype == np.uint8:
+            if isinstance(s, spaces.Box) and s.dtype == np.uint8 and len(s.shape) in (2, 3) and min(s.shape[:2]) >= 8 \
+                    and (len(s.shape) == 2 or s.shape[-1] <= 4):  # an image, grayscale or with channels
                 if self._image_key is not None:
                     raise EnvError(f"observation has two images ({self._image_key!r}, {key!r}); only one is supported")
                 self._image_key = key
@@ -87,7 +89,8 @@ class GymEnv(Env):
             self._spaces[key] = s
         self.obs_space = {}
         if self._image_key is not None:
-            self.obs_space["image"] = (64, 64, 3)
+            shape = self._spaces[self._image_key].shape
+            self.obs_space["image"] = (64, 64, shape[2] if len(shape) == 3 else 1)  # channels kept
         if self._vector_keys:
             width = sum(self._onehot[k][0] if k in self._onehot else int(np.prod(self._spaces[k].shape))
                         for k in self._vector_keys)
@@ -109,7 +112,8 @@ class GymEnv(Env):
         items = raw if isinstance(raw, dict) else {"obs": raw}
         out = {}
         if self._image_key is not None:
-            out["image"] = resize_image(np.asarray(items[self._image_key]))
+            frame = np.asarray(items[self._image_key])
+            out["image"] = resize_image(frame if frame.ndim == 3 else frame[..., None])
         if self._vector_keys:
             parts = []
             for key in self._vector_keys:
