@@ -169,7 +169,11 @@ def bench(
     console.print(table)
     from .runner.plan import remember
 
-    remember([bench_mod.as_dict(r) for r in results])
+    if overrides.get("off") or any(k != "off" for k in overrides) or warmup < 1:
+        console.print("not stored for --dry-run estimates: only default configurations measured after at least "
+                      "one warm-up update are")
+    else:
+        remember([bench_mod.as_dict(r) for r in results])
     if json_out:
         json_out.write_text(json.dumps({"machine": bench_mod.machine_description(),
                                         "results": [bench_mod.as_dict(r) for r in results]}, indent=2))
@@ -358,6 +362,8 @@ def print_plan(runs) -> None:
         table.add_row(r["suite"], r["variant"], r["task"], r["seeds"], f"{r['steps']:,}", f"{r['updates']:,}",
                       r["seconds_text"], r["hours_text"], r["state"])
     Console(width=max(console.width, 140)).print(table)
+    for source in total["sources"]:
+        typer.echo(f"s/update: {source}")
     if total.get("note"):
         typer.echo(total["note"])
 

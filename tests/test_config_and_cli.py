@@ -184,3 +184,22 @@ def test_a_technique_that_cannot_act_on_a_task_skips_that_pair_with_a_warning(tm
     assert any("dmc_cartpole_balance" in line for line in skipped) and any("crafter" in line for line in skipped)
     # 15 variants on CartPole, 14 on each image task
     assert f"{15 + 14 + 14} runs" in out.stdout
+
+
+def test_dry_run_estimates_say_their_source_and_the_cache_holds_only_default_warmed_up_figures(
+        tmp_path, monkeypatch, cli_here):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cache = tmp_path / "cache" / "dreamer-bench" / "bench.json"
+    common = ["bench", "--size", "debug", "--obs", "vector", "--updates", "1"]
+    assert cli_here(*common, "--warmup", "0").returncode == 0
+    assert cli_here(*common, "--warmup", "1", "--set", "batch_size=4").returncode == 0
+    assert not cache.exists()  # neither a cold nor a non-default measurement is kept
+    assert cli_here(*common, "--warmup", "1").returncode == 0
+    assert list(json.loads(cache.read_text())) == ["cpu|debug|vector"]
+    out = cli_here("run", "--suite", "smoke", "--tasks", "gym_CartPole-v1", "--results", tmp_path / "r", "--dry-run")
+    assert out.returncode == 0 and "s/update: debug vector on cpu: from the bench cache" in out.stdout, out.stdout
+    # an entry-point task with image observations is estimated as an image task
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\ndefaults: {steps: 100, train_ratio: 8, preset: debug}\ntasks:\n  custom_env:Grayscale: {}\n")
+    out = cli_here("run", "--suite", suite, "--results", tmp_path / "r", "--dry-run")
+    assert out.returncode == 0 and "debug image on cpu: measured now" in out.stdout, out.stdout
