@@ -259,6 +259,23 @@ def parse_seeds(text: Optional[str], default: int) -> list[int]:
     return values
 
 
+def check_scheduler(address: str) -> None:
+    """A Dask scheduler address that is well formed and answers, before anything is written."""
+    import re
+
+    if not re.fullmatch(r"(tcp|tls|ucx)://[^\s:/]+:\d{1,5}", address or ""):
+        fail(f"--address must look like tcp://HOST:PORT (a Dask scheduler), got {address!r}")
+    try:
+        from distributed import Client
+    except ImportError:
+        fail("--backend dask needs the cluster extra: pip install 'dreamer-bench[cluster]'")
+    try:
+        with Client(address, timeout="5s"):
+            pass
+    except Exception as e:  # noqa: BLE001 - whatever the connection raises, one line
+        fail(f"no Dask scheduler answers at {address} within 5 s ({type(e).__name__})")
+
+
 def check_writable(path: Path, what: str) -> None:
     """A directory that exists and is writable, or that could be made in a writable one."""
     probe = Path(path).absolute()
@@ -298,6 +315,8 @@ def build_grid(suite: str, tasks_: Optional[List[str]], seeds: Optional[str], st
         fail("--backend dask needs --address tcp://HOST:PORT of a running Dask scheduler")
     if backend == "local" and address:
         fail("--address is for --backend dask; the local backend would ignore it")
+    if backend == "dask":
+        check_scheduler(address)
     if jobs < 1:
         fail(f"--jobs must be ≥ 1, got {jobs}")
     if retries < 0:

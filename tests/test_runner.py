@@ -264,6 +264,8 @@ def test_a_rerun_with_another_configuration_is_refused(tmp_path):
     (["run", "--seeds", "two"], "--seeds"),
     (["run", "--backend", "slurm"], "valid: local, dask"),
     (["run", "--backend", "dask"], "--address"),
+    (["run", "--backend", "dask", "--address", "localhost"], "--address must look like tcp://HOST:PORT"),
+    (["run", "--backend", "dask", "--address", "tcp://127.0.0.1:9"], "no Dask scheduler answers at tcp://127.0.0.1:9"),
     # no silent nonsense: each of these once trained something else than asked, hung or was ignored
     (["run", "--train-ratio", "nan"], "--train-ratio must be a finite number > 0"),
     (["run", "--train-ratio", "inf"], "--train-ratio must be a finite number > 0"),
