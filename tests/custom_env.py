@@ -73,3 +73,4 @@ class Grayscale(gym.Env):
     def step(self, action):
         self.t += 1
         return self._frame(), 1.0, self.t >= 10, False, {}
+

@@ -234,7 +234,7 @@ def test_a_task_that_cannot_run_is_refused_before_anything_is_written(tmp_path, 
 
 def test_non_finite_losses_stop_the_run_with_a_clear_status(tmp_path):
     suite = write_suite(tmp_path / "tiny.yaml", steps=2000)
-    out = cli("run", "--suite", suite, "--results", tmp_path / "r", "--set", "scale_rec=nan")
+    out = cli("run", "--suite", suite, "--results", tmp_path / "r", "--set", "scale_rec=3e38")  # finite, but ×loss is not
     assert out.returncode == 1
     status = json.loads((run_dir(tmp_path / "r") / "status.json").read_text())
     assert status["state"] == "failed" and "non-finite" in status["error"] and status["env_steps"] < 2000
