@@ -154,7 +154,7 @@ def test_sigkill_then_resume_keeps_the_episode_log_up_to_the_checkpoint(tmp_path
 def test_a_run_killed_before_its_first_checkpoint_starts_over_without_duplicate_episodes(tmp_path):
     # A run stopped before its first checkpoint has logged episodes but has nothing to resume from:
     # it must start over with empty logs, not append the same episodes a second time.
-    suite = write_suite(tmp_path / "tiny.yaml", steps=8000)
+    suite = write_suite(tmp_path / "tiny.yaml", steps=3000)
     common = ["--suite", suite, "--threads", "1", "--checkpoint-minutes", "60", "--results", tmp_path / "r"]
     d = run_dir(tmp_path / "r")
     proc = subprocess.Popen([sys.executable, "-m", "dreamer_bench", "run", *map(str, common)],

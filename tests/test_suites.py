@@ -94,7 +94,7 @@ def test_a_folder_named_like_a_suite_does_not_shadow_it(tmp_path):
     ("defaults: {steps: 10, train_ratio: 1, preset: debug}\ntasks: {pong: {}}", "belongs to no family"),
     ("defaults: {steps: 0, train_ratio: 1, preset: debug}\ntasks: {gym_CartPole-v1: {}}", "steps must be ≥ 1"),
     ("defaults: {steps: 10, train_ratio: 1, preset: debug, normalise: {method: human}}\ntasks: {atari_pong: {}}", "needs refs random, human"),
-    ("tasks: [", "cannot read suite"),
+    ("tasks: [", "is not valid YAML at line"),
     ("defaults: {steps: 10, train_ratio: 1, preset: debug, set: {unitz: 3}}\ntasks: {gym_CartPole-v1: {}}", "unknown config field 'unitz'"),
 ])
 def test_bad_suite_files_are_one_line_errors(tmp_path, text, needle):
