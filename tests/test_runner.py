@@ -496,15 +496,22 @@ def test_a_suite_file_with_nonsense_numbers_is_refused_in_one_line(tmp_path, def
 # ------------------------------------------------------------------------------------------------
 # faults at named points (dreamer_bench.runner.run.fault_point), with real processes
 
-def test_a_kill_after_the_final_checkpoint_or_a_lost_status_still_finishes_the_run(tmp_path):
-    """Once, a kill between the final checkpoint (which drops the replay) and status.json saying
-    done left a fully trained run failing on every rerun."""
+def killed_after_final_checkpoint(tmp_path):
+    """A tiny run killed (SIGKILL, at the named fault point) between its final checkpoint and
+    its final status. Returns (suite file, results folder, run folder)."""
     suite = write_suite(tmp_path / "tiny.yaml", steps=300)
     results, d = tmp_path / "r", run_dir(tmp_path / "r")
     killed = subprocess.run([sys.executable, "-m", "dreamer_bench", "run", "--suite", str(suite), "--results", str(results)],
                             capture_output=True, text=True, timeout=600,
                             env={**ENV, "DREAMER_BENCH_FAULT": "after-final-checkpoint"})
-    assert killed.returncode != 0
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    return suite, results, d
+
+
+def test_a_kill_after_the_final_checkpoint_or_a_lost_status_still_finishes_the_run(tmp_path):
+    """Once, a kill between the final checkpoint (which drops the replay) and status.json saying
+    done left a fully trained run failing on every rerun."""
+    suite, results, d = killed_after_final_checkpoint(tmp_path)
     assert json.loads((d / "status.json").read_text())["state"] != "done"
     assert not (d / "checkpoint" / "replay").exists()  # the final checkpoint dropped it
     episodes = read_jsonl(d / "episodes.jsonl")
@@ -588,12 +595,7 @@ def test_a_non_finite_reward_is_named_as_the_environment_s(tmp_path):
 
 
 def test_a_damaged_episode_line_is_reported_and_a_corrupt_config_is_not_overwritten(tmp_path):
-    suite = write_suite(tmp_path / "tiny.yaml", steps=300)
-    results, d = tmp_path / "r", run_dir(tmp_path / "r")
-    killed = subprocess.run([sys.executable, "-m", "dreamer_bench", "run", "--suite", str(suite), "--results", str(results)],
-                            capture_output=True, text=True, timeout=600,
-                            env={**ENV, "DREAMER_BENCH_FAULT": "after-final-checkpoint"})
-    assert killed.returncode != 0
+    suite, results, d = killed_after_final_checkpoint(tmp_path)
     lines = (d / "episodes.jsonl").read_text().splitlines()
     lines[1] = lines[1][: len(lines[1]) // 2]  # one line cut in half
     (d / "episodes.jsonl").write_text("\n".join(lines) + "\n")
