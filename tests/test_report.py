@@ -66,9 +66,9 @@ def test_known_answers_on_a_synthetic_results_directory(synthetic):
     assert stats.probability_of_improvement(m["full"], m["full"]) == pytest.approx(0.5)
 
 
-def test_report_command_writes_tables_and_figures(synthetic, tmp_path):
+def test_report_command_writes_tables_and_figures(synthetic, tmp_path, cli_here):
     out = tmp_path / "report"
-    r = cli("report", synthetic, "--out", out, "--reps", "2000")
+    r = cli_here("report", synthetic, "--out", out, "--reps", "2000")
     assert r.returncode == 0, r.stderr
     text = (out / "report.md").read_text()
     assert "Suite `toy`" in text and "Ablation" in text and "off-symlog" in text
@@ -86,12 +86,12 @@ def test_report_command_writes_tables_and_figures(synthetic, tmp_path):
     assert read_score_file(out / "scores.json.gz")  # all runs in the official format
 
 
-def test_per_task_scores_show_a_spread_only_where_there_are_seeds_to_spread(tmp_path):
+def test_per_task_scores_show_a_spread_only_where_there_are_seeds_to_spread(tmp_path, cli_here):
     root = tmp_path / "results"
     write_run(root, "toy", "full", "gym_one", 0, [1000], [42.0])
     for seed, y in enumerate((30.0, 50.0)):
         write_run(root, "toy", "full", "gym_two", seed, [1000], [y])
-    r = cli("report", root, "--out", tmp_path / "rep", "--reps", "200")
+    r = cli_here("report", root, "--out", tmp_path / "rep", "--reps", "200")
     assert r.returncode == 0, r.stderr
     rows = {line.split("|")[1].strip(): line for line in (tmp_path / "rep" / "report.md").read_text().splitlines()
             if line.startswith("| gym_") and "| full |" in line}
@@ -99,7 +99,7 @@ def test_per_task_scores_show_a_spread_only_where_there_are_seeds_to_spread(tmp_
     assert f"| 40.0 ± {np.std([30.0, 50.0], ddof=1):.1f} |" in rows["gym_two"]  # sample std over the two seeds
 
 
-def test_the_report_names_agent_settings_that_differ_from_the_preset(tmp_path):
+def test_the_report_names_agent_settings_that_differ_from_the_preset(tmp_path, cli_here):
     from dataclasses import asdict
 
     from dreamer_bench.agent.config import make_config
@@ -111,23 +111,23 @@ def test_the_report_names_agent_settings_that_differ_from_the_preset(tmp_path):
         config["task"]["preset"] = "debug"
         config["agent"] = asdict(make_config("debug", {"actor_grad_cont": "backprop", "lr": "1e-3", "seed": str(seed)}))
         (d / "config.json").write_text(json.dumps(config))
-    r = cli("report", root, "--out", tmp_path / "rep", "--reps", "200")
+    r = cli_here("report", root, "--out", tmp_path / "rep", "--reps", "200")
     assert r.returncode == 0, r.stderr
     line = next(x for x in (tmp_path / "rep" / "report.md").read_text().splitlines() if x.startswith("Agent settings"))
     # the two --set values, and neither the seed (which differs per run) nor anything the preset fixes
     assert line == "Agent settings that differ from the preset: `full` (debug): `actor_grad_cont=backprop`, `lr=0.001`."
 
 
-def test_report_is_repeatable_for_a_seed(synthetic, tmp_path):
-    a = cli("report", synthetic, "--out", tmp_path / "a", "--reps", "1000", "--seed", "3")
-    b = cli("report", synthetic, "--out", tmp_path / "b", "--reps", "1000", "--seed", "3")
-    c = cli("report", synthetic, "--out", tmp_path / "c", "--reps", "1000", "--seed", "4")
+def test_report_is_repeatable_for_a_seed(synthetic, tmp_path, cli_here):
+    a = cli_here("report", synthetic, "--out", tmp_path / "a", "--reps", "1000", "--seed", "3")
+    b = cli_here("report", synthetic, "--out", tmp_path / "b", "--reps", "1000", "--seed", "3")
+    c = cli_here("report", synthetic, "--out", tmp_path / "c", "--reps", "1000", "--seed", "4")
     assert a.returncode == b.returncode == c.returncode == 0
     read = lambda d: (d / "toy_aggregates.csv").read_text()
     assert read(tmp_path / "a") == read(tmp_path / "b") != read(tmp_path / "c")
 
 
-def test_unfinished_runs_are_left_out_and_counted_and_corrupt_files_skipped(synthetic, tmp_path):
+def test_unfinished_runs_are_left_out_and_counted_and_corrupt_files_skipped(synthetic, tmp_path, cli_here):
     write_run(synthetic, "toy", "full", "gym_task_c", 0, [1000], [50.0], state="running")
     bad = write_run(synthetic, "toy", "full", "gym_task_d", 0, [1000], [50.0])
     (bad / "scores.json").write_text('[{"task": "gym_task_d", "xs": [1')  # truncated
@@ -140,7 +140,7 @@ def test_unfinished_runs_are_left_out_and_counted_and_corrupt_files_skipped(synt
     assert {r.task for r in runs} == {"gym_task_a", "gym_task_b"}
     runs, _, _ = load_results(synthetic, include_unfinished=True)
     assert "gym_task_c" in {r.task for r in runs}
-    r = cli("report", synthetic, "--out", tmp_path / "r", "--reps", "500")
+    r = cli_here("report", synthetic, "--out", tmp_path / "r", "--reps", "500")
     assert r.returncode == 0 and "gym_task_d" in r.stderr
     assert "1 running" in (tmp_path / "r" / "report.md").read_text()
 
@@ -244,7 +244,7 @@ def test_point_estimates_and_intervals_agree_with_rliable():
     assert stats.probability_of_improvement(scores["a"], scores["b"]) == pytest.approx(p)
 
 
-def test_targets_are_judged_per_method(tmp_path):
+def test_targets_are_judged_per_method(tmp_path, cli_here):
     root = tmp_path / "results"
     target = {"episodes": 2, "at_least": 90}
     for seed, ys in enumerate(([10, 95, 100], [10, 80, 100])):
@@ -262,7 +262,7 @@ def test_targets_are_judged_per_method(tmp_path):
     judged = scoring.evaluate_target({"range": [50, 60]}, [], [40.0, 80.0], 1000)
     assert judged["value"] == 60.0 and judged["passed"]
     assert not scoring.evaluate_target({"range": [50, 59]}, [], [40.0, 80.0], 1000)["passed"]
-    r = cli("report", root, "--out", tmp_path / "rep", "--reps", "500")
+    r = cli_here("report", root, "--out", tmp_path / "rep", "--reps", "500")
     assert r.returncode == 0 and "PASS" in (tmp_path / "rep" / "report.md").read_text()
 
 
@@ -274,7 +274,7 @@ def test_seeds_of_one_configuration_share_an_identity():
     assert identity_hash(task, {"lr": 1e-4, "seed": 0}, "0.1.0") != identity_hash(task, {"lr": 2e-4, "seed": 0}, "0.1.0")
 
 
-def test_an_ablation_of_one_task_is_compared_on_that_task_only(tmp_path):
+def test_an_ablation_of_one_task_is_compared_on_that_task_only(tmp_path, cli_here):
     """Full agent on two tasks, the variant on one: the ablation delta is the difference on the
     shared task, not the variant's one task against the full agent's two."""
     root = tmp_path / "results"
@@ -284,7 +284,7 @@ def test_an_ablation_of_one_task_is_compared_on_that_task_only(tmp_path):
         for seed, v in enumerate(values):
             write_run(root, "toy", variant, f"gym_{task}", seed, [1000], [float(v)])
     out = tmp_path / "report"
-    r = cli("report", root, "--out", out, "--reps", "2000")
+    r = cli_here("report", root, "--out", out, "--reps", "2000")
     assert r.returncode == 0, r.stderr
     import pandas as pd
 
@@ -323,7 +323,7 @@ def test_mean_difference_interval_is_scipys_two_sample_percentile_bootstrap():
     assert abs(lo - ref.low) < 0.03 * width and abs(hi - ref.high) < 0.03 * width
 
 
-def test_a_match_target_judges_ours_against_the_official_runs_of_a_score_file(tmp_path):
+def test_a_match_target_judges_ours_against_the_official_runs_of_a_score_file(tmp_path, cli_here):
     from dreamer_bench.report.build import target_rows
 
     root = tmp_path / "results"
@@ -348,7 +348,7 @@ def test_a_match_target_judges_ours_against_the_official_runs_of_a_score_file(tm
         if finals:
             assert rows.iloc[0]["value"] == pytest.approx(100 - np.mean(finals))
     # end to end: the report's table says it
-    r = cli("report", root, "--out", tmp_path / "rep", "--reps", "500", "--scores", official(tmp_path / "a.json", [95, 105, 100]))
+    r = cli_here("report", root, "--out", tmp_path / "rep", "--reps", "500", "--scores", official(tmp_path / "a.json", [95, 105, 100]))
     assert r.returncode == 0, r.stderr
     lines = [line for line in (tmp_path / "rep" / "report.md").read_text().splitlines() if "interval contains 0" in line]
     assert len(lines) == 1 and lines[0].startswith("| gym_t | full") and lines[0].endswith("| PASS |"), lines
