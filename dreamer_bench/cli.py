@@ -169,7 +169,7 @@ def bench(
     console.print(table)
     from .runner.plan import remember
 
-    if overrides.get("off") or any(k != "off" for k in overrides) or warmup < 1:
+    if overrides["off"] or len(overrides) > 1 or warmup < 1:  # a technique off, a --set, or no warm-up
         console.print("not stored for --dry-run estimates: only default configurations measured after at least "
                       "one warm-up update are")
     else:

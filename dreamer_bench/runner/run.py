@@ -295,11 +295,10 @@ class Run:
             return None
         episodes, metrics_log = self._logs_known_to(loop)
         self._write_logs(episodes, metrics_log)
-        st = _LoopState.from_dict(loop, 0)
-        write_status(self.dir, error=None, traceback=None)
-        if "started" not in status:
-            write_status(self.dir, started=time.time(), attempts=int(status.get("attempts", 0)) + 1)
-        return self._progress(st, episodes, metrics_log, state="done")
+        lost_status = {} if "started" in status else {"started": time.time(),
+                                                      "attempts": int(status.get("attempts", 0)) + 1}
+        write_status(self.dir, error=None, traceback=None, **lost_status)
+        return self._progress(_LoopState.from_dict(loop, 0), episodes, metrics_log, state="done")
 
     def _logs_known_to(self, loop: dict) -> tuple[list[dict], list[dict]]:
         """The episodes and metrics rows a checkpoint knew (those logged after it are dropped: the
