@@ -74,3 +74,22 @@ class Grayscale(gym.Env):
         self.t += 1
         return self._frame(), 1.0, self.t >= 10, False, {}
 
+
+
+class KillsItsProcess(CountingEnv):
+    """SIGKILLs the process that steps it at its ``at``-th step (after the probe's one step): a
+    worker that dies whenever it trains this task, for the Dask fault tests."""
+
+    def __init__(self, target: int = 5, at: int = 50):
+        super().__init__(target)
+        self.at = at
+        self.steps = 0
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps >= self.at:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().step(action)

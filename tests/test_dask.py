@@ -4,6 +4,7 @@ import json
 import os
 import socket
 import subprocess
+import signal
 import sys
 import time
 
@@ -11,7 +12,9 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from test_runner import ENV, cli  # noqa: E402
+from dreamer_bench.runner.files import read_jsonl  # noqa: E402
+from dreamer_bench.runner.run import read_status  # noqa: E402
+from test_runner import ENV, cli, run_dir, write_suite  # noqa: E402
 
 
 def free_port() -> int:
@@ -20,18 +23,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def cluster(tmp_path):
+def start_cluster(where, scheduler_env=None, worker_env=None):
+    """A real scheduler and two nanny-supervised workers on 127.0.0.1 (a killed worker is
+    restarted by its nanny). Returns (address, processes)."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                               "--port", str(port), "--no-dashboard"], env=ENV, cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+                               "--port", str(port), "--no-dashboard"], env={**ENV, **(scheduler_env or {})},
+                              cwd=where, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     for i in range(2):
         procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
                                        "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}",
-                                       "--local-directory", str(tmp_path / f"w{i}")], env=ENV, cwd=tmp_path,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                       "--local-directory", str(where / f"w{i}")], env={**ENV, **(worker_env or {})},
+                                      cwd=where, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     from distributed import Client
 
     deadline = time.time() + 60
@@ -42,9 +46,13 @@ def cluster(tmp_path):
             break
         except Exception:
             if time.time() > deadline:
+                stop_cluster(procs)
                 raise
             time.sleep(0.5)
-    yield address
+    return address, procs
+
+
+def stop_cluster(procs):
     for p in procs:
         p.terminate()
     for p in procs:
@@ -52,6 +60,26 @@ def cluster(tmp_path):
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             p.kill()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    address, procs = start_cluster(tmp_path)
+    yield address
+    stop_cluster(procs)
+
+
+def consistent(d, budget):
+    """A finished run's files agree: done, episodes in order without duplicates, the score file
+    holding exactly those episodes."""
+    status = json.loads((d / "status.json").read_text())
+    episodes = read_jsonl(d / "episodes.jsonl")
+    xs = [e["env_steps"] for e in episodes]
+    scores = json.loads((d / "scores.json").read_text())[0]
+    assert status["state"] == "done" and status["env_steps"] >= budget and status["episodes"] == len(episodes)
+    assert xs and xs == sorted(set(xs)) and scores["xs"] == xs and scores["ys"] == [e["return"] for e in episodes]
+    assert not (d / "run.lock").exists()
+    return status
 
 
 def test_grid_runs_on_dask_workers(tmp_path, cluster):
@@ -70,3 +98,78 @@ def test_grid_runs_on_dask_workers(tmp_path, cluster):
             pids.add(status["pid"])
             assert (d / "episodes.jsonl").read_text()
     assert len(pids) == 2 and os.getpid() not in pids  # trained by the two workers, not here
+
+
+def test_a_worker_killed_mid_run_is_replaced_and_the_run_resumes_from_its_checkpoint(tmp_path):
+    # the first worker to finish a checkpoint is SIGKILLed right after it; its nanny restarts it,
+    # the scheduler hands the run to a worker again, and the run resumes from that checkpoint
+    marker = tmp_path / "killed-once"
+    address, procs = start_cluster(tmp_path, worker_env={"DREAMER_BENCH_FAULT": "after-checkpoint",
+                                                         "DREAMER_BENCH_FAULT_ONCE": str(marker)})
+    try:
+        suite = write_suite(tmp_path / "tiny.yaml", steps=1500)
+        out = cli("run", "--suite", suite, "--results", tmp_path / "r", "--backend", "dask", "--address", address,
+                  "--checkpoint-minutes", "0.02", timeout=300)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert marker.exists(), "no worker was killed"
+        status = consistent(run_dir(tmp_path / "r"), 1500)
+        assert status["attempts"] == 2  # the killed attempt and the resumed one
+    finally:
+        stop_cluster(procs)
+
+
+def test_a_run_whose_workers_keep_dying_fails_alone_and_the_grid_goes_on(tmp_path):
+    # Once, the client waited forever after the scheduler gave up on a task (KilledWorker).
+    address, procs = start_cluster(tmp_path, scheduler_env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"})
+    try:
+        suite = write_suite(tmp_path / "two.yaml", steps=600,
+                            tasks="gym_CartPole-v1: {}\n  custom_env:KillsItsProcess: {}")
+        out = cli("run", "--suite", suite, "--results", tmp_path / "r", "--backend", "dask", "--address", address,
+                  timeout=300)
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "Traceback" not in out.stderr
+        killer = run_dir(tmp_path / "r", task="custom_env__KillsItsProcess")
+        line = next(l for l in out.stderr.splitlines() if "custom_env:KillsItsProcess" in l)
+        assert "KilledWorker" in line and "failed" in line, out.stderr
+        status = json.loads((killer / "status.json").read_text())
+        assert status["state"] == "failed" and "KilledWorker" in status["error"]
+        consistent(run_dir(tmp_path / "r"), 600)  # the other run of the grid finished
+        shown = cli("status", tmp_path / "r")
+        assert "1 done" in shown.stdout and "1 failed" in shown.stdout, shown.stdout
+    finally:
+        stop_cluster(procs)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_the_client_makes_its_runs_on_the_workers_checkpoint_and_stop(tmp_path, cluster, sig):
+    # Once, SIGTERM or Ctrl-C of the client left its runs training on the workers.
+    suite = tmp_path / "pair.yaml"
+    suite.write_text("name: pair\ndefaults: {steps: 2500, train_ratio: 8, preset: debug, set: {warmup: 5}}\n"
+                     "tasks:\n  gym_CartPole-v1: {}\n  gym_Acrobot-v1: {}\n")
+    args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--backend", "dask", "--address", cluster,
+            "--checkpoint-minutes", "60"]
+    client = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *args], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, env=ENV)
+    dirs = [tmp_path / "r/pair/full" / t / "seed_0" for t in ("gym_CartPole-v1", "gym_Acrobot-v1")]
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(read_status(d).get("updates") for d in dirs):
+        time.sleep(0.2)
+    assert all(read_status(d).get("updates") for d in dirs), "the runs did not start training"
+    client.send_signal(sig)
+    _, stderr = client.communicate(timeout=180)
+    assert client.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-800:]
+    assert "Traceback" not in stderr and "checkpoint and stop" in stderr
+    stopped_at = []
+    for d in dirs:
+        status = json.loads((d / "status.json").read_text())
+        assert status["state"] == "pending" and status["error"].startswith("stopped"), status
+        assert status["env_steps"] < 2500 and not (d / "run.lock").exists()
+        loop = json.loads(next((d / "checkpoint").glob("ckpt-*")).joinpath("loop.json").read_text())
+        assert not loop["final"] and loop["env_steps"] == status["env_steps"]  # checkpointed where it stopped
+        stopped_at.append(status["env_steps"])
+    time.sleep(3)  # nothing trains them any more
+    assert [json.loads((d / "status.json").read_text())["env_steps"] for d in dirs] == stopped_at
+    out = cli(*args)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for d in dirs:
+        assert consistent(d, 2500)["attempts"] == 2

@@ -1,8 +1,10 @@
 """A grid of runs (tasks × variants × seeds) on local processes or a Dask cluster, with a live view.
 
-Runs execute through joblib: locally on ``loky`` worker processes, each run's torch threads set
-so that ``jobs`` runs share the cores without oversubscription; with ``backend='dask'`` on the
-workers of an existing Dask distributed scheduler, which must see the same results directory.
+Locally, runs execute through joblib on ``loky`` worker processes, each run's torch threads set
+so that ``jobs`` runs share the cores without oversubscription; the workers die with the grid's
+process. With ``backend='dask'`` each run is a future on the workers of an existing Dask
+distributed scheduler, which must see the same results directory: a run whose workers keep dying
+fails alone (KilledWorker), and a stopped client makes its runs checkpoint and stop.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from pathlib import Path
 from typing import Iterable
 
 from .files import LockBusy, RunLock
-from .run import ConfigMismatch, Run, RunSpec, read_status
+from .run import STOPPED, ConfigMismatch, Run, RunSpec, read_status, write_status
+
+STOP_WAIT_S = 120  # how long a stopped Dask grid waits for its runs to checkpoint
 
 
 _WATCHED: set[int] = set()
@@ -44,16 +48,22 @@ def die_with(parent: int) -> None:
     threading.Thread(target=watch, name="die-with-grid", daemon=True).start()
 
 
-def run_one(spec_dict: dict, retries: int = 0, parent: int | None = None) -> dict:
+def run_one(spec_dict: dict, retries: int = 0, parent: int | None = None, stop_event: str | None = None) -> dict:
     """Train one run to its budget (worker side); never raises, returns its final status. With
-    ``parent`` (local grids), the worker dies with that process."""
+    ``parent`` (local grids), the worker dies with that process; with ``stop_event`` (the name of a
+    Dask Event, Dask grids), the run checkpoints and stops once the grid's client sets it."""
     if parent is not None and parent != os.getpid():
         die_with(parent)
     spec = RunSpec(**spec_dict)
+    should_stop = _dask_event(stop_event) if stop_event else None
     attempt = 0
     while True:
         try:
-            status = Run(spec).execute()
+            if should_stop is not None and should_stop():
+                return {"label": spec.label, "state": "stopped", "error": None}
+            status = Run(spec, should_stop=should_stop).execute()
+            if status.get("error") == STOPPED:
+                return {"label": spec.label, "state": "stopped", "error": None}
             return {"label": spec.label, "state": status.get("state", "done"), "error": None}
         except LockBusy as e:
             return {"label": spec.label, "state": "busy", "error": str(e)}
@@ -67,33 +77,36 @@ def run_one(spec_dict: dict, retries: int = 0, parent: int | None = None) -> dic
                     "traceback": traceback.format_exc()}
 
 
+def _dask_event(name: str):
+    """``is_set`` of the Dask Event ``name``, asked from a task on a worker."""
+    from distributed import Event
+
+    return Event(name).is_set
+
+
 def threads_per_run(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
 def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address: str | None = None,
             retries: int = 0, live: bool | None = None) -> list[dict]:
-    """Train every run of the grid; returns one result per run (state done, failed or busy)."""
+    """Train every run of the grid; returns one result per run (state done, failed, busy or
+    stopped)."""
     import joblib
 
     if live is None:
         live = sys.stdout.isatty()
     if backend == "local":
         runs = [r if r.threads else replace(r, threads=threads_per_run(min(jobs, len(runs)))) for r in runs]
-    parent = os.getpid() if backend == "local" else None
-    tasks = [joblib.delayed(run_one)(asdict(r), retries, parent) for r in runs]
     results: list[dict] = []
     view = LiveView(runs) if live else None
     if view:
         view.start()
     try:
         if backend == "dask":
-            from dask.distributed import Client
-
-            with Client(address, timeout="20s") as client:
-                with joblib.parallel_config(backend="dask", client=client):
-                    results = _collect(joblib.Parallel(n_jobs=-1, return_as="generator_unordered")(tasks), view)
+            results = _execute_dask(runs, address, retries, view)
         else:
+            tasks = [joblib.delayed(run_one)(asdict(r), retries, os.getpid()) for r in runs]
             parallel = joblib.Parallel(n_jobs=min(jobs, max(1, len(runs))), backend="loky",
                                        return_as="generator_unordered")
             results = _collect(parallel(tasks), view)
@@ -103,12 +116,58 @@ def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address:
     return results
 
 
+def _execute_dask(runs: list[RunSpec], address: str, retries: int, view) -> list[dict]:
+    """One Dask future per run. A run whose workers kept dying (the scheduler gives up with
+    KilledWorker) is failed with that reason and the grid goes on; SIGTERM or Ctrl-C of this
+    process sets the grid's stop Event, and each run on a worker checkpoints and stops."""
+    import uuid
+
+    from distributed import Client, Event, as_completed, wait
+
+    token = uuid.uuid4().hex[:12]
+    with Client(address, timeout="20s") as client:
+        stop = Event(f"dreamer-bench-stop-{token}", client=client)
+        futures = {client.submit(run_one, asdict(r), retries, None, stop.name, key=f"dreamer-bench-{token}-{i}",
+                                 pure=False): r for i, r in enumerate(runs)}
+        try:
+            return _collect((_dask_outcome(f, futures[f]) for f in as_completed(futures)), view)
+        except KeyboardInterrupt:
+            stop.set()
+            running = [f for f in futures if not f.done()]
+            print(f"stopping: {len(running)} run(s) on the Dask workers checkpoint and stop "
+                  f"(waiting up to {STOP_WAIT_S} s)", file=sys.stderr, flush=True)
+            try:
+                wait(running, timeout=STOP_WAIT_S)
+            except Exception:  # noqa: BLE001 - a timeout or a second Ctrl-C: leave what is left
+                pass
+            client.cancel([f for f in futures if not f.done()])
+            raise
+
+
+def _dask_outcome(future, spec: RunSpec) -> dict:
+    """A finished future as a run's result; a task the scheduler gave up on is the run's failure."""
+    if future.status == "finished":
+        return future.result()
+    from distributed import KilledWorker
+
+    error = future.exception()
+    if isinstance(error, KilledWorker):
+        message = (f"the Dask workers training it died and the scheduler gave up on it (KilledWorker: "
+                   f"{error}); rerun to resume it from its last checkpoint")
+    else:
+        message = f"{type(error).__name__}: {error}"
+    if read_status(spec.directory).get("state") != "done":
+        write_status(spec.directory, state="failed", error=message)
+    return {"label": spec.label, "state": "failed", "error": message}
+
+
 def _collect(generator: Iterable[dict], view) -> list[dict]:
     results = []
     for result in generator:
         results.append(result)
         if view is None:
-            mark = {"done": "done", "failed": "FAILED", "busy": "skipped (busy)"}.get(result["state"], result["state"])
+            mark = {"done": "done", "failed": "FAILED", "busy": "skipped (busy)",
+                    "stopped": "stopped (checkpointed)"}.get(result["state"], result["state"])
             line = f"[{len(results)}] {result['label']}: {mark}"
             if result.get("error"):
                 line += f" — {result['error']}"

@@ -36,6 +36,7 @@ from .files import RunLock, atomic_write_json, atomic_write_jsonl, read_json, re
 from .schedule import TrainSchedule
 
 STATES = ("pending", "running", "done", "failed")
+STOPPED = "stopped on request after a checkpoint: rerun the command to resume"
 
 
 class ConfigMismatch(ValueError):
@@ -216,10 +217,15 @@ def read_status(directory: Path) -> dict:
 class Run:
     """A run's training loop. ``execute`` trains it to its budget, resuming from its checkpoint."""
 
-    def __init__(self, spec: RunSpec, on_progress: Callable[[dict], None] | None = None):
+    def __init__(self, spec: RunSpec, on_progress: Callable[[dict], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None):
         self.spec = spec
         self.dir = spec.directory
         self.on_progress = on_progress
+        # asked every two seconds of training: True makes the run checkpoint and stop (state
+        # pending, resumable), as a Dask grid's client asks its runs on SIGTERM or Ctrl-C
+        self.should_stop = should_stop
+        self.window: dict = {"count": 0}  # the loop's metrics since its last row (see _loop)
 
     # ---- set-up ------------------------------------------------------------------------------
 
@@ -348,7 +354,13 @@ class Run:
                 replay.load(ckpt / "replay", self.dir / "checkpoint" / "replay")
                 episodes, metrics_log = self._logs_known_to(loop)
             state = _LoopState.from_dict(loop, n_envs)
-            result = self._loop(agent, envs, replay, state, episodes, metrics_log, lock, budget, repeat)
+            try:
+                result = self._loop(agent, envs, replay, state, episodes, metrics_log, lock, budget, repeat)
+            except Exception:
+                if self.window["count"]:  # what it trained since the last metrics row, for the post-mortem
+                    metrics_log.append(self._metrics_row(state, self.window))
+                    self._write_logs(episodes, metrics_log)
+                raise
         finally:
             envs.close()
         return result
@@ -365,7 +377,9 @@ class Run:
         ep_length = np.zeros(n, np.int64)
         last_ckpt = time.time()
         last_log = last_write = time.time()
-        window = {"updates": 0, "env_steps": 0, "t": time.time(), "sums": {}, "count": 0}
+        # metrics summed since the last metrics row (a failing run logs them too: see _train)
+        self.window = window = {"updates": 0, "env_steps": 0, "t": time.time(), "sums": {}, "count": 0}
+        stopped = False
         while True:
             # -- count what arrived and log finished episodes
             for i, tr in enumerate(transitions):
@@ -428,11 +442,16 @@ class Run:
             if now - st.last_status >= 2.0:
                 lock.heartbeat()
                 self._progress(st, episodes, metrics_log)
-        # -- done
+                if self.should_stop is not None and self.should_stop():
+                    stopped = True
+                    break
+        # -- done, or stopped on request (checkpointed here, resumed by a rerun)
         if window["count"] or not metrics_log:
             metrics_log.append(self._metrics_row(st, window))
         self._write_logs(episodes, metrics_log)
-        self._checkpoint(agent, replay, st, episodes, metrics_log, final=True)
+        self._checkpoint(agent, replay, st, episodes, metrics_log, final=not stopped)
+        if stopped:
+            return self._progress(st, episodes, metrics_log, state="pending", error=STOPPED)
         fault_point("after-final-checkpoint")
         status = self._progress(st, episodes, metrics_log, state="done")
         return status
@@ -467,7 +486,7 @@ class Run:
         atomic_write_jsonl(self.dir / "metrics.jsonl", metrics_log)
         atomic_write_json(self.dir / "scores.json", [score_record(self.spec, episodes)])
 
-    def _progress(self, st, episodes, metrics_log, state="running") -> dict:
+    def _progress(self, st, episodes, metrics_log, state="running", **extra) -> dict:
         st.last_status = time.time()
         recent = [e["return"] for e in episodes[-10:]]
         last = metrics_log[-1] if metrics_log else {}
@@ -475,7 +494,7 @@ class Run:
             self.dir, state=state, env_steps=st.env_steps, budget=self.spec.budget(), updates=st.updates,
             policy_steps=st.policy_steps,
             episodes=len(episodes), latest_return=float(np.mean(recent)) if recent else None,
-            updates_per_s=last.get("updates_per_s"), env_steps_per_s=last.get("env_steps_per_s"))
+            updates_per_s=last.get("updates_per_s"), env_steps_per_s=last.get("env_steps_per_s"), **extra)
         if self.on_progress:
             self.on_progress(status)
         return status
@@ -508,6 +527,8 @@ class Run:
                     os.fsync(fh.fileno())
         fault_point("checkpoint-write")
         os.replace(tmp, root / f"ckpt-{number:06d}")
+        if not final:
+            fault_point("after-checkpoint")
         for old in root.glob("ckpt-*"):
             if old.name != f"ckpt-{number:06d}":
                 shutil.rmtree(old, ignore_errors=True)
@@ -546,9 +567,17 @@ class NonFiniteReward(RuntimeError):
 
 def fault_point(name: str) -> None:
     """Fault injection for the fault tests: with DREAMER_BENCH_FAULT=name the process kills itself
-    (SIGKILL) here, at a named point. Never set outside tests."""
-    if os.environ.get("DREAMER_BENCH_FAULT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    (SIGKILL) here, at a named point; with DREAMER_BENCH_FAULT_ONCE=path as well, only the first
+    process to reach it (the one that creates that file). Never set outside tests."""
+    if os.environ.get("DREAMER_BENCH_FAULT") != name:
+        return
+    once = os.environ.get("DREAMER_BENCH_FAULT_ONCE")
+    if once:
+        try:
+            os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def latest_checkpoint(directory: Path) -> Path | None:
