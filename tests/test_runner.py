@@ -194,6 +194,8 @@ def test_the_official_prefetch_trains_by_the_same_schedule(tmp_path):
     status = json.loads((d / "status.json").read_text())
     config = json.loads((d / "config.json").read_text())
     assert config["agent"]["replay_prefetch"] is True and status["state"] == "done"
+    metrics = read_jsonl(d / "metrics.jsonl")  # a run of a few seconds logs its metrics row too
+    assert len(metrics) == 1 and metrics[0]["updates"] == status["updates"] and "loss/total" in metrics[0]
     assert status["updates"] == planned_updates(status["policy_steps"], 1, 8, 8, 10) > 0
     plan = cli("run", "--suite", suite, "--results", tmp_path / "plan", "--dry-run")  # the grid's cost, exactly
     assert plan.returncode == 0 and f"1 runs, {status['updates']:,} gradient updates" in plan.stdout, plan.stdout
@@ -424,19 +426,24 @@ def test_two_invocations_never_train_the_same_run(tmp_path):
     assert second.returncode == 1 and "being trained by pid" in second.stdout + second.stderr
 
 
-def test_sigterm_stops_the_grid_and_its_workers_and_status_says_interrupted(tmp_path):
+@pytest.mark.parametrize("how", ["SIGTERM", "Ctrl-C"])
+def test_a_stopped_grid_takes_its_workers_with_it_and_the_rerun_finishes(tmp_path, how):
     suite = tmp_path / "pair.yaml"
-    suite.write_text("name: pair\ndefaults: {steps: 50000, train_ratio: 8, preset: debug}\n"
+    suite.write_text("name: pair\ndefaults: {steps: 2500, train_ratio: 8, preset: debug, set: {warmup: 5}}\n"
                      "tasks:\n  gym_CartPole-v1: {}\n  gym_Acrobot-v1: {}\n")
-    args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--jobs", "2"]
+    args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--jobs", "2", "--checkpoint-minutes", "0.02"]
+    # Ctrl-C in a terminal sends SIGINT to the whole foreground process group: the grid and its workers
     proc = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=ENV)
-    locks = [tmp_path / "r/pair/full" / t / "seed_0/run.lock" for t in ("gym_CartPole-v1", "gym_Acrobot-v1")]
+                            stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+    dirs = [tmp_path / "r/pair/full" / t / "seed_0" for t in ("gym_CartPole-v1", "gym_Acrobot-v1")]
     deadline = time.time() + 120
-    while time.time() < deadline and not all(p.exists() for p in locks):
+    while time.time() < deadline and not all(any((d / "checkpoint").glob("ckpt-0*")) for d in dirs):
         time.sleep(0.2)
-    owners = [json.loads(p.read_text())["pid"] for p in locks]
-    proc.send_signal(signal.SIGTERM)
+    owners = [json.loads((d / "run.lock").read_text())["pid"] for d in dirs]
+    if how == "SIGTERM":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(proc.pid, signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-500:]
     assert "Traceback" not in stderr
@@ -445,9 +452,41 @@ def test_sigterm_stops_the_grid_and_its_workers_and_status_says_interrupted(tmp_
         time.sleep(0.2)
     assert not any(_pid_alive(pid) for pid in owners), "worker processes outlived the grid"
     out = cli("status", tmp_path / "r")
-    assert out.returncode == 0 and "done" not in out.stdout.split("\n", 3)[-1]
+    assert out.returncode == 0 and "0 done" in out.stdout, out.stdout
     assert "interrupted" in out.stdout or "pending" in out.stdout
+    out = cli(*args)  # the rerun resumes both from their checkpoints
+    assert out.returncode == 0, out.stdout + out.stderr
+    for d in dirs:
+        status = json.loads((d / "status.json").read_text())
+        episodes = read_jsonl(d / "episodes.jsonl")
+        xs = [e["env_steps"] for e in episodes]
+        assert status["state"] == "done" and status["attempts"] == 2 and status["episodes"] == len(episodes)
+        assert xs == sorted(set(xs)) and json.loads((d / "scores.json").read_text())[0]["xs"] == xs
 
+
+def test_three_invocations_on_one_results_folder_train_each_run_once(tmp_path):
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text("name: tiny\ndefaults: {steps: 800, train_ratio: 8, preset: debug, seeds: 2, set: {warmup: 5}}\n"
+                     "tasks:\n  gym_CartPole-v1: {}\n")
+    args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--threads", "1"]
+    procs = [subprocess.Popen([sys.executable, "-m", "dreamer_bench", *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=ENV) for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    codes = [p.returncode for p in procs]
+    # each invocation trains what no other holds; one that met a run busy in another says so and
+    # exits 1 (its grid is not all done by itself)
+    assert set(codes) <= {0, 1}, outs
+    for (out, err), code in zip(outs, codes):
+        assert "Traceback" not in err and (code == 0 or "being trained by pid" in out + err), (out, err)
+    for seed in (0, 1):
+        d = run_dir(tmp_path / "r", seed=seed)
+        status = json.loads((d / "status.json").read_text())
+        episodes = read_jsonl(d / "episodes.jsonl")
+        xs = [e["env_steps"] for e in episodes]
+        assert status["state"] == "done" and status["attempts"] == 1  # trained once, by one of them
+        assert xs == sorted(set(xs)) and json.loads((d / "scores.json").read_text())[0]["xs"] == xs
+        assert not (d / "run.lock").exists()
+    assert cli(*args).returncode == 0  # and a fourth finds everything done
 
 
 def test_finished_runs_drop_their_replay_unless_asked_to_keep_it(tmp_path):

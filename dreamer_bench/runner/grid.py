@@ -78,10 +78,19 @@ def run_one(spec_dict: dict, retries: int = 0, parent: int | None = None, stop_e
 
 
 def _dask_event(name: str):
-    """``is_set`` of the Dask Event ``name``, asked from a task on a worker."""
-    from distributed import Event
+    """From a task on a Dask worker: whether its grid asked it to stop, by setting the Event
+    ``name`` (SIGTERM or Ctrl-C of the client) or by letting go of the task (the client was killed
+    or cancelled it: the scheduler then tells the worker the task is no longer wanted)."""
+    from distributed import Event, get_worker
+    from distributed.worker import thread_state
 
-    return Event(name).is_set
+    event, worker, key = Event(name), get_worker(), thread_state.key
+
+    def should_stop() -> bool:
+        task = worker.state.tasks.get(key)
+        return task is None or task.state in ("cancelled", "released", "forgotten") or event.is_set()
+
+    return should_stop
 
 
 def threads_per_run(jobs: int) -> int:
