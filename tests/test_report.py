@@ -145,6 +145,15 @@ def test_unfinished_runs_are_left_out_and_counted_and_corrupt_files_skipped(synt
     assert "1 running" in (tmp_path / "r" / "report.md").read_text()
 
 
+def test_a_corrupt_score_file_is_named_also_when_it_is_the_only_run(tmp_path, cli_here):
+    only = write_run(tmp_path / "r", "toy", "full", "gym_task_a", 0, [1000], [50.0])
+    (only / "scores.json").write_text('[{"task": "gym_task_a", "xs": [1')  # truncated
+    r = cli_here("report", tmp_path / "r", "--out", tmp_path / "out")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    (line,) = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert "no finished runs" in line and str(only / "scores.json") in line and "truncated or corrupt" in line
+
+
 def test_empty_or_missing_results_are_one_line_errors(tmp_path, cli_here):
     for target in (tmp_path / "missing", tmp_path):
         r = cli_here("report", target)

@@ -84,9 +84,10 @@ def make_report(opts: ReportOptions) -> Path:
         if available and (opts.suites or opts.tasks or opts.variants):
             names = lambda key: ", ".join(sorted({getattr(r, key) for r in available}))  # noqa: E731
             there = f"; there are suites {names('suite')}, variants {names('method')}, tasks {names('task')}"
+        skipped = f"; {'; '.join(notes)}" if notes else ""  # a corrupt file may be why there is nothing
         raise ReportError(f"no finished runs in {opts.results} match the filters"
                           + (f" ({sum(left_out.values())} unfinished left out; --include-unfinished)" if left_out else "")
-                          + there)
+                          + there + skipped)
     runs = separate_configurations(runs)
     for name in opts.compare:
         runs += load_published(name, runs)
