@@ -464,8 +464,8 @@ def status(results: Path = typer.Argument(Path("results"), help="Results directo
 
 @app.command()
 def report(
-    results: Path = typer.Argument(Path("results"), help="Results directory."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: RESULTS/report)."),
+    results: Path = typer.Argument(Path("results"), help="Results directory, or a .tar.gz of one (committed evidence)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: RESULTS/report; NAME_report beside an archive NAME.tar.gz)."),
     suite: Optional[List[str]] = typer.Option(None, "--suite", help="Only these suites."),
     variants: Optional[List[str]] = typer.Option(None, "--variants", help="Only these variants (full, off-symlog, …)."),
     tasks_: Optional[List[str]] = typer.Option(None, "--tasks", help="Only these tasks."),
@@ -479,7 +479,7 @@ def report(
     import warnings
 
     from .report.build import ReportOptions, make_report
-    from .report.data import PUBLISHED, ReportError
+    from .report.data import PUBLISHED, ReportError, is_archive
 
     for name in split_list(compare):
         if name not in PUBLISHED:
@@ -495,12 +495,15 @@ def report(
             fail(f"score file {path} is not a valid score file: {str(e).splitlines()[0]}")
     if reps < 100:
         fail("--reps must be at least 100")
-    if not results.is_dir():
-        fail(f"results directory {results} does not exist")
-    check_writable(out or results / "report", "report directory")
-    opts = ReportOptions(results=results, out=out or results / "report", suites=split_list(suite),
-                         variants=split_list(variants), tasks=split_list(tasks_), compare=split_list(compare),
-                         score_files=list(scores or []), include_unfinished=include_unfinished, reps=reps, seed=seed)
+    archive = is_archive(results)
+    if not (results.is_file() if archive else results.is_dir()):
+        fail(f"results {'archive' if archive else 'directory'} {results} does not exist")
+    if out is None:  # beside an archive, never inside the temporary folder it is unpacked into
+        out = results.with_name(results.name.rsplit(".t", 1)[0] + "_report") if archive else results / "report"
+    check_writable(out, "report directory")
+    opts = ReportOptions(results=results, out=out, suites=split_list(suite), variants=split_list(variants),
+                         tasks=split_list(tasks_), compare=split_list(compare), score_files=list(scores or []),
+                         include_unfinished=include_unfinished, reps=reps, seed=seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

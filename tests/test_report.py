@@ -399,3 +399,37 @@ def test_pooling_raw_scores_of_tasks_without_references_is_warned(tmp_path, cli_
     r = cli_here("report", root, "--out", tmp_path / "rep", "--reps", "200")
     assert r.returncode == 0 and "warning: suite toy: the aggregates pool raw scores of gym_a" in r.stderr, r.stderr
     assert "pool raw, unnormalised scores of `gym_a`" in (tmp_path / "rep" / "report.md").read_text()
+
+
+# ------------------------------------------------------------------------------------------------
+# committed evidence: compact archives, outside the default results folder
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_a_packed_results_folder_reports_as_the_folder_itself(synthetic, tmp_path, cli_here):
+    runs = sorted(p.parent for p in synthetic.rglob("config.json"))
+    packed = subprocess.run([sys.executable, str(REPO / "tools/evidence/pack.py"), str(tmp_path / "runs.tar.gz"),
+                             *map(str, runs)], capture_output=True, text=True)
+    assert packed.returncode == 0 and "12 runs" in packed.stdout, packed.stderr
+    again = subprocess.run([sys.executable, str(REPO / "tools/evidence/pack.py"), str(tmp_path / "again.tar.gz"),
+                            *map(str, reversed(runs))], capture_output=True, text=True)
+    assert again.returncode == 0 and (tmp_path / "again.tar.gz").read_bytes() == (tmp_path / "runs.tar.gz").read_bytes()
+    a = cli_here("report", synthetic, "--out", tmp_path / "from_folder", "--reps", "500")
+    b = cli_here("report", tmp_path / "runs.tar.gz", "--reps", "500")  # default --out: runs_report beside it
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    for name in ("toy_aggregates.csv", "toy_per_task.csv", "toy_ablation.csv"):
+        assert (tmp_path / "from_folder" / name).read_text() == (tmp_path / "runs_report" / name).read_text()
+    (tmp_path / "broken.tar.gz").write_bytes(b"not a tar file")
+    bad = cli_here("report", tmp_path / "broken.tar.gz", "--out", tmp_path / "x")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "not a readable .tar.gz" in bad.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_repository_commits_no_runs_where_the_quick_start_writes_its_own():
+    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "results"], capture_output=True, text=True)
+    if tracked.returncode != 0:
+        pytest.skip("not a git checkout")
+    assert tracked.stdout.split() == ["results/README.md"]  # the evidence lives in evidence/
+    evidence = subprocess.run(["git", "-C", str(REPO), "ls-files", "evidence"], capture_output=True, text=True).stdout
+    assert ".tar.gz" in evidence and "/config.json" not in evidence  # runs only in compact form

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from . import figures, stats
-from .data import (ReportError, RunRecord, as_score_records, load_published, load_results, settings_beyond_preset,
-                   records_from_score_file, separate_configurations, write_score_file)
+from .data import (ReportError, RunRecord, as_score_records, load_published, load_results, opened_results,
+                   records_from_score_file, separate_configurations, settings_beyond_preset, write_score_file)
 from .. import scoring
 from .scores import budget_of, curve_table, run_score, score_matrices, score_table
 
@@ -28,7 +28,7 @@ FULL = "full"
 
 @dataclass
 class ReportOptions:
-    results: Path
+    results: Path  # a results folder, or a .tar.gz of one
     out: Path
     suites: list[str] = field(default_factory=list)
     variants: list[str] = field(default_factory=list)
@@ -71,7 +71,8 @@ def write_table(df: pd.DataFrame, out: Path, name: str) -> None:
 
 def make_report(opts: ReportOptions) -> Path:
     started = time.time()
-    runs, notes, left_out = load_results(opts.results, opts.include_unfinished)
+    with opened_results(opts.results) as folder:  # a folder, or a .tar.gz of one
+        runs, notes, left_out = load_results(folder, opts.include_unfinished)
     available = runs
     if opts.suites:
         runs = [r for r in runs if r.suite in opts.suites]

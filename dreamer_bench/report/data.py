@@ -7,6 +7,7 @@ directory adds its configuration (budget, score rule, normalisation references) 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import warnings
@@ -63,6 +64,35 @@ def write_score_file(path: Path, records: Iterable[dict]) -> None:
             for r in records]
     data = json.dumps(rows).encode()
     atomic_write_bytes(Path(path), gzip.compress(data) if str(path).endswith(".gz") else data)
+
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
+
+
+def is_archive(path: Path) -> bool:
+    return str(path).endswith(ARCHIVE_SUFFIXES)
+
+
+@contextlib.contextmanager
+def opened_results(path: Path):
+    """A results folder to read: ``path`` itself, or a ``.tar.gz`` of one (the compact form of the
+    committed evidence, tools/evidence/pack.py) unpacked into a temporary folder for the duration."""
+    path = Path(path)
+    if not is_archive(path):
+        yield path
+        return
+    import tarfile
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dreamer-bench-report-") as tmp:
+        try:
+            with tarfile.open(path, "r:gz") as tar:
+                members = [m for m in tar.getmembers() if m.isfile() and not m.name.startswith(("/", ".."))
+                           and ".." not in Path(m.name).parts]
+                tar.extractall(tmp, members=members, filter="data")
+        except (OSError, tarfile.TarError, EOFError) as e:
+            raise ReportError(f"{path} is not a readable .tar.gz of a results folder ({type(e).__name__}: {e})")
+        yield Path(tmp)
 
 
 def load_results(results: Path, include_unfinished: bool = False) -> tuple[list[RunRecord], list[str], dict]:

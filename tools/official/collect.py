@@ -3,7 +3,7 @@
     python tools/official/collect.py RUNS OUT
 
 RUNS: the folder of tools/official/reference_runs.sh (RUNS/<task>/seed_<n>/). OUT: for example
-results/benchmarks/learning/official. For every run it copies the small files (the harness's
+evidence/learning/official. For every run it copies the small files (the harness's
 settings, the official config, metrics and scores, stdout, the `done` mark with the wall time)
 to OUT/<task>/seed_<n>/ (never over a finished copy) and writes OUT/scores.json with one score
 record per run in OUT (scores.py; runs still training marked ``"finished": false``). Plain Python.

@@ -3,7 +3,7 @@
     python tools/official/compare_metrics.py --ours RUN [RUN ...] --official LOGDIR [LOGDIR ...] --out DIR
 
 RUN: our run folders (``metrics.jsonl``, keyed by ``env_steps``); LOGDIR: official runs of
-tools/official/train.py or their copies in results/benchmarks/learning/official (the official
+tools/official/train.py or their copies in evidence/learning/official (the official
 logger's ``metrics.jsonl``, keyed by ``step``, which it counts in env steps). Writes
 ``DIR/metrics.png`` (one panel per quantity, one line per seed, a colour per implementation) and
 ``DIR/metrics.csv`` (per implementation, seed and quantity: the mean over each quarter of the

@@ -10,7 +10,7 @@
 # queue to (default: all). Rerun the same command after a stop: finished runs are skipped and the
 # interrupted one resumes from its last checkpoint (the official script's own resume). Start one
 # queue per core to run two at a time (the README's "Proven equal" section has the measurement);
-# a run held by one queue is skipped by the others. COMMITTED=results/benchmarks/learning/official
+# a run held by one queue is skipped by the others. COMMITTED=evidence/learning/official
 # skips the runs already committed there (on a fresh machine, RUNS starts empty).
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -1,7 +1,7 @@
 """Copy the evidence of every run under a results folder (not its checkpoints) into a folder of
 the repository, keeping the <suite>/<variant>/<task>/seed_<n>/ layout.
 
-    python results/benchmarks/learning/analysis/collect.py /work/runs/learning results/benchmarks/learning/runs
+    python evidence/learning/analysis/collect.py /work/runs/learning evidence/learning/runs
 """
 
 import shutil

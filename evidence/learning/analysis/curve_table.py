@@ -1,7 +1,7 @@
 """Markdown rows of the learning tables in ../README.md: the mean training-episode return per bin
 of env steps (an episode counts in the bin where it ends) and the mean of the last N episodes.
 
-    python results/benchmarks/learning/analysis/curve_table.py --bin 5000 --budget 30000 RUN_DIR ...
+    python evidence/learning/analysis/curve_table.py --bin 5000 --budget 30000 RUN_DIR ...
 """
 
 import argparse

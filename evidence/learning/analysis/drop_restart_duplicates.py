@@ -7,7 +7,7 @@ attempt began. This keeps the rows from the last such point on — what the fini
 logged — rewrites scores.json from them, and sets status.json's episode count. Runs that are
 not done are left alone.
 
-    python results/benchmarks/learning/analysis/drop_restart_duplicates.py RUN_DIR [RUN_DIR ...]
+    python evidence/learning/analysis/drop_restart_duplicates.py RUN_DIR [RUN_DIR ...]
 """
 
 import sys
