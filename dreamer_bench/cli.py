@@ -5,8 +5,9 @@ A user's mistake is one line on stderr naming the valid choices, and exit code 2
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -237,136 +238,20 @@ ThreadsOpt = typer.Option(0, "--threads", help="torch threads per run (0: cores 
 KeepReplayOpt = typer.Option(False, "--keep-replay", help="Keep a finished run's replay in its last checkpoint (for analysis; can be large).")
 
 
-def parse_seeds(text: Optional[str], default: int) -> list[int]:
-    """``3`` → seeds 0, 1, 2; ``0,4,7`` → those seeds; ``5-9`` → seeds 5 to 9; ``0,`` → seed 0 alone."""
-    if text is None:
-        return list(range(default))
-    text = text.replace(" ", "")
-    try:
-        if "-" in text and "," not in text:
-            lo, hi = (int(x) for x in text.split("-", 1))
-            values = list(range(lo, hi + 1))
-        else:
-            values = [int(x) for x in text.split(",") if x]
-    except ValueError:
-        fail(f"--seeds must be a count (3), a list (0,4,7) or a range (5-9), got {text!r}")
-    if "," not in text and "-" not in text:
-        if values[0] < 1:
-            fail("--seeds count must be ≥ 1 (for seed 0 alone write --seeds 0,)")
-        return list(range(values[0]))
-    if not values or any(v < 0 for v in values) or len(set(values)) != len(values):
-        fail("--seeds must name distinct non-negative integers")
-    return values
-
-
-def check_scheduler(address: str) -> None:
-    """A Dask scheduler address that is well formed and answers, before anything is written."""
-    import re
-
-    if not re.fullmatch(r"(tcp|tls|ucx)://[^\s:/]+:\d{1,5}", address or ""):
-        fail(f"--address must look like tcp://HOST:PORT (a Dask scheduler), got {address!r}")
-    try:
-        from distributed import Client
-    except ImportError:
-        fail("--backend dask needs the cluster extra: pip install 'dreamer-bench[cluster]'")
-    try:
-        with Client(address, timeout="5s"):
-            pass
-    except Exception as e:  # noqa: BLE001 - whatever the connection raises, one line
-        fail(f"no Dask scheduler answers at {address} within 5 s ({type(e).__name__})")
-
-
 def check_writable(path: Path, what: str) -> None:
-    """A directory that exists and is writable, or that could be made in a writable one."""
-    probe = Path(path).absolute()
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK) or str(probe).startswith(("/proc", "/sys")):
+    from .results import writable
+
+    if not writable(path):
         fail(f"{what} {path} is not writable")
 
 
-def check_results_dir(path: Path) -> None:
-    check_writable(path, "results directory")
+def check_device(device: str) -> None:
+    from .runner.build import GridError, check_device as check
 
-
-def build_grid(suite: str, tasks_: Optional[List[str]], seeds: Optional[str], steps: Optional[int],
-               size: Optional[str], train_ratio: Optional[float], device: str, sets: Optional[List[str]],
-               results: Path, backend: str, address: Optional[str], jobs: int, retries: int,
-               checkpoint_minutes: float, threads: int, variants: list[tuple[str, ...]], keep_replay: bool = False):
-    """Validate every input and build the runs; a bad input exits 2 before anything starts."""
-    from .envs import observation_kinds, probe
-    from .runner.run import RunSpec
-    from .suites import SuiteError
-
-    loaded = load_suite(suite)
     try:
-        specs = loaded.select(split_list(tasks_))
-    except SuiteError as e:
+        check(device)
+    except GridError as e:
         fail(str(e))
-    if steps is not None and steps < 1:
-        fail(f"--steps must be a positive number of env steps, got {steps}")
-    if train_ratio is not None and not (math.isfinite(train_ratio) and train_ratio > 0):
-        fail(f"--train-ratio must be a finite number > 0, got {train_ratio}")
-    if size is not None and size not in PRESETS:
-        fail(f"unknown size {size!r}; valid: {', '.join(PRESETS)}")
-    if backend not in ("local", "dask"):
-        fail(f"unknown backend {backend!r}; valid: local, dask")
-    if backend == "dask" and not address:
-        fail("--backend dask needs --address tcp://HOST:PORT of a running Dask scheduler")
-    if backend == "local" and address:
-        fail("--address is for --backend dask; the local backend would ignore it")
-    if backend == "dask":
-        check_scheduler(address)
-    if jobs < 1:
-        fail(f"--jobs must be ≥ 1, got {jobs}")
-    if retries < 0:
-        fail(f"--retries must be ≥ 0, got {retries}")
-    if not (math.isfinite(checkpoint_minutes) and checkpoint_minutes > 0):
-        fail(f"--checkpoint-minutes must be a finite number > 0, got {checkpoint_minutes}")
-    if threads < 0:
-        fail(f"--threads must be ≥ 0 (0: torch's default), got {threads}")
-    check_device(device)
-    overrides = parse_sets(sets)
-    check_results_dir(results)
-    runs = []
-    for spec in specs:
-        kinds = None
-        if spec.family == "gym":  # gymnasium ids and users' entry points: probed before anything is written
-            try:
-                space = probe(spec.task, spec.env)
-            except Exception as e:  # noqa: BLE001 - a task that cannot be built is the user's input
-                fail(f"task {spec.task}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-            kinds = {"image" if len(shape) == 3 else "vector" for shape in space.values()}
-        for off in variants:
-            if any(techniques.BY_NAME[n].needs for n in off):
-                if kinds is None:
-                    kinds = observation_kinds(spec.task, spec.env)
-                idle = techniques.inert(off, kinds)
-                if idle:
-                    warn(f"skipping {techniques.variant_name(off)} on {spec.task}: {', '.join(idle)} cannot act on "
-                         f"its {'+'.join(sorted(kinds))} observations (the run would be the full agent)")
-                    continue
-            for seed in parse_seeds(seeds, spec.seeds):
-                run = RunSpec(suite=loaded.name, task=spec.to_dict(), off=off, seed=seed, results=str(results),
-                              steps=steps, preset=size, train_ratio=train_ratio, sets=overrides, device=device,
-                              threads=threads, checkpoint_minutes=checkpoint_minutes, keep_replay=keep_replay)
-                run.agent_config()  # a bad --set value fails here
-                runs.append(run)
-    # Seed-major order: every task and variant gets its first seed before any gets its second, so a
-    # grid stopped part-way (or still running) already compares every variant.
-    order = {seed: i for i, seed in enumerate(dict.fromkeys(r.seed for r in runs))}
-    return sorted(runs, key=lambda r: order[r.seed])
-
-
-def check_existing(runs) -> None:
-    """Refuse, before anything starts, to reuse a run made with another configuration."""
-    from .runner.run import ConfigMismatch, Run
-
-    for run in runs:
-        try:
-            Run(run).check_config()
-        except ConfigMismatch as e:
-            fail(f"{e}; use another --results directory or the same settings")
 
 
 def print_plan(runs) -> None:
@@ -387,20 +272,61 @@ def print_plan(runs) -> None:
         typer.echo(total["note"])
 
 
-def run_grid(runs, jobs, backend, address, retries, dry_run) -> None:
-    from .runner.grid import execute, status_rows, status_table
-    from .runner.run import write_status
+def _grid_options(
+    suite: str = SuiteOpt, tasks_: Optional[List[str]] = TasksOpt, seeds: Optional[str] = SeedsOpt,
+    steps: Optional[int] = StepsOpt, size: Optional[str] = SizeOpt, train_ratio: Optional[float] = RatioOpt,
+    device: str = DeviceOpt, sets: Optional[List[str]] = SetOpt, results: Path = ResultsOpt, jobs: int = JobsOpt,
+    backend: str = BackendOpt, address: Optional[str] = AddressOpt, dry_run: bool = DryOpt,
+    retries: int = RetriesOpt, checkpoint_minutes: float = CkptOpt, threads: int = ThreadsOpt,
+    keep_replay: bool = KeepReplayOpt,
+) -> None:
+    """The options `run` and `ablate` share: their signature only (see grid_command)."""
 
-    check_existing(runs)
-    if dry_run:
+
+GRID_PARAMETERS = list(inspect.signature(_grid_options, eval_str=True).parameters.values())
+
+
+def grid_command(command):
+    """Register ``command(<its own options>, grid)`` with the options `run` and `ablate` share
+    added to its command line, handed to it as one GridOptions."""
+    from .runner.build import GridOptions
+
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "grid"]
+    shared = [p.name for p in GRID_PARAMETERS]
+
+    @functools.wraps(command)
+    def with_grid_options(**values):
+        given = {name: values.pop(name) for name in shared}
+        grid = GridOptions(suite=given["suite"], tasks=split_list(given["tasks_"]), seeds=given["seeds"],
+                           steps=given["steps"], size=given["size"], train_ratio=given["train_ratio"],
+                           device=given["device"], sets=parse_sets(given["sets"]), results=given["results"],
+                           jobs=given["jobs"], backend=given["backend"], address=given["address"],
+                           retries=given["retries"], checkpoint_minutes=given["checkpoint_minutes"],
+                           threads=given["threads"], keep_replay=given["keep_replay"], dry_run=given["dry_run"])
+        return command(**values, grid=grid)
+
+    parameters = own + GRID_PARAMETERS
+    with_grid_options.__signature__ = inspect.Signature(parameters)
+    with_grid_options.__annotations__ = {p.name: p.annotation for p in parameters}
+    return app.command(command.__name__)(with_grid_options)
+
+
+def train_grid(grid, variants: list[tuple[str, ...]]) -> None:
+    """Build the grid (every input checked first), then print its cost or train it."""
+    from .runner.build import GridError, build_grid, check_existing, queue
+    from .runner.grid import execute, status_rows, status_table
+
+    try:
+        runs = build_grid(grid, variants, warn=warn)
+        check_existing(runs)
+    except GridError as e:
+        fail(str(e))
+    if grid.dry_run:
         print_plan(runs)
         return
-    for run in runs:  # the whole grid is visible to `status` from the start
-        if not (run.directory / "status.json").exists():
-            run.directory.mkdir(parents=True, exist_ok=True)
-            write_status(run.directory, state="pending", budget=run.budget())
-    console.print(f"training {len(runs)} runs into {runs[0].results} with {jobs} job(s) on {backend}")
-    results = execute(runs, jobs=jobs, backend=backend, address=address, retries=retries)
+    queue(runs)
+    console.print(f"training {len(runs)} runs into {grid.results} with {grid.jobs} job(s) on {grid.backend}")
+    results = execute(runs, jobs=grid.jobs, backend=grid.backend, address=grid.address, retries=grid.retries)
     rows = status_rows([r.directory for r in runs])
     Console(width=max(console.width, 140)).print(status_table(rows, title="summary"))
     failed = [r for r in results if r["state"] not in ("done",)]
@@ -410,49 +336,31 @@ def run_grid(runs, jobs, backend, address, retries, dry_run) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
-def run(
-    suite: str = SuiteOpt, tasks_: Optional[List[str]] = TasksOpt, seeds: Optional[str] = SeedsOpt,
-    steps: Optional[int] = StepsOpt, size: Optional[str] = SizeOpt, train_ratio: Optional[float] = RatioOpt,
-    device: str = DeviceOpt, sets: Optional[List[str]] = SetOpt, results: Path = ResultsOpt, jobs: int = JobsOpt,
-    backend: str = BackendOpt, address: Optional[str] = AddressOpt, dry_run: bool = DryOpt,
-    retries: int = RetriesOpt, checkpoint_minutes: float = CkptOpt, threads: int = ThreadsOpt,
-    keep_replay: bool = KeepReplayOpt,
-) -> None:
+@grid_command
+def run(grid) -> None:
     """Train the full agent on every task of a suite over several seeds (resumable: rerun to continue)."""
-    runs = build_grid(suite, tasks_, seeds, steps, size, train_ratio, device, sets, results, backend, address,
-                      jobs, retries, checkpoint_minutes, threads, variants=[()], keep_replay=keep_replay)
-    run_grid(runs, jobs, backend, address, retries, dry_run)
+    train_grid(grid, variants=[()])
 
 
-@app.command()
+@grid_command
 def ablate(
     off: Optional[List[str]] = typer.Option(None, "--off", help="Techniques switched off together in one variant (repeatable)."),
     each: bool = typer.Option(False, "--each", help="One variant per technique (all of `tricks`, or those given with --off)."),
-    suite: str = SuiteOpt, tasks_: Optional[List[str]] = TasksOpt, seeds: Optional[str] = SeedsOpt,
-    steps: Optional[int] = StepsOpt, size: Optional[str] = SizeOpt, train_ratio: Optional[float] = RatioOpt,
-    device: str = DeviceOpt, sets: Optional[List[str]] = SetOpt, results: Path = ResultsOpt, jobs: int = JobsOpt,
-    backend: str = BackendOpt, address: Optional[str] = AddressOpt, dry_run: bool = DryOpt,
-    retries: int = RetriesOpt, checkpoint_minutes: float = CkptOpt, threads: int = ThreadsOpt,
-    keep_replay: bool = KeepReplayOpt,
+    grid=None,
 ) -> None:
     """Train variants with techniques switched off, beside the full agent (shared with `run`)."""
     names = checked_techniques(split_list(off))
     if not names and not each:
         fail(f"give --off NAME (repeatable) or --each; valid names: {', '.join(techniques.NAMES)}")
-    if each:
-        variants = [()] + [(n,) for n in (names or techniques.NAMES)]
-    else:
-        variants = [(), names]
-    runs = build_grid(suite, tasks_, seeds, steps, size, train_ratio, device, sets, results, backend, address,
-                      jobs, retries, checkpoint_minutes, threads, variants=variants, keep_replay=keep_replay)
-    run_grid(runs, jobs, backend, address, retries, dry_run)
+    variants = [()] + [(n,) for n in (names or techniques.NAMES)] if each else [(), names]
+    train_grid(grid, variants)
 
 
 @app.command()
 def status(results: Path = typer.Argument(Path("results"), help="Results directory.")) -> None:
     """Print the state of every run in a results directory."""
-    from .runner.grid import find_runs, status_rows, status_table
+    from .results import find_runs
+    from .runner.grid import status_rows, status_table
 
     if not results.is_dir():
         fail(f"results directory {results} does not exist")
@@ -484,7 +392,7 @@ def report(
     for name in split_list(compare):
         if name not in PUBLISHED:
             fail(f"unknown published baseline {name!r}; valid: {', '.join(PUBLISHED)}")
-    from .report.data import read_score_file
+    from .results import read_score_file
 
     for path in scores or []:
         if not path.is_file():

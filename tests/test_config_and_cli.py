@@ -108,7 +108,7 @@ def test_cli_bench_measures_the_debug_preset(tmp_path):
 
 
 def test_seeds_accept_a_count_a_list_a_single_seed_and_a_range():
-    from dreamer_bench.cli import parse_seeds
+    from dreamer_bench.runner.build import seed_list as parse_seeds
 
     assert parse_seeds(None, 3) == [0, 1, 2]
     assert parse_seeds("2", 5) == [0, 1]
@@ -121,10 +121,12 @@ def test_seeds_accept_a_count_a_list_a_single_seed_and_a_range():
 # a run's variant name is always what its configuration switches off
 
 def grid(tmp_path, variants, suite="smoke", tasks=None, sets=None):
-    from dreamer_bench.cli import build_grid
+    from dreamer_bench.cli import parse_sets
+    from dreamer_bench.runner.build import GridOptions, build_grid
 
-    return build_grid(suite, tasks, "1", None, None, None, "cpu", sets, tmp_path / "r", "local", None, 1, 0, 10.0, 1,
-                      variants)
+    options = GridOptions(suite=suite, tasks=tasks or [], seeds="1", sets=parse_sets(sets), results=tmp_path / "r",
+                          threads=1)
+    return build_grid(options, variants)
 
 
 def test_every_route_into_a_configuration_names_its_variant_by_what_is_off(tmp_path):

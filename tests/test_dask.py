@@ -12,8 +12,7 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from dreamer_bench.runner.files import read_jsonl  # noqa: E402
-from dreamer_bench.runner.run import read_status  # noqa: E402
+from dreamer_bench.results import read_jsonl, read_status  # noqa: E402
 from test_runner import ENV, cli, run_dir, write_suite  # noqa: E402
 
 

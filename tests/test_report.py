@@ -11,8 +11,8 @@ import pytest
 
 from dreamer_bench import suites
 from dreamer_bench.report import stats
-from dreamer_bench.report.data import (PUBLISHED_DIR, load_published, load_results, read_score_file,
-                                       records_from_score_file, write_score_file)
+from dreamer_bench.report.data import PUBLISHED_DIR, load_published, load_results, records_from_score_file
+from dreamer_bench.results import read_score_file, write_score_file
 from dreamer_bench.report.scores import score_matrices, score_table
 
 
@@ -103,6 +103,7 @@ def test_the_report_names_agent_settings_that_differ_from_the_preset(tmp_path, c
     from dataclasses import asdict
 
     from dreamer_bench.agent.config import make_config
+    from dreamer_bench.runner.run import beyond_preset
 
     root = tmp_path / "results"
     for seed in (0, 1):
@@ -110,6 +111,7 @@ def test_the_report_names_agent_settings_that_differ_from_the_preset(tmp_path, c
         config = json.loads((d / "config.json").read_text())
         config["task"]["preset"] = "debug"
         config["agent"] = asdict(make_config("debug", {"actor_grad_cont": "backprop", "lr": "1e-3", "seed": str(seed)}))
+        config["beyond_preset"] = beyond_preset("debug", config["agent"])  # as the runner records it
         (d / "config.json").write_text(json.dumps(config))
     r = cli_here("report", root, "--out", tmp_path / "rep", "--reps", "200")
     assert r.returncode == 0, r.stderr
@@ -276,7 +278,7 @@ def test_targets_are_judged_per_method(tmp_path, cli_here):
 
 
 def test_seeds_of_one_configuration_share_an_identity():
-    from dreamer_bench.runner.run import identity_hash
+    from dreamer_bench.results import identity_hash
 
     task = {"steps": 100, "score": {"rule": "last", "width": 10}}
     assert identity_hash(task, {"lr": 1e-4, "seed": 0}, "0.1.0") == identity_hash(task, {"lr": 1e-4, "seed": 7}, "0.1.0")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dreamer_bench.runner.files import LockBusy, RunLock, _pid_alive, atomic_write_text, read_jsonl
+from dreamer_bench.results import atomic_write_text, read_jsonl
+from dreamer_bench.runner.lock import LockBusy, RunLock, _pid_alive
 
 # the custom environments of tests/custom_env.py are importable the way a user's would be
 TESTS = str(Path(__file__).resolve().parent)
@@ -102,11 +103,12 @@ def test_dry_run_prints_the_grid_with_its_cost_and_starts_nothing(tmp_path):
 
 
 def test_grid_runs_seed_major_so_a_partial_grid_already_compares_every_variant(tmp_path):
-    from dreamer_bench.cli import build_grid
+    from dreamer_bench.runner.build import GridOptions, build_grid
 
     variants = [(), ("symlog",), ("twohot",)]
-    runs = build_grid("smoke", ["gym_CartPole-v1", "dmc_cartpole_balance"], "2,0", None, None, None, "cpu", None,
-                      tmp_path / "r", "local", None, 1, 0, 10.0, 1, variants)
+    options = GridOptions(suite="smoke", tasks=["gym_CartPole-v1", "dmc_cartpole_balance"], seeds="2,0",
+                          results=tmp_path / "r", threads=1)
+    runs = build_grid(options, variants)
     order = [(r.seed, r.task["task"], r.off) for r in runs]
     expected = [(seed, task, off) for seed in (2, 0) for task in ("gym_CartPole-v1", "dmc_cartpole_balance")
                 for off in variants]
@@ -194,6 +196,8 @@ def test_the_official_prefetch_trains_by_the_same_schedule(tmp_path):
     status = json.loads((d / "status.json").read_text())
     config = json.loads((d / "config.json").read_text())
     assert config["agent"]["replay_prefetch"] is True and status["state"] == "done"
+    # what differs from the preset is recorded for the report: the --set value and the suite's set:
+    assert config["beyond_preset"] == {"replay_prefetch": True, "warmup": 5}
     metrics = read_jsonl(d / "metrics.jsonl")  # a run of a few seconds logs its metrics row too
     assert len(metrics) == 1 and metrics[0]["updates"] == status["updates"] and "loss/total" in metrics[0]
     assert status["updates"] == planned_updates(status["policy_steps"], 1, 8, 8, 10) > 0

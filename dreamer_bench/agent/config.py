@@ -14,12 +14,6 @@ from . import techniques
 
 
 ACTOR_GRADS = ("reinforce", "backprop")
-# Fields added after runs had been recorded, with the value every earlier run implicitly had:
-# a configuration without the field means that value, and the field enters a run's identity only
-# when it differs from it (so earlier runs keep their identity and still resume).
-ADDED_FIELDS: dict[str, Any] = {"actor_grad_cont": "reinforce"}
-
-
 # The range of every numeric field: (low, high, low included, high included); values must also be
 # finite. A value outside is refused in one line naming the range.
 _POS, _NONNEG, _UNIT = (1, None, True, True), (0, None, True, True), (0.0, 1.0, True, True)

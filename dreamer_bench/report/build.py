@@ -19,8 +19,9 @@ import pandas as pd
 
 from . import figures, stats
 from .data import (ReportError, RunRecord, as_score_records, load_published, load_results, opened_results,
-                   records_from_score_file, separate_configurations, settings_beyond_preset, write_score_file)
+                   records_from_score_file, separate_configurations)
 from .. import scoring
+from ..results import write_score_file
 from .scores import budget_of, curve_table, run_score, score_matrices, score_table
 
 FULL = "full"
@@ -176,7 +177,7 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
     beyond = []
     for m in methods:
         members = [r for r in own if r.method == m]
-        settings = sorted({f"{k}={v}" for r in members for k, v in settings_beyond_preset(r).items()})
+        settings = sorted({f"{k}={v}" for r in members for k, v in r.beyond_preset.items()})
         presets = sorted({str(r.task_settings.get("preset")) for r in members})
         if settings:
             beyond.append(f"`{m}` ({', '.join(presets)}): {', '.join(f'`{x}`' for x in settings)}")

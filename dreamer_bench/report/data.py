@@ -8,15 +8,13 @@ directory adds its configuration (budget, score rule, normalisation references) 
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..runner.files import atomic_write_bytes, read_json, read_jsonl
-from ..runner.run import IDENTITY_EXCLUDED, identity_hash
+from ..results import find_runs, identity_hash, read_config, read_episodes, read_json, read_score_file, read_status
 
 PUBLISHED_DIR = Path(__file__).resolve().parent / "published"
 PUBLISHED = {  # --compare name → files, by suite family
@@ -43,27 +41,8 @@ class RunRecord:
     achievements: list[dict] | None = None
     identity: str | None = None
     source: str = "results"  # results | published | file
-    agent: dict = field(default_factory=dict)  # the run's agent configuration (config.json)
-
-
-def read_score_file(path: Path) -> list[dict]:
-    """The records of an official score file (``.json`` or ``.json.gz``)."""
-    path = Path(path)
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
-    records = json.loads(raw)
-    if not isinstance(records, list) or not all({"task", "method", "seed", "xs", "ys"} <= set(r) for r in records):
-        raise ValueError(f"{path} is not a list of {{task, method, seed, xs, ys}} records")
-    return records
-
-
-def write_score_file(path: Path, records: Iterable[dict]) -> None:
-    """Write records in the official format (gzipped when the name ends in .gz), atomically."""
-    rows = [{"task": r["task"], "method": r["method"], "seed": r["seed"], "xs": list(r["xs"]), "ys": list(r["ys"])}
-            for r in records]
-    data = json.dumps(rows).encode()
-    atomic_write_bytes(Path(path), gzip.compress(data) if str(path).endswith(".gz") else data)
+    # the agent settings that differ from the preset, as the runner recorded them (config.json)
+    beyond_preset: dict = field(default_factory=dict)
 
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
@@ -102,12 +81,9 @@ def load_results(results: Path, include_unfinished: bool = False) -> tuple[list[
     if not results.is_dir():
         raise ReportError(f"results directory {results} does not exist")
     runs, notes, left_out = [], [], {}
-    dirs = sorted({p.parent for p in results.rglob("config.json")} | {p.parent for p in results.rglob("status.json")})
-    for d in dirs:
-        if not d.name.startswith("seed_"):
-            continue
-        config = read_json(d / "config.json")
-        status = read_json(d / "status.json", default={}) or {}
+    for d in find_runs(results):
+        config = read_config(d)
+        status = read_status(d)
         scores = read_json(d / "scores.json")
         state = status.get("state", "pending")
         if config is None:
@@ -134,7 +110,7 @@ def load_results(results: Path, include_unfinished: bool = False) -> tuple[list[
         task = config.get("task", {})
         achievements = None
         if task.get("family") == "crafter":
-            episodes = read_jsonl(d / "episodes.jsonl")
+            episodes = read_episodes(d)
             achievements = [e.get("achievements", {}) for e in episodes]
         run = config.get("run", {})
         identity = identity_hash(task, config.get("agent", {}), config.get("versions", {}).get("dreamer_bench"))
@@ -142,24 +118,10 @@ def load_results(results: Path, include_unfinished: bool = False) -> tuple[list[
             suite=run.get("suite", d.parts[-4]), task=record["task"], method=record["method"], seed=int(record["seed"]),
             xs=[float(x) for x in record["xs"]], ys=[float(y) for y in record["ys"]], state=state,
             budget=float(task.get("steps", 0)) or None, task_settings=task, achievements=achievements,
-            identity=identity, agent=config.get("agent", {})))
+            identity=identity, beyond_preset=config.get("beyond_preset", {})))
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return runs, notes, left_out
-
-
-def settings_beyond_preset(run: RunRecord) -> dict[str, Any]:
-    """The agent settings of a run that differ from its preset's defaults (``--set`` and suite
-    ``set:`` values), without the seed, the techniques switched off (its variant) and the fields
-    that do not change what a run means (device, compile)."""
-    from ..agent.config import ConfigError, make_config
-
-    try:
-        defaults = make_config(run.task_settings.get("preset", "")).to_dict()
-    except ConfigError:
-        return {}
-    skip = ("seed", "off", *IDENTITY_EXCLUDED)
-    return {k: v for k, v in sorted(run.agent.items()) if k in defaults and k not in skip and defaults[k] != v}
 
 
 def separate_configurations(runs: list[RunRecord]) -> list[RunRecord]:

@@ -17,8 +17,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Iterable
 
-from .files import LockBusy, RunLock
-from .run import STOPPED, ConfigMismatch, Run, RunSpec, read_status, write_status
+from ..results import read_status, write_status
+from .lock import LockBusy, RunLock
+from .run import STOPPED, ConfigMismatch, Run, RunSpec
 
 STOP_WAIT_S = 120  # how long a stopped Dask grid waits for its runs to checkpoint
 
@@ -254,10 +255,3 @@ class LiveView:
             while not self._stop.wait(2.0):
                 live.update(status_table(status_rows(self.dirs)))
             live.update(status_table(status_rows(self.dirs)))
-
-
-def find_runs(results: Path) -> list[Path]:
-    """Every run directory under a results directory (those holding a status or config file)."""
-    results = Path(results)
-    found = {p.parent for p in results.rglob("status.json")} | {p.parent for p in results.rglob("config.json")}
-    return sorted(d for d in found if d.name.startswith("seed_"))

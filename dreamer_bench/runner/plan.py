@@ -13,7 +13,8 @@ import os
 import time
 from pathlib import Path
 
-from .run import RunSpec, read_status
+from ..results import read_status
+from .run import RunSpec
 from .schedule import planned_updates
 
 MEASURE_ON_THE_SPOT = ("debug", "size1m")

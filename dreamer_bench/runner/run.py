@@ -15,7 +15,6 @@ Results of a run, in ``<results>/<suite>/<variant>/<task>/seed_<n>/``:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -32,10 +31,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .files import RunLock, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from ..results import (EVALUATION_KEYS, IDENTITY_EXCLUDED, identity_hash, read_config, read_episodes, read_metrics,
+                       read_status, run_path, score_record, write_config, write_logs, write_status)
+from .lock import RunLock
 from .schedule import TrainSchedule
 
-STATES = ("pending", "running", "done", "failed")
 STOPPED = "stopped on request after a checkpoint: rerun the command to resume"
 
 
@@ -79,7 +79,7 @@ class RunSpec:
 
     @property
     def directory(self) -> Path:
-        return Path(self.results) / self.suite / self.variant / safe_name(self.task_name) / f"seed_{self.seed}"
+        return run_path(self.results, self.suite, self.variant, self.task_name, self.seed)
 
     @property
     def label(self) -> str:
@@ -109,17 +109,6 @@ class RunSpec:
         return cfg
 
 
-def safe_name(task: str) -> str:
-    """Task names become directory names (entry points contain ':' and '.')."""
-    return task.replace(":", "__").replace("/", "_")
-
-
-IDENTITY_EXCLUDED = ("device", "compile")  # agent fields that do not change what a run means
-# task fields that only say how a run is judged (scored, normalised, accepted), not what it does;
-# a rerun may update them in config.json
-EVALUATION_KEYS = ("score", "normalise", "refs", "target", "seeds")
-
-
 def resolved_config(spec: RunSpec) -> dict[str, Any]:
     from .. import __version__
 
@@ -129,6 +118,7 @@ def resolved_config(spec: RunSpec) -> dict[str, Any]:
         "task": spec.settings(),
         "agent": cfg,
         "identity": identity_hash(spec.settings(), cfg, __version__),
+        "beyond_preset": beyond_preset(spec.settings()["preset"], cfg),
         "versions": versions(),
         "machine": {"host": platform.node(), "device": spec.device, "threads": spec.threads or os.cpu_count(),
                     "python": platform.python_version()},
@@ -136,26 +126,21 @@ def resolved_config(spec: RunSpec) -> dict[str, Any]:
     }
 
 
-def identity_hash(task: dict, agent: dict, version: str) -> str:
-    """The configuration shared by every seed of a (suite, variant, task): the report pools runs
-    with the same hash. The seed is a run's coordinate, not part of its configuration."""
-    from ..agent.config import ADDED_FIELDS
+def beyond_preset(preset: str, agent: dict) -> dict[str, Any]:
+    """The agent settings that differ from the preset's defaults (``--set`` and a suite's ``set:``
+    values), without the seed, the techniques switched off (the variant names them) and the fields
+    that do not change what a run means. The report shows them beside the run's label."""
+    from ..agent.config import make_config
 
-    agent = {k: v for k, v in agent.items() if k not in IDENTITY_EXCLUDED and k != "seed"
-             and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
-    task = {k: v for k, v in task.items() if k not in EVALUATION_KEYS}
-    blob = json.dumps({"task": task, "agent": agent, "version": version}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    defaults = make_config(preset).to_dict()
+    skip = ("seed", "off", *IDENTITY_EXCLUDED)
+    return {k: v for k, v in sorted(agent.items()) if k in defaults and k not in skip and defaults[k] != v}
 
 
 def config_differences(old: dict, new: dict) -> list[str]:
-    from ..agent.config import ADDED_FIELDS
-
     keys = []
     for section in ("task", "agent"):
         a, b = old.get(section, {}), new.get(section, {})
-        if section == "agent":
-            a, b = {**ADDED_FIELDS, **a}, {**ADDED_FIELDS, **b}
         for k in sorted(set(a) | set(b)):
             if (section == "agent" and k in IDENTITY_EXCLUDED) or (section == "task" and k in EVALUATION_KEYS):
                 continue
@@ -195,22 +180,6 @@ def git_commit() -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------
-# status
-# ------------------------------------------------------------------------------------------------
-
-def write_status(directory: Path, **fields) -> dict:
-    status = read_json(directory / "status.json", default={}) or {}
-    status.update(fields)
-    status["updated"] = time.time()
-    atomic_write_json(directory / "status.json", status)
-    return status
-
-
-def read_status(directory: Path) -> dict:
-    return read_json(Path(directory) / "status.json", default={}) or {}
-
-
-# ------------------------------------------------------------------------------------------------
 # the training loop
 # ------------------------------------------------------------------------------------------------
 
@@ -232,7 +201,7 @@ class Run:
     def check_config(self) -> dict:
         """Write config.json for a new run; refuse an existing run made with another config."""
         config = resolved_config(self.spec)
-        old = read_json(self.dir / "config.json")
+        old = read_config(self.dir)
         if old is None and (self.dir / "config.json").exists():
             raise ConfigMismatch(f"{self.dir / 'config.json'} is not valid JSON, so the run's configuration cannot "
                                  f"be checked: restore the file or remove the run's folder")
@@ -249,7 +218,7 @@ class Run:
         """No checkpoint, no episode and no update: the folder holds nothing made with its config."""
         status = read_status(self.dir)
         return (latest_checkpoint(self.dir) is None and not status.get("updates")
-                and not read_jsonl(self.dir / "episodes.jsonl"))
+                and not read_episodes(self.dir))
 
     def execute(self) -> dict:
         import torch
@@ -260,12 +229,14 @@ class Run:
         lock.acquire()
         try:
             config = self.check_config()
-            old = read_json(self.dir / "config.json")
+            old = read_config(self.dir)
             if old is None or self.replaces_config:
-                atomic_write_json(self.dir / "config.json", config)
-            elif any(old.get("task", {}).get(k) != config["task"].get(k) for k in EVALUATION_KEYS):
-                old["task"].update({k: config["task"].get(k) for k in EVALUATION_KEYS})
-                atomic_write_json(self.dir / "config.json", old)  # judged by the suite's current rules
+                write_config(self.dir, config)
+            else:  # judged by the suite's current rules, and recorded as this version records a run
+                current = {**old, "task": {**old.get("task", {}), **{k: config["task"].get(k) for k in EVALUATION_KEYS}},
+                           "beyond_preset": config["beyond_preset"]}
+                if current != old:
+                    write_config(self.dir, current)
             status = read_status(self.dir)
             if status.get("state") == "done":
                 return status
@@ -309,9 +280,9 @@ class Run:
     def _logs_known_to(self, loop: dict) -> tuple[list[dict], list[dict]]:
         """The episodes and metrics rows a checkpoint knew (those logged after it are dropped: the
         run repeats those steps). An episode line damaged on disk is lost; the status says so."""
-        episodes = [e for e in read_jsonl(self.dir / "episodes.jsonl")
+        episodes = [e for e in read_episodes(self.dir)
                     if isinstance(e, dict) and e.get("env_steps", math.inf) <= loop["env_steps"]]
-        metrics_log = read_jsonl(self.dir / "metrics.jsonl")[: loop["metrics"]]
+        metrics_log = read_metrics(self.dir)[: loop["metrics"]]
         lost = loop["episodes"] - len(episodes)
         if lost > 0:
             message = f"episodes.jsonl had {lost} damaged line(s) before the checkpoint: those episodes are lost"
@@ -482,9 +453,8 @@ class Run:
         return row
 
     def _write_logs(self, episodes, metrics_log) -> None:
-        atomic_write_jsonl(self.dir / "episodes.jsonl", episodes)
-        atomic_write_jsonl(self.dir / "metrics.jsonl", metrics_log)
-        atomic_write_json(self.dir / "scores.json", [score_record(self.spec, episodes)])
+        write_logs(self.dir, episodes, metrics_log,
+                   score_record(self.spec.task_name, self.spec.variant, self.spec.seed, episodes))
 
     def _progress(self, st, episodes, metrics_log, state="running", **extra) -> dict:
         st.last_status = time.time()
@@ -586,9 +556,3 @@ def latest_checkpoint(directory: Path) -> Path | None:
     done = sorted(p for p in root.glob("ckpt-*") if p.is_dir() and not p.name.endswith(".tmp")
                   and (p / "loop.json").exists() and (p / "agent.pt").exists())
     return done[-1] if done else None
-
-
-def score_record(spec: RunSpec, episodes: list[dict]) -> dict:
-    """The run's training episodes in the official score format."""
-    return {"task": spec.task_name, "method": spec.variant, "seed": spec.seed,
-            "xs": [e["env_steps"] for e in episodes], "ys": [e["return"] for e in episodes]}

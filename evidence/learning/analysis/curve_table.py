@@ -7,7 +7,7 @@ of env steps (an episode counts in the bin where it ends) and the mean of the la
 import argparse
 from pathlib import Path
 
-from dreamer_bench.runner.files import read_jsonl
+from dreamer_bench.results import read_jsonl
 
 
 def row(run: Path, width: int, budget: int, last: int) -> str:

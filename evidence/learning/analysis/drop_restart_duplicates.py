@@ -13,7 +13,7 @@ not done are left alone.
 import sys
 from pathlib import Path
 
-from dreamer_bench.runner.files import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from dreamer_bench.results import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 
 
 def last_attempt(rows: list[dict]) -> list[dict]:

@@ -1,8 +1,4 @@
-"""Results files: atomic writes, tolerant reads, and the per-run lock.
-
-Every results file is written to a temporary file in the same directory, flushed to disk and
-renamed over the old one, so a reader sees either the old or the new file, never half of one.
-"""
+"""The per-run lock: one process trains a run at a time, and a crashed owner's lock is taken over."""
 
 from __future__ import annotations
 
@@ -10,71 +6,10 @@ import contextlib
 import json
 import os
 import socket
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterable
 
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=_jsonable) + "\n")
-
-
-def atomic_write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True, default=_jsonable) + "\n" for r in rows))
-
-
-def _jsonable(x):
-    if hasattr(x, "tolist"):
-        return x.tolist()
-    if isinstance(x, (set, tuple)):
-        return list(x)
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
-
-
-def read_json(path: Path, default: Any = None) -> Any:
-    """The parsed file, or ``default`` when it is missing or not valid JSON."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return default
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """All valid lines of a JSON-lines file (a file written atomically has no partial lines)."""
-    try:
-        text = Path(path).read_text()
-    except OSError:
-        return []
-    rows = []
-    for line in text.splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return rows
+from ..results import read_json
 
 
 class LockBusy(RuntimeError):

@@ -1,0 +1,208 @@
+"""The results folder: its layout, and every file a run writes and the report reads.
+
+    <results>/<suite>/<variant>/<task>/seed_<n>/
+        config.json      the resolved configuration, its identity, versions, machine, git commit
+        status.json      state (pending, running, done, failed), progress, error
+        episodes.jsonl   one line per finished training episode
+        metrics.jsonl    training metrics, periodically and at the end
+        scores.json      the episodes in the official {task, method, seed, xs, ys} format
+
+This module is the one owner of those files (the runner writes them, ``status`` and the report
+read them) and of the official score-file format. Every file is written atomically: to a
+temporary file in the same folder, flushed to disk and renamed over the old one, so a reader sees
+the old or the new file, never half of one. It imports nothing else of the package.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+STATES = ("pending", "running", "done", "failed")
+SCORE_KEYS = {"task", "method", "seed", "xs", "ys"}
+
+# agent fields that do not change what a run means
+IDENTITY_EXCLUDED = ("device", "compile")
+# task fields that only say how a run is judged (scored, normalised, accepted), not what it does;
+# a rerun may update them in config.json
+EVALUATION_KEYS = ("score", "normalise", "refs", "target", "seeds")
+
+
+# ------------------------------------------------------------------------------------------------
+# atomic writes, tolerant reads
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=_jsonable) + "\n")
+
+
+def atomic_write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True, default=_jsonable) + "\n" for r in rows))
+
+
+def _jsonable(x):
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    if isinstance(x, (set, tuple)):
+        return list(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """The parsed file, or ``default`` when it is missing or not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """All valid lines of a JSON-lines file (a file written atomically has no partial lines)."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
+# layout
+
+def writable(path: Path) -> bool:
+    """Whether a folder exists and is writable, or could be made inside one that is."""
+    probe = Path(path).absolute()
+    while not probe.exists():
+        probe = probe.parent
+    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK) and not str(probe).startswith(("/proc", "/sys"))
+
+
+def safe_name(task: str) -> str:
+    """Task names become folder names (entry points contain ':' and '.')."""
+    return task.replace(":", "__").replace("/", "_")
+
+
+def run_path(results: Path | str, suite: str, variant: str, task: str, seed: int) -> Path:
+    return Path(results) / suite / variant / safe_name(task) / f"seed_{seed}"
+
+
+def find_runs(results: Path) -> list[Path]:
+    """Every run folder under a results folder (those holding a status or config file)."""
+    results = Path(results)
+    found = {p.parent for p in results.rglob("status.json")} | {p.parent for p in results.rglob("config.json")}
+    return sorted(d for d in found if d.name.startswith("seed_"))
+
+
+# ------------------------------------------------------------------------------------------------
+# config.json: a run's identity
+
+def identity_hash(task: dict, agent: dict, version: str | None) -> str:
+    """The configuration shared by every seed of a (suite, variant, task): the report pools runs
+    with the same hash. The seed is a run's coordinate, not part of its configuration."""
+    agent = {k: v for k, v in agent.items() if k not in IDENTITY_EXCLUDED and k != "seed"}
+    task = {k: v for k, v in task.items() if k not in EVALUATION_KEYS}
+    blob = json.dumps({"task": task, "agent": agent, "version": version}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def read_config(run: Path) -> dict | None:
+    """A run's config.json, or None when it is missing or not valid JSON."""
+    return read_json(Path(run) / "config.json")
+
+
+def write_config(run: Path, config: dict) -> None:
+    atomic_write_json(Path(run) / "config.json", config)
+
+
+# ------------------------------------------------------------------------------------------------
+# status.json
+
+def read_status(run: Path) -> dict:
+    """A run's status, or {} when it is missing or corrupt."""
+    return read_json(Path(run) / "status.json", default={}) or {}
+
+
+def write_status(run: Path, **fields) -> dict:
+    """Update some fields of a run's status (the others are kept) and stamp the time."""
+    status = read_status(run)
+    status.update(fields)
+    status["updated"] = time.time()
+    atomic_write_json(Path(run) / "status.json", status)
+    return status
+
+
+# ------------------------------------------------------------------------------------------------
+# episodes, metrics and the score file
+
+def read_episodes(run: Path) -> list[dict]:
+    return read_jsonl(Path(run) / "episodes.jsonl")
+
+
+def read_metrics(run: Path) -> list[dict]:
+    return read_jsonl(Path(run) / "metrics.jsonl")
+
+
+def score_record(task: str, method: str, seed: int, episodes: list[dict]) -> dict:
+    """A run's training episodes in the official score format."""
+    return {"task": task, "method": method, "seed": seed, "xs": [e["env_steps"] for e in episodes],
+            "ys": [e["return"] for e in episodes]}
+
+
+def write_logs(run: Path, episodes: list[dict], metrics: list[dict], record: dict) -> None:
+    """A run's episodes, metrics and score file, each replaced atomically."""
+    run = Path(run)
+    atomic_write_jsonl(run / "episodes.jsonl", episodes)
+    atomic_write_jsonl(run / "metrics.jsonl", metrics)
+    atomic_write_json(run / "scores.json", [record])
+
+
+def read_score_file(path: Path) -> list[dict]:
+    """The records of an official score file (``.json`` or ``.json.gz``)."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    records = json.loads(raw)
+    if not isinstance(records, list) or not all(isinstance(r, dict) and SCORE_KEYS <= set(r) for r in records):
+        raise ValueError(f"{path} is not a list of {{task, method, seed, xs, ys}} records")
+    return records
+
+
+def write_score_file(path: Path, records: Iterable[dict]) -> None:
+    """Write records in the official format (gzipped when the name ends in .gz), atomically."""
+    rows = [{"task": r["task"], "method": r["method"], "seed": r["seed"], "xs": list(r["xs"]), "ys": list(r["ys"])}
+            for r in records]
+    data = json.dumps(rows).encode()
+    atomic_write_bytes(Path(path), gzip.compress(data) if str(path).endswith(".gz") else data)

@@ -1,0 +1,191 @@
+"""A grid from what the user asked for: every input checked before anything is written.
+
+``GridOptions`` is what ``run`` and ``ablate`` share; ``build_grid`` turns it and the variants into
+the grid's runs (tasks × variants × seeds, seed-major), probing every task's environment and
+building every run's agent configuration on the way. A bad input raises ``GridError`` with the one
+line the command line prints; nothing has been written then. ``queue`` then makes the grid visible
+to ``status`` (a pending status file per run).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..results import writable, write_status
+from .run import ConfigMismatch, Run, RunSpec
+
+
+class GridError(ValueError):
+    """A user's input that cannot make a grid: one line, naming the valid choices."""
+
+
+@dataclass
+class GridOptions:
+    """What ``run`` and ``ablate`` share: which runs, with which settings, and where they train."""
+
+    suite: str  # a suite name or a path to a suite file
+    tasks: list[str] = field(default_factory=list)  # a subset of the suite's tasks (all when empty)
+    seeds: str | None = None  # a count "3", a list "0,4,7", one seed "0," or a range "5-9"
+    steps: int | None = None  # env steps per run, overriding the suite's budgets
+    size: str | None = None  # a model preset, overriding the suite's
+    train_ratio: float | None = None  # replayed steps per policy step, overriding the suite's
+    device: str = "cpu"
+    sets: dict[str, str] = field(default_factory=dict)  # agent fields, as `--set key=value` gave them
+    results: Path = Path("results")
+    jobs: int = 1  # runs at once (local backend)
+    backend: str = "local"  # local or dask
+    address: str | None = None  # the Dask scheduler
+    retries: int = 0
+    checkpoint_minutes: float = 10.0
+    threads: int = 0  # torch threads per run (0: cores / jobs locally)
+    keep_replay: bool = False
+    dry_run: bool = False
+
+
+def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
+               warn: Callable[[str], None] = lambda message: None) -> list[RunSpec]:
+    """The grid's runs, every input checked (``GridError`` otherwise); ``warn`` hears of the
+    (variant, task) pairs skipped because a technique cannot act on the task."""
+    from ..agent import techniques
+    from ..agent.config import PRESETS, ConfigError
+    from ..envs import observation_kinds, probe
+    from ..suites import SuiteError, load
+
+    try:
+        suite = load(opts.suite)
+        specs = suite.select(opts.tasks)
+    except SuiteError as e:
+        raise GridError(str(e)) from None
+    check_options(opts, PRESETS)
+    runs = []
+    for spec in specs:
+        kinds = None
+        if spec.family == "gym":  # gymnasium ids and users' entry points: probed before anything is written
+            try:
+                space = probe(spec.task, spec.env)
+            except Exception as e:  # noqa: BLE001 - a task that cannot be built is the user's input
+                raise GridError(f"task {spec.task}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+            kinds = {"image" if len(shape) == 3 else "vector" for shape in space.values()}
+        for off in variants:
+            if any(techniques.BY_NAME[n].needs for n in off):
+                if kinds is None:
+                    kinds = observation_kinds(spec.task, spec.env)
+                idle = techniques.inert(off, kinds)
+                if idle:
+                    warn(f"skipping {techniques.variant_name(off)} on {spec.task}: {', '.join(idle)} cannot act on "
+                         f"its {'+'.join(sorted(kinds))} observations (the run would be the full agent)")
+                    continue
+            for seed in seed_list(opts.seeds, spec.seeds):
+                run = RunSpec(suite=suite.name, task=spec.to_dict(), off=off, seed=seed, results=str(opts.results),
+                              steps=opts.steps, preset=opts.size, train_ratio=opts.train_ratio, sets=opts.sets,
+                              device=opts.device, threads=opts.threads, checkpoint_minutes=opts.checkpoint_minutes,
+                              keep_replay=opts.keep_replay)
+                try:
+                    run.agent_config()  # a bad --set value fails here
+                except ConfigError as e:
+                    raise GridError(str(e)) from None
+                runs.append(run)
+    # Seed-major order: every task and variant gets its first seed before any gets its second, so a
+    # grid stopped part-way (or still running) already compares every variant.
+    order = {seed: i for i, seed in enumerate(dict.fromkeys(r.seed for r in runs))}
+    return sorted(runs, key=lambda r: order[r.seed])
+
+
+def check_options(opts: GridOptions, presets) -> None:
+    """The options that do not depend on a task, one message each."""
+    if opts.steps is not None and opts.steps < 1:
+        raise GridError(f"--steps must be a positive number of env steps, got {opts.steps}")
+    if opts.train_ratio is not None and not (math.isfinite(opts.train_ratio) and opts.train_ratio > 0):
+        raise GridError(f"--train-ratio must be a finite number > 0, got {opts.train_ratio}")
+    if opts.size is not None and opts.size not in presets:
+        raise GridError(f"unknown size {opts.size!r}; valid: {', '.join(presets)}")
+    if opts.backend not in ("local", "dask"):
+        raise GridError(f"unknown backend {opts.backend!r}; valid: local, dask")
+    if opts.backend == "dask" and not opts.address:
+        raise GridError("--backend dask needs --address tcp://HOST:PORT of a running Dask scheduler")
+    if opts.backend == "local" and opts.address:
+        raise GridError("--address is for --backend dask; the local backend would ignore it")
+    if opts.backend == "dask":
+        check_scheduler(opts.address)
+    if opts.jobs < 1:
+        raise GridError(f"--jobs must be ≥ 1, got {opts.jobs}")
+    if opts.retries < 0:
+        raise GridError(f"--retries must be ≥ 0, got {opts.retries}")
+    if not (math.isfinite(opts.checkpoint_minutes) and opts.checkpoint_minutes > 0):
+        raise GridError(f"--checkpoint-minutes must be a finite number > 0, got {opts.checkpoint_minutes}")
+    if opts.threads < 0:
+        raise GridError(f"--threads must be ≥ 0 (0: torch's default), got {opts.threads}")
+    check_device(opts.device)
+    if not writable(opts.results):
+        raise GridError(f"results directory {opts.results} is not writable")
+
+
+def seed_list(text: str | None, default: int) -> list[int]:
+    """``3`` → seeds 0, 1, 2; ``0,4,7`` → those seeds; ``5-9`` → seeds 5 to 9; ``0,`` → seed 0 alone;
+    None → the suite's count."""
+    if text is None:
+        return list(range(default))
+    text = text.replace(" ", "")
+    try:
+        if "-" in text and "," not in text:
+            lo, hi = (int(x) for x in text.split("-", 1))
+            values = list(range(lo, hi + 1))
+        else:
+            values = [int(x) for x in text.split(",") if x]
+    except ValueError:
+        raise GridError(f"--seeds must be a count (3), a list (0,4,7) or a range (5-9), got {text!r}") from None
+    if "," not in text and "-" not in text:
+        if values[0] < 1:
+            raise GridError("--seeds count must be ≥ 1 (for seed 0 alone write --seeds 0,)")
+        return list(range(values[0]))
+    if not values or any(v < 0 for v in values) or len(set(values)) != len(values):
+        raise GridError("--seeds must name distinct non-negative integers")
+    return values
+
+
+def check_device(device: str) -> None:
+    if device == "cpu":
+        return
+    if device == "cuda" or device.startswith("cuda:"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise GridError(f"device {device!r} is not available (no CUDA); valid here: cpu")
+        return
+    raise GridError(f"unknown device {device!r}; valid: cpu, cuda, cuda:N")
+
+
+def check_scheduler(address: str) -> None:
+    """A Dask scheduler address that is well formed and answers, before anything is written."""
+    if not re.fullmatch(r"(tcp|tls|ucx)://[^\s:/]+:\d{1,5}", address or ""):
+        raise GridError(f"--address must look like tcp://HOST:PORT (a Dask scheduler), got {address!r}")
+    try:
+        from distributed import Client
+    except ImportError:
+        raise GridError("--backend dask needs the cluster extra: pip install 'dreamer-bench[cluster]'") from None
+    try:
+        with Client(address, timeout="5s"):
+            pass
+    except Exception as e:  # noqa: BLE001 - whatever the connection raises, one line
+        raise GridError(f"no Dask scheduler answers at {address} within 5 s ({type(e).__name__})") from None
+
+
+def check_existing(runs: list[RunSpec]) -> None:
+    """Refuse, before anything starts, to reuse a run made with another configuration."""
+    for run in runs:
+        try:
+            Run(run).check_config()
+        except ConfigMismatch as e:
+            raise GridError(f"{e}; use another --results directory or the same settings") from None
+
+
+def queue(runs: list[RunSpec]) -> None:
+    """A pending status file for every run not yet known, so the whole grid shows in `status`."""
+    for run in runs:
+        if not (run.directory / "status.json").exists():
+            run.directory.mkdir(parents=True, exist_ok=True)
+            write_status(run.directory, state="pending", budget=run.budget())
