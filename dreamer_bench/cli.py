@@ -86,7 +86,7 @@ def tricks(
     chosen = checked_techniques(split_list(names)) or techniques.NAMES
     rows = [techniques.BY_NAME[n] for n in techniques.NAMES if n in chosen]
     if as_json:
-        typer.echo(json.dumps([t.__dict__ for t in rows], indent=2))
+        typer.echo(json.dumps([t.to_dict() for t in rows], indent=2))
         return
     if markdown:
         typer.echo(techniques.markdown_table(rows))

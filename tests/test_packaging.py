@@ -20,7 +20,7 @@ def test_readme_techniques_table_is_the_registry():
 
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"<!-- tricks:start -->\n(.*?)\n<!-- tricks:end -->", readme, re.S).group(1)
-    assert block == markdown_table()
+    assert block == markdown_table(), "the README's table is generated: run python tools/docs/readme_tricks.py"
 
 
 def test_ci_runs_the_readme_test_command():

@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from ..results import read_status
+from ..results import atomic_write_json, read_status
 from .run import RunSpec
 from .schedule import planned_updates
 
@@ -39,8 +39,7 @@ def remember(results: list[dict]) -> None:
     for r in results:
         if r.get("precision", "fp32") == "fp32":
             cache[cache_key(r["device"], r["size"], r["obs"], r.get("compile", False))] = 1.0 / r["updates_per_s"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(cache, indent=1))
+    atomic_write_json(path, cache)
 
 
 def obs_kind(task: dict) -> str:
