@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .agent import techniques
-from .agent.config import FIELDS, PRESETS, ConfigError
+from .agent.config import ALIASES, FIELDS, PRESETS, ConfigError
 
 app = typer.Typer(
     add_completion=False,
@@ -63,7 +63,7 @@ def parse_sets(values: Optional[List[str]]) -> dict[str, str]:
                  f"valid: {', '.join(techniques.NAMES)}")
         if key in RUNNER_FIELDS:
             fail(f"{key} is set with {RUNNER_FIELDS[key]}, not --set {key}=… (which the runner would override)")
-        if key not in FIELDS:
+        if key not in FIELDS and key not in ALIASES:
             fail(f"unknown config field {key!r} in --set; valid: {', '.join(FIELDS)}")
         out[key] = value.strip()
     return out

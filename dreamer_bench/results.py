@@ -29,6 +29,9 @@ SCORE_KEYS = {"task", "method", "seed", "xs", "ys"}
 
 # agent fields that do not change what a run means
 IDENTITY_EXCLUDED = ("device", "compile")
+# agent fields renamed since runs were recorded, under the names those runs recorded: a run's
+# identity hashes them under the old name, so that existing runs keep their identity and resume
+RENAMED_FIELDS = {"agc_clip": "agc", "latent_unimix": "unimix"}
 # task fields that only say how a run is judged (scored, normalised, accepted), not what it does;
 # a rerun may update them in config.json
 EVALUATION_KEYS = ("score", "normalise", "refs", "target", "seeds")
@@ -131,7 +134,7 @@ def find_runs(results: Path) -> list[Path]:
 def identity_hash(task: dict, agent: dict, version: str | None) -> str:
     """The configuration shared by every seed of a (suite, variant, task): the report pools runs
     with the same hash. The seed is a run's coordinate, not part of its configuration."""
-    agent = {k: v for k, v in agent.items() if k not in IDENTITY_EXCLUDED and k != "seed"}
+    agent = {RENAMED_FIELDS.get(k, k): v for k, v in agent.items() if k not in IDENTITY_EXCLUDED and k != "seed"}
     task = {k: v for k, v in task.items() if k not in EVALUATION_KEYS}
     blob = json.dumps({"task": task, "agent": agent, "version": version}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -206,3 +206,53 @@ def test_dry_run_estimates_say_their_source_and_the_cache_holds_only_default_war
     suite.write_text("name: s\ndefaults: {steps: 100, train_ratio: 8, preset: debug}\ntasks:\n  custom_env:Grayscale: {}\n")
     out = cli_here("run", "--suite", suite, "--results", tmp_path / "r", "--dry-run")
     assert out.returncode == 0 and "debug image on cpu: measured now" in out.stdout, out.stdout
+
+
+# ------------------------------------------------------------------------------------------------
+# fields renamed away from their technique's name keep every run and command working
+
+def test_fields_no_longer_share_a_technique_s_name_and_the_old_names_still_work():
+    from dreamer_bench.agent.config import ALIASES
+
+    from dreamer_bench.agent.config import FIELDS
+
+    assert not set(FIELDS) & set(techniques.NAMES)  # `agc` the technique, `agc_clip` its clip ratio
+    assert ALIASES == {"agc": "agc_clip", "unimix": "latent_unimix"}
+    old_names = make_config("debug", overrides={"agc": "0.5", "unimix": "0.02"})
+    assert old_names == make_config("debug", overrides={"agc_clip": "0.5", "latent_unimix": "0.02"})
+    assert (old_names.agc_clip, old_names.latent_unimix) == (0.5, 0.02)
+
+
+def test_runs_recorded_under_the_former_names_keep_their_identity_and_resume(tmp_path):
+    import tarfile
+
+    from dreamer_bench.agent import ActSpace, Agent
+    from dreamer_bench.agent.config import ALIASES
+    from dreamer_bench.results import RENAMED_FIELDS, identity_hash
+    from dreamer_bench.runner.run import config_differences
+
+    # the 0.2.0 runs committed before the rename: the same identity, and nothing to refuse on resume,
+    # under the former names as recorded and under the current ones
+    with tarfile.open(Path(__file__).resolve().parents[1] / "evidence/learning/runs_v020.tar.gz") as tar:
+        configs = [json.load(tar.extractfile(m)) for m in tar.getmembers() if m.name.endswith("config.json")]
+    assert configs and all("agc" in c["agent"] and "agc_clip" not in c["agent"] for c in configs)
+    for c in configs:
+        now = {**c, "agent": {ALIASES.get(k, k): v for k, v in c["agent"].items()}}
+        assert "agc_clip" in now["agent"] and "agc" not in now["agent"]
+        version = c["versions"]["dreamer_bench"]
+        assert identity_hash(c["task"], c["agent"], version) == identity_hash(now["task"], now["agent"], version)
+        assert config_differences(c, now) == []
+    # a configuration made now is the same run as one recorded under the former names
+    new = make_config("debug").to_dict()
+    old = {RENAMED_FIELDS.get(k, k): v for k, v in new.items()}
+    task, versions = {"task": "gym_CartPole-v1", "steps": 100}, {"versions": {"dreamer_bench": "0.2.0"}}
+    assert identity_hash(task, old, "0.2.0") == identity_hash(task, new, "0.2.0")
+    assert config_differences({"task": task, "agent": old, **versions}, {"task": task, "agent": new, **versions}) == []
+    # and a checkpoint written under the former names restores
+    agent = Agent({"vector": (3,)}, ActSpace(True, 2), make_config("debug"))
+    state = agent.checkpoint()
+    state["config"] = {RENAMED_FIELDS.get(k, k): v for k, v in state["config"].items()}
+    Agent({"vector": (3,)}, ActSpace(True, 2), make_config("debug")).restore(state)
+    state["config"]["agc"] = 0.5  # a real difference is still refused
+    with pytest.raises(ValueError, match="agc_clip"):
+        Agent({"vector": (3,)}, ActSpace(True, 2), make_config("debug")).restore(state)

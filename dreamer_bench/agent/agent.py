@@ -28,7 +28,7 @@ from torch import nn
 
 from . import losses as L
 from ..spaces import ActSpace
-from .config import AgentConfig
+from .config import AgentConfig, canonical
 from .functional import seeded
 from .heads import Actor, ContinueHead, ValueHead
 from .nets import Decoder, Encoder
@@ -494,7 +494,7 @@ class Agent(nn.Module):
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        mine, theirs = self.cfg.to_dict(), state["config"]
+        mine, theirs = self.cfg.to_dict(), canonical(state["config"])  # checkpoints may hold former names
         differ = sorted(k for k in mine if k not in ("device", "compile") and mine[k] != theirs.get(k))
         if differ:
             raise ValueError(f"checkpoint configuration differs in {', '.join(differ)}")

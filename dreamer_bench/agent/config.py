@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
+from ..results import RENAMED_FIELDS
 from . import techniques
 
 
@@ -25,12 +26,12 @@ RANGES: dict[str, tuple] = {
                             "critic_layers", "prior_layers", "post_layers", "warmup", "seed")},
     "discount": (0.0, 1.0, False, True),
     "return_lambda": _UNIT, "replay_lambda": _UNIT, "slow_rate": _UNIT,
-    "actor_unimix": (0.0, 1.0, True, False), "unimix": (0.0, 1.0, True, False),
+    "actor_unimix": (0.0, 1.0, True, False), "latent_unimix": (0.0, 1.0, True, False),
     "retnorm_rate": (0.0, 1.0, False, True),
     "retnorm_low": (0.0, 100.0, True, True), "retnorm_high": (0.0, 100.0, True, True),
     "beta1": (0.0, 1.0, True, False), "beta2": (0.0, 1.0, True, False),
     **{k: (0.0, None, False, True) for k in ("actor_min_std", "actor_max_std", "retnorm_limit", "lr",
-                                             "laprop_eps", "adam_eps", "agc")},
+                                             "laprop_eps", "adam_eps", "agc_clip")},
     **{k: (0.0, None, True, True) for k in ("actor_entropy", "free_nats", "agc_pmin", "grad_clip", "scale_rec",
                                             "scale_rew", "scale_con", "scale_dyn", "scale_rep", "scale_policy",
                                             "scale_value", "scale_repval", "scale_slowreg")},
@@ -87,7 +88,7 @@ class AgentConfig:
     actor_min_std: float = 0.1
     actor_max_std: float = 1.0
     actor_unimix: float = 0.01  # discrete actor's uniform mix (0 reproduces the official head)
-    unimix: float = 0.01  # RSSM prior/posterior uniform mix
+    latent_unimix: float = 0.01  # RSSM prior/posterior uniform mix (the `unimix` technique; alias `unimix`)
     free_nats: float = 1.0
     retnorm_rate: float = 0.01
     retnorm_low: float = 5.0  # percentile
@@ -115,7 +116,7 @@ class AgentConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     warmup: int = 1000  # updates of linear lr warm-up from 0
-    agc: float = 0.3
+    agc_clip: float = 0.3  # the `agc` technique's clip ratio ‖g‖ ≤ agc_clip·max(agc_pmin, ‖θ‖) (alias `agc`)
     agc_pmin: float = 1e-3
     grad_clip: float = 0.0  # optional global-norm clipping (0: none); not a technique
     # --- machinery ---
@@ -195,6 +196,14 @@ PRESETS["debug"] = dict(
 )
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in fields(AgentConfig)}
+# a field's former name (it was its technique's name too) → its name: accepted in --set, suite
+# files, config.json and checkpoints, so existing runs and commands keep working
+ALIASES: dict[str, str] = {old: new for new, old in RENAMED_FIELDS.items()}
+
+
+def canonical(fields_: Mapping[str, Any]) -> dict[str, Any]:
+    """Field values with former names replaced by the current ones."""
+    return {ALIASES.get(k, k): v for k, v in fields_.items()}
 
 
 class ConfigError(ValueError):
@@ -202,7 +211,8 @@ class ConfigError(ValueError):
 
 
 def parse_value(name: str, text: str) -> Any:
-    """Parse ``text`` into the type of the config field ``name``."""
+    """Parse ``text`` into the type of the config field ``name`` (or its former name)."""
+    name = ALIASES.get(name, name)
     if name not in FIELDS:
         raise ConfigError(f"unknown config field {name!r}; valid: {', '.join(FIELDS)}")
     default = getattr(AgentConfig(), name)
@@ -234,7 +244,7 @@ def make_config(
     if preset not in PRESETS:
         raise ConfigError(f"unknown size {preset!r}; valid: {', '.join(PRESETS)}")
     values: dict[str, Any] = dict(PRESETS[preset])
-    for name, value in (overrides or {}).items():
+    for name, value in canonical(overrides or {}).items():
         if name not in FIELDS:
             raise ConfigError(f"unknown config field {name!r}; valid: {', '.join(FIELDS)}")
         values[name] = parse_value(name, value) if isinstance(value, str) else value

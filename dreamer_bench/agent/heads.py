@@ -137,7 +137,7 @@ def mixed_logprobs(logits: torch.Tensor, mix: float) -> torch.Tensor:
 
 def latent_mix(cfg: AgentConfig) -> float:
     """The uniform mix of the RSSM's prior and posterior."""
-    return cfg.unimix if cfg.on("unimix") else 0.0
+    return cfg.latent_unimix if cfg.on("unimix") else 0.0
 
 
 def actor_mix(cfg: AgentConfig) -> float:

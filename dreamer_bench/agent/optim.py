@@ -57,7 +57,7 @@ class Optimizer:
         if self.cfg.grad_clip > 0:
             grads = clip_global(grads, self.cfg.grad_clip)
         if self.agc:
-            grads = clip_adaptive(grads, params, self.cfg.agc, self.cfg.agc_pmin)
+            grads = clip_adaptive(grads, params, self.cfg.agc_clip, self.cfg.agc_pmin)
         self.step_count += 1
         lr = self.learning_rate()
         b1, b2, t = self.cfg.beta1, self.cfg.beta2, self.step_count

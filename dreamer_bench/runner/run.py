@@ -138,9 +138,13 @@ def beyond_preset(preset: str, agent: dict) -> dict[str, Any]:
 
 
 def config_differences(old: dict, new: dict) -> list[str]:
+    from ..agent.config import canonical
+
     keys = []
     for section in ("task", "agent"):
         a, b = old.get(section, {}), new.get(section, {})
+        if section == "agent":  # a run recorded before a field was renamed holds its former name
+            a, b = canonical(a), canonical(b)
         for k in sorted(set(a) | set(b)):
             if (section == "agent" and k in IDENTITY_EXCLUDED) or (section == "task" and k in EVALUATION_KEYS):
                 continue

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from dreamer_bench.agent import Agent
-from dreamer_bench.agent.config import AgentConfig
+from dreamer_bench.agent.config import AgentConfig, canonical
 from dreamer_bench.agent.functional import symexp
 from dreamer_bench.envs import make_env
 from dreamer_bench.runner.run import latest_checkpoint
@@ -30,7 +30,7 @@ from dreamer_bench.runner.run import latest_checkpoint
 def load_agent(run: Path, env) -> Agent:
     config = json.loads((run / "config.json").read_text())
     fields = {k: v for k, v in config["agent"].items() if k in AgentConfig.__dataclass_fields__}
-    agent = Agent(env.obs_space, env.act_space, AgentConfig(**{**fields, "compile": False, "device": "cpu"}))
+    agent = Agent(env.obs_space, env.act_space, AgentConfig(**{**canonical(fields), "compile": False, "device": "cpu"}))
     agent.restore(torch.load(latest_checkpoint(run) / "agent.pt", map_location="cpu", weights_only=False))
     return agent
 
