@@ -65,67 +65,67 @@ class AgentConfig:
     blocks: int = 8  # GRU blocks (block_gru on); the decoder's deter layer always uses 8
     depth: int = 4  # CNN channel multiplier
     units: int = 64  # width of MLP hidden layers
-    enc_layers: int = 3
-    dec_layers: int = 3
-    rew_layers: int = 1
-    con_layers: int = 1
-    actor_layers: int = 3
-    critic_layers: int = 3
-    prior_layers: int = 2
-    post_layers: int = 1
+    enc_layers: int = 3  # hidden layers of the vector encoder MLP
+    dec_layers: int = 3  # hidden layers of the vector decoder MLP
+    rew_layers: int = 1  # hidden layers of the reward head
+    con_layers: int = 1  # hidden layers of the continue head
+    actor_layers: int = 3  # hidden layers of the actor
+    critic_layers: int = 3  # hidden layers of the critic (and its slow copy)
+    prior_layers: int = 2  # hidden layers of the RSSM prior (the official `imglayers`)
+    post_layers: int = 1  # hidden layers of the RSSM posterior (the official `obslayers`)
     kernel: int = 5  # CNN kernel size
     bins: int = 255  # two-hot bins (odd, symmetric around 0)
     # --- replay batch ---
-    batch_size: int = 16
+    batch_size: int = 16  # replayed windows per update
     batch_length: int = 64  # trained steps per window (one context step more is replayed)
     replay_prefetch: bool = False  # draw each batch one update ahead, as the official agent (runner/schedule.py)
     # --- imagination and returns ---
     horizon: int = 15  # imagined steps (horizon + 1 states with the start)
     discount: float = 1 - 1 / 333  # γ, inside the continue target
-    return_lambda: float = 0.95
+    return_lambda: float = 0.95  # λ of the imagined λ-returns
     replay_lambda: float = 0.95  # λ' of the replay critic targets
-    actor_entropy: float = 3e-4
-    actor_min_std: float = 0.1
-    actor_max_std: float = 1.0
+    actor_entropy: float = 3e-4  # entropy bonus of the policy loss (η)
+    actor_min_std: float = 0.1  # lower bound of a continuous actor's standard deviation
+    actor_max_std: float = 1.0  # upper bound of a continuous actor's standard deviation
     actor_unimix: float = 0.01  # discrete actor's uniform mix (0 reproduces the official head)
     latent_unimix: float = 0.01  # RSSM prior/posterior uniform mix (the `unimix` technique; alias `unimix`)
-    free_nats: float = 1.0
-    retnorm_rate: float = 0.01
+    free_nats: float = 1.0  # the free-bits floor of each KL term, in nats (the `free_bits` technique)
+    retnorm_rate: float = 0.01  # EMA rate of the return percentiles (the `return_norm` technique)
     retnorm_low: float = 5.0  # percentile
     retnorm_high: float = 95.0  # percentile
-    retnorm_limit: float = 1.0
+    retnorm_limit: float = 1.0  # the return scale is max(limit, P95 − P5)
     slow_rate: float = 0.02  # θ_slow ← rate·θ + (1 − rate)·θ_slow after every update
     # Gradient of a continuous actor: reinforce (the 2024 agent, every action space) or backprop
     # through the imagined dynamics (the 2023 agent's `actor_grad_cont: backprop`, used by the
     # published DMC runs). Discrete actors always use REINFORCE. Not a technique: a protocol choice.
     actor_grad_cont: str = "reinforce"
     # --- loss scales ---
-    scale_rec: float = 1.0
-    scale_rew: float = 1.0
-    scale_con: float = 1.0
-    scale_dyn: float = 1.0
-    scale_rep: float = 0.1
-    scale_policy: float = 1.0
-    scale_value: float = 1.0
-    scale_repval: float = 0.3
-    scale_slowreg: float = 1.0
+    scale_rec: float = 1.0  # weight of the reconstruction loss
+    scale_rew: float = 1.0  # weight of the reward loss
+    scale_con: float = 1.0  # weight of the continue loss
+    scale_dyn: float = 1.0  # weight of the dynamics KL (0.55 with kl_balance off)
+    scale_rep: float = 0.1  # weight of the representation KL (0.55 with kl_balance off)
+    scale_policy: float = 1.0  # weight of the policy loss
+    scale_value: float = 1.0  # weight of the imagined critic loss
+    scale_repval: float = 0.3  # weight of the replay critic loss (the `repval` technique)
+    scale_slowreg: float = 1.0  # weight of the pull towards the slow critic (the `slow_critic` technique)
     # --- optimiser ---
-    lr: float = 4e-5
-    laprop_eps: float = 1e-20
+    lr: float = 4e-5  # learning rate of every module after the warm-up
+    laprop_eps: float = 1e-20  # ε of LaProp's normalisation (the `laprop` technique)
     adam_eps: float = 1e-8  # used when laprop is off
-    beta1: float = 0.9
-    beta2: float = 0.999
+    beta1: float = 0.9  # momentum decay
+    beta2: float = 0.999  # second-moment decay
     warmup: int = 1000  # updates of linear lr warm-up from 0
     agc_clip: float = 0.3  # the `agc` technique's clip ratio ‖g‖ ≤ agc_clip·max(agc_pmin, ‖θ‖) (alias `agc`)
-    agc_pmin: float = 1e-3
+    agc_pmin: float = 1e-3  # floor of the parameter norm in the AGC bound
     grad_clip: float = 0.0  # optional global-norm clipping (0: none); not a technique
     # --- machinery ---
-    device: str = "cpu"
+    device: str = "cpu"  # cpu, cuda or cuda:N (not part of a run's identity)
     precision: str = "fp32"  # fp32 | bf16 (autocast for matmuls and convolutions)
     compile: bool = False  # torch.compile the training step's pure functions
-    seed: int = 0
+    seed: int = 0  # seeds the networks' initialisation and the training and acting generators
     # --- techniques switched off (names from techniques.NAMES, sorted) ---
-    off: tuple[str, ...] = field(default_factory=tuple)
+    off: tuple[str, ...] = field(default_factory=tuple)  # switched off with --off only
 
     def __post_init__(self):
         object.__setattr__(self, "off", techniques.validate(self.off))
