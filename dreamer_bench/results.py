@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-STATES = ("pending", "running", "done", "failed")
 SCORE_KEYS = {"task", "method", "seed", "xs", "ys"}
 
 # agent fields that do not change what a run means
@@ -158,7 +157,8 @@ def read_status(run: Path) -> dict:
 
 
 def write_status(run: Path, **fields) -> dict:
-    """Update some fields of a run's status (the others are kept) and stamp the time."""
+    """Update some fields of a run's status (the others are kept) and stamp the time. Its state
+    is pending, running, done or failed."""
     status = read_status(run)
     status.update(fields)
     status["updated"] = time.time()
