@@ -155,13 +155,40 @@ def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], rep
                                        "passed"])
 
 
+@dataclass
+class _Suite:
+    """What every section of a suite's report reads: its runs, tasks, methods and score table."""
+
+    name: str
+    runs: list[RunRecord]  # the user's runs, published runs and score-file runs of the suite
+    own: list[RunRecord]  # the user's runs alone
+    tasks: list[str]
+    methods: list[str]
+    table: pd.DataFrame  # one row per (task, method, seed): score and normalised score
+    out: Path
+    opts: ReportOptions
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.name}_"
+
+
 def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOptions) -> str:
-    prefix = f"{suite}_"
+    """A suite's part of the report: its introduction, then one section after another, each
+    writing its tables and figures into ``out``."""
     own = [r for r in runs if r.source == "results"]
     tasks = sorted({r.task for r in own})
     table = score_table(runs)
     table = table[table["task"].isin(tasks)]
-    methods = order_methods(table["method"])
+    s = _Suite(suite, runs, own, tasks, order_methods(table["method"]), table, out, opts)
+    matrices = score_matrices(table, s.methods, tasks)
+    text = (_introduction(s) + _per_task(s) + _targets(s) + _aggregates(s, matrices) + _ablation(s, matrices)
+            + _profiles(s, matrices) + _efficiency_and_curves(s))
+    return "\n".join(text) + "\n"
+
+
+def _introduction(s: _Suite) -> list[str]:
+    suite, own, tasks, methods = s.name, s.own, s.tasks, s.methods
     norms = sorted({(r.task_settings.get("normalise") or {}).get("method", "none") for r in own})
     text = [f"## Suite `{suite}`\n",
             f"{len(tasks)} task(s), methods: {', '.join(f'`{m}`' for m in methods)}. Scores are read from "
@@ -187,8 +214,12 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
     if published:
         text.append("Published runs are scored with the same rule at the same budget; their protocols differ "
                     "(see `dreamer_bench/report/published/SOURCE.md`).")
+    return text
 
-    # -- per-task scores
+
+def _per_task(s: _Suite) -> list[str]:
+    table, methods, out, prefix = s.table, s.methods, s.out, s.prefix
+    text = []
     per_task = (table.groupby(["task", "method"])
                 .agg(seeds=("normalised", lambda s: int(s.notna().sum())), score=("score", "mean"),
                      score_std=("score", "std"), normalised=("normalised", "mean"))
@@ -206,8 +237,12 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
         text.append("\n**One seed:** " + ", ".join(f"`{m}`" for m in single) + " ha" + ("s" if len(single) == 1 else "ve")
                     + " one seed on some task; an interval over one seed is a point, so no difference involving "
                     "those runs is supported by this report, whatever the intervals below show.")
+    return text
 
-    # -- acceptance targets of the suite
+
+def _targets(s: _Suite) -> list[str]:
+    runs, tasks, methods, out, prefix, opts = s.runs, s.tasks, s.methods, s.out, s.prefix, s.opts
+    text = []
     targets = target_rows(runs, tasks, methods, reps=opts.reps, seed=opts.seed)
     if not targets.empty:
         write_table(targets, out, prefix + "targets")
@@ -223,9 +258,12 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
         text.append("\n### Targets\n\nThe suite's acceptance targets, judged on each method's runs; a "
                     "difference is shown as value [95% bootstrap interval over seeds]." + note + "\n\n"
                     + md_table(shown))
+    return text
 
-    # -- aggregates with intervals
-    matrices = score_matrices(table, methods, tasks)
+
+def _aggregates(s: _Suite, matrices: dict) -> list[str]:
+    tasks, methods, out, prefix, opts = s.tasks, s.methods, s.out, s.prefix, s.opts
+    text = []
     estimates = stats.interval_estimates(matrices, reps=opts.reps, seed=opts.seed)
     agg_rows = [{"method": m, "metric": a, "value": v, "lower": lo, "upper": hi}
                 for m, est in estimates.items() for a, (v, lo, hi) in est.items()]
@@ -239,8 +277,12 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
               + " (the ablation below compares on shared tasks only).")
     text.append("\n### Aggregate scores\n\nPoint estimate [95% interval] over tasks and seeds "
                 "(optimality gap: lower is better)." + uneven + "\n\n" + md_table(wide) + f"\n\n![aggregates]({fig})")
+    return text
 
-    # -- ablation view
+
+def _ablation(s: _Suite, matrices: dict) -> list[str]:
+    tasks, methods, out, prefix, opts = s.tasks, s.methods, s.out, s.prefix, s.opts
+    text = []
     variants = [m for m in methods if m.startswith("off-")]
     if FULL in matrices and variants:
         delta_rows, prob_rows, task_rows, partial, compared = [], [], [], [], []
@@ -289,8 +331,11 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
         fig = figures.improvement(probs, out, prefix + "probability_of_improvement")
         if fig:
             text.append(f"\n![probability of improvement]({fig})")
+    return text
 
-    # -- performance profiles
+
+def _profiles(s: _Suite, matrices: dict) -> list[str]:
+    methods, out, prefix, opts = s.methods, s.out, s.prefix, s.opts
     finite = np.concatenate([m[~np.isnan(m)] for m in matrices.values()]) if matrices else np.array([0.0])
     taus = np.linspace(min(0.0, finite.min()), max(1.0, finite.max()), 60)
     prof_rows = []
@@ -300,9 +345,12 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
     profiles = pd.DataFrame(prof_rows)
     profiles.to_csv(out / f"{prefix}performance_profiles.csv", index=False)
     fig = figures.performance_profiles(profiles, out, prefix + "performance_profiles")
-    text.append(f"\n### Performance profiles\n\n![performance profiles]({fig})")
+    return [f"\n### Performance profiles\n\n![performance profiles]({fig})"]
 
-    # -- sample efficiency and learning curves
+
+def _efficiency_and_curves(s: _Suite) -> list[str]:
+    runs, tasks, methods, out, prefix, opts = s.runs, s.tasks, s.methods, s.out, s.prefix, s.opts
+    text = []
     curves = curve_table([r for r in runs if r.task in tasks])
     eff_rows = []
     for m in methods:
@@ -326,4 +374,4 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
     if fig:
         text.append(f"\n### Learning curves\n\nEpisode returns binned over env steps; mean over seeds with a "
                     f"95% band.\n\n![learning curves]({fig})")
-    return "\n".join(text) + "\n"
+    return text
