@@ -145,23 +145,6 @@ def test_each_step_is_written_once_and_evicted_chunks_are_pruned(tmp_path):
     assert all(np.array_equal(r.data[k], third.data[k]) for k in r.data)
 
 
-def test_a_replay_saved_before_chunked_storage_still_loads(tmp_path):
-    """Checkpoints written by earlier versions hold every key whole and no chunk list."""
-    import json
-
-    r = make(streams=1, capacity=30)
-    fill(r, 12)
-    d = tmp_path / "old"
-    d.mkdir()
-    for key, array in r.data.items():
-        np.save(d / f"{key}.npy", array[:, :12])
-    (d / "meta.json").write_text(json.dumps({"count": [12], "online_next": [0], "online": [], "capacity": 30,
-                                              "length": 4, "rng": r.rng.bit_generator.state}))
-    other = make(streams=1, capacity=30)
-    other.load(d)
-    assert all(np.array_equal(r.data[k], other.data[k]) for k in r.data)
-
-
 def test_too_small_capacity_is_refused():
     with pytest.raises(ValueError, match="smaller than a window"):
         make(capacity=3)

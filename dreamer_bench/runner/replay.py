@@ -168,26 +168,21 @@ class Replay:
                 "persisted": self.persisted.tolist(), "chunks": self.chunks}
         (directory / "meta.json").write_text(json.dumps(meta))
 
-    def load(self, directory: Path, store: Path | None = None) -> None:
-        """Restore from a checkpoint's replay ``directory`` and the chunk ``store``. A directory
-        written before chunked storage (every key whole, no chunk list) loads too."""
+    def load(self, directory: Path, store: Path) -> None:
+        """Restore from a checkpoint's replay ``directory`` and the chunk ``store``."""
         directory = Path(directory)
         meta = json.loads((directory / "meta.json").read_text())
         if meta["capacity"] != self.capacity or meta["length"] != self.length:
             raise ValueError("replay on disk was made with another capacity or window length")
+        if "chunks" not in meta:  # only version 0.1.0 wrote whole arrays, and its runs do not resume
+            raise ValueError(f"{directory} holds a replay of dreamer-bench 0.1.0, which this version cannot resume")
         self.count = np.asarray(meta["count"], np.int64)
         self.online_next = np.asarray(meta["online_next"], np.int64)
         self.online = collections.deque(tuple(x) for x in meta["online"])
         self.rng.bit_generator.state = meta["rng"]
-        chunked = "chunks" in meta
-        for key, array in self.data.items():
-            if key in LATENTS or not chunked:
-                stored = np.load(directory / f"{key}.npy")
-                array[:, : stored.shape[1]] = stored
-        if not chunked:
-            return
-        if store is None:
-            raise ValueError("this replay was saved in chunks: give the chunk store to load it from")
+        for key in LATENTS:
+            stored = np.load(directory / f"{key}.npy")
+            self.data[key][:, : stored.shape[1]] = stored
         lo, _ = self._valid_starts()
         for chunk in meta["chunks"]:
             stream, start = chunk["stream"], chunk["start"]
