@@ -39,6 +39,17 @@ from .rssm import RSSM
 BATCH_KEYS = ("action", "reward", "is_first", "is_last", "is_terminal", "deter", "stoch")
 
 
+def imagination_metrics(returns, scale, entropy, weight, value) -> dict[str, torch.Tensor]:
+    """The imagination metrics both actor gradients log, under the same names."""
+    return {
+        "imag/return": returns.detach().mean(),
+        "imag/return_scale": scale,
+        "imag/entropy": entropy.detach().mean(),
+        "imag/weight": weight.detach().mean(),
+        "imag/value": value.detach().mean(),
+    }
+
+
 @contextlib.contextmanager
 def frozen(*modules: nn.Module):
     """Within the block, the modules' parameters record no gradient (their inputs still do)."""
@@ -394,23 +405,13 @@ class Agent(nn.Module):
         weight = L.trajectory_weights(cont).detach()
         scale = self.retnorm.update(returns)
         entropy = self.actor.entropy(params)
-        advantage = (returns - value[:, :-1]) / scale
+        advantage = L.advantage(returns, value, scale)
         losses = {"policy": L.policy_loss_backprop(entropy, advantage, weight, cfg)}
         critic_feats = feats.detach()
         critic_out = self.critic(critic_feats)
-        slow = None
-        if self.slow_critic is not None:
-            with torch.no_grad():
-                slow = self.slow_critic.pred(self.slow_critic(critic_feats[:, :-1]))
+        slow = self._slow_value(critic_feats[:, :-1])
         losses["value"] = weight * L.value_loss(self.critic, critic_out[:, :-1], returns.detach(), slow, cfg)
-        metrics = {
-            "imag/return": returns.detach().mean(),
-            "imag/return_scale": scale,
-            "imag/entropy": entropy.detach().mean(),
-            "imag/weight": weight.mean(),
-            "imag/value": value.detach().mean(),
-        }
-        return losses, metrics, returns[:, 0].detach()
+        return losses, imagination_metrics(returns, scale, entropy, weight, value), returns[:, 0].detach()
 
     def _imagine_step_backprop_eager(self, deter, stoch, latent_noise, action_noise):
         """One imagined step whose reparameterised action carries gradient into the next state
@@ -434,9 +435,7 @@ class Agent(nn.Module):
         with torch.no_grad():
             reward = self.reward.pred(self.reward(feats))  # (N, H+1)
             cont = self.cont.prob(self.cont(feats))  # (N, H+1)
-            slow = None
-            if self.slow_critic is not None:
-                slow = self.slow_critic.pred(self.slow_critic(feats[:, :-1]))  # (N, H)
+        slow = self._slow_value(feats[:, :-1])  # (N, H) or None
         critic_out = self.critic(feats)  # (N, H+1, ·) with gradient into the critic
         value = self.critic.pred(critic_out.detach())
         returns = L.lambda_return(reward, cont, value, cfg.return_lambda)  # (N, H)
@@ -445,19 +444,12 @@ class Agent(nn.Module):
 
     def _actor_critic_losses_eager(self, params, actions, critic_out, value, returns, weight, slow, scale):
         cfg = self.cfg
-        advantage = (returns - value[:, :-1]) / scale
+        advantage = L.advantage(returns, value, scale)
         logp = self.actor.logp(params, actions)
         entropy = self.actor.entropy(params)
         losses = {"policy": L.policy_loss(logp, entropy, advantage, weight, cfg)}
         losses["value"] = weight.detach() * L.value_loss(self.critic, critic_out[:, :-1], returns, slow, cfg)
-        metrics = {
-            "imag/return": returns.mean(),
-            "imag/return_scale": scale,
-            "imag/entropy": entropy.mean(),
-            "imag/weight": weight.mean(),
-            "imag/value": value.mean(),
-        }
-        return losses, metrics
+        return losses, imagination_metrics(returns, scale, entropy, weight, value)
 
     def _replay_value_loss(self, data, feat, boot):
         cfg = self.cfg
@@ -466,11 +458,17 @@ class Agent(nn.Module):
         out = self.critic(value_feat).reshape(b, t, -1)
         targets = L.repval_targets(
             data["reward"][:, 1:], data["is_terminal"][:, 1:], data["is_last"][:, 1:], boot, cfg)
-        slow = None
-        if self.slow_critic is not None:
-            with torch.no_grad():
-                slow = self.slow_critic.pred(self.slow_critic(value_feat.detach())).reshape(b, t)
+        slow = self._slow_value(value_feat.detach())
+        slow = None if slow is None else slow.reshape(b, t)
         return L.replay_value_loss(self.critic, out, targets, slow, data["is_last"][:, 1:], cfg)
+
+    @torch.no_grad()
+    def _slow_value(self, feats: torch.Tensor) -> torch.Tensor | None:
+        """The slow critic's value of ``feats`` (no gradient), the target of the critic's
+        regulariser; None when the slow_critic technique is off (no slow copy is kept)."""
+        if self.slow_critic is None:
+            return None
+        return self.slow_critic.pred(self.slow_critic(feats))
 
     @torch.no_grad()
     def _update_slow_critic(self) -> None:

@@ -49,6 +49,22 @@ def kl_scales(cfg: AgentConfig) -> tuple[float, float]:
 # returns
 # --------------------------------------------------------------------------------------------
 
+def lambda_returns(reward: torch.Tensor, disc: torch.Tensor, value: torch.Tensor, lam) -> torch.Tensor:
+    """The λ-return recursion along a sequence of T steps, in fp32; every input (N, T), ``lam`` a
+    number or (N, T). R_{T−1} = v_{T−1} and
+    R_t = r_{t+1} + disc_{t+1}·((1 − λ_{t+1})·v_{t+1} + λ_{t+1}·R_{t+1}); returns R_0..R_{T−1}.
+    Imagination (``lambda_return``) and the replay critic (``repval_targets``) both use it."""
+    reward, disc, value = reward.float(), disc.float(), value.float()
+    per_step = isinstance(lam, torch.Tensor)
+    ret = value[:, -1]
+    rets = [ret]
+    for t in reversed(range(value.shape[1] - 1)):
+        step_lam = lam[:, t + 1] if per_step else lam
+        ret = reward[:, t + 1] + disc[:, t + 1] * ((1 - step_lam) * value[:, t + 1] + step_lam * ret)
+        rets.append(ret)
+    return torch.stack(rets[::-1], 1)
+
+
 def lambda_return(reward: torch.Tensor, cont: torch.Tensor, value: torch.Tensor, lam: float) -> torch.Tensor:
     """λ-returns of an imagined trajectory of H + 1 states, in fp32.
 
@@ -56,14 +72,7 @@ def lambda_return(reward: torch.Tensor, cont: torch.Tensor, value: torch.Tensor,
     continue probability of s_t (γ is inside it), value[:, t] = v(s_t); all (N, H + 1).
     R_H = v_H and R_t = r_{t+1} + c_{t+1}·((1 − λ)·v_{t+1} + λ·R_{t+1}); returns R_0..R_{H−1} (N, H).
     """
-    reward, cont, value = reward.float(), cont.float(), value.float()
-    horizon = reward.shape[1] - 1
-    ret = value[:, -1]
-    rets = []
-    for t in reversed(range(horizon)):
-        ret = reward[:, t + 1] + cont[:, t + 1] * ((1 - lam) * value[:, t + 1] + lam * ret)
-        rets.append(ret)
-    return torch.stack(rets[::-1], 1)
+    return lambda_returns(reward, cont, value, lam)[:, :-1]
 
 
 def continue_target(is_terminal: torch.Tensor, cfg: AgentConfig) -> torch.Tensor:
@@ -109,6 +118,11 @@ class ReturnNorm(nn.Module):
 # actor and critic
 # --------------------------------------------------------------------------------------------
 
+def advantage(returns: torch.Tensor, value: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """(R − v)/S for the H imagined steps: returns (N, H), values (N, H + 1), S the return scale."""
+    return (returns - value[:, :-1]) / scale
+
+
 def policy_loss(logp, entropy, advantage, weight, cfg: AgentConfig) -> torch.Tensor:
     """REINFORCE: −sg(w)·(log π(a|s)·sg(A) + η·H[π(s)]), all (N, H)."""
     return -weight.detach() * (logp * advantage.detach() + cfg.actor_entropy * entropy)
@@ -137,15 +151,9 @@ def repval_targets(reward, is_terminal, is_last, boot, cfg: AgentConfig) -> torc
     R_{T−1} = B_{T−1};  R_t = r_{t+1} + γ(1 − term_{t+1})·((1 − λ'_{t+1})·B_{t+1} + λ'_{t+1}·R_{t+1}),
     with λ' = λ·(1 − is_last).
     """
-    reward, boot = reward.float(), boot.float()
     disc = cfg.discount * (1.0 - is_terminal.float())
     lam = cfg.replay_lambda * (1.0 - is_last.float())
-    ret = boot[:, -1]
-    rets = [ret]
-    for t in reversed(range(boot.shape[1] - 1)):
-        ret = reward[:, t + 1] + disc[:, t + 1] * ((1 - lam[:, t + 1]) * boot[:, t + 1] + lam[:, t + 1] * ret)
-        rets.append(ret)
-    return torch.stack(rets[::-1], 1)
+    return lambda_returns(reward, disc, boot, lam)
 
 
 def replay_value_loss(critic, out, targets, slow_pred, is_last, cfg: AgentConfig) -> torch.Tensor:
