@@ -56,7 +56,7 @@ def run_one(spec_dict: dict, retries: int = 0, parent: int | None = None, stop_e
     if parent is not None and parent != os.getpid():
         die_with(parent)
     spec = RunSpec(**spec_dict)
-    should_stop = _dask_event(stop_event) if stop_event else None
+    should_stop = _dask_stop_request(stop_event) if stop_event else None
     attempt = 0
     while True:
         try:
@@ -78,7 +78,7 @@ def run_one(spec_dict: dict, retries: int = 0, parent: int | None = None, stop_e
                     "traceback": traceback.format_exc()}
 
 
-def _dask_event(name: str):
+def _dask_stop_request(name: str):
     """From a task on a Dask worker: whether its grid asked it to stop, by setting the Event
     ``name`` (SIGTERM or Ctrl-C of the client) or by letting go of the task (the client was killed
     or cancelled it: the scheduler then tells the worker the task is no longer wanted)."""
