@@ -297,12 +297,9 @@ def grid_command(command):
     @functools.wraps(command)
     def with_grid_options(**values):
         given = {name: values.pop(name) for name in shared}
-        grid = GridOptions(suite=given["suite"], tasks=split_list(given["tasks_"]), seeds=given["seeds"],
-                           steps=given["steps"], size=given["size"], train_ratio=given["train_ratio"],
-                           device=given["device"], sets=parse_sets(given["sets"]), results=given["results"],
-                           jobs=given["jobs"], backend=given["backend"], address=given["address"],
-                           retries=given["retries"], checkpoint_minutes=given["checkpoint_minutes"],
-                           threads=given["threads"], keep_replay=given["keep_replay"], dry_run=given["dry_run"])
+        # the option values as they are, but for the two lists the command line still has to parse
+        given.update(tasks=split_list(given.pop("tasks_")), sets=parse_sets(given["sets"]))
+        grid = GridOptions(**given)
         return command(**values, grid=grid)
 
     parameters = own + GRID_PARAMETERS
