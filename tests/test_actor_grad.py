@@ -75,9 +75,9 @@ def test_backprop_gradient_is_the_pathwise_derivative_of_the_imagined_objective(
         d, s = agent.rssm.img_step(d, s, mean + std * action_noise[t], latent_noise[t])
         feats.append(agent.rssm.features(d, s))
         entropies.append(agent.actor.entropy(params))
-    r = [agent.reward.pred(agent.reward(f)) for f in feats]
-    c = [agent.cont.prob(agent.cont(f)) for f in feats]
-    v = [agent.critic.pred(agent.critic(f)) for f in feats]
+    r = [agent.reward(f).pred() for f in feats]
+    c = [agent.cont(f).pred() for f in feats]
+    v = [agent.critic(f).pred() for f in feats]
     lam = cfg.return_lambda
     ret1 = r[2] + c[2] * v[2]
     ret0 = r[1] + c[1] * ((1 - lam) * v[1] + lam * ret1)

@@ -20,8 +20,8 @@ def test_reward_and_critic_start_at_exactly_zero():
     agent = make_agent(BOTH, DISCRETE)
     feat = torch.randn(9, agent.cfg.feat) * 5
     assert torch.all(agent.reward.out.weight == 0) and torch.all(agent.critic.out.weight == 0)
-    assert torch.all(agent.reward.pred(agent.reward(feat)) == 0)
-    assert torch.all(agent.critic.pred(agent.critic(feat)) == 0)
+    assert torch.all(agent.reward(feat).pred() == 0)
+    assert torch.all(agent.critic(feat).pred() == 0)
 
 
 def test_actor_output_weights_are_scaled_by_one_hundredth():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dreamer_bench.agent.config import make_config
-from dreamer_bench.agent.heads import ValueHead
+from dreamer_bench.agent.heads import MSEDist, TwoHotDist, twohot_bins
 from dreamer_bench.agent import losses as L
 from dreamer_bench.agent.losses import (continue_target, lambda_return, replay_value_loss, repval_targets,
                                         trajectory_weights, value_loss)
@@ -62,20 +62,18 @@ def test_repval_targets_by_hand():
 
 
 def test_replay_value_loss_masks_last_steps_and_drops_the_final_step():
-    head = ValueHead(3, 1, make_config("debug", off=["twohot"]))
-    out = torch.tensor([[[1.0], [2.0], [3.0], [4.0]]])
+    out = MSEDist(torch.tensor([[1.0, 2.0, 3.0, 4.0]]))
     targets = torch.tensor([[0.0, 0.0, 0.0, 0.0]])
     is_last = torch.tensor([[0.0, 1.0, 0.0, 0.0]])
-    loss = replay_value_loss(head, out, targets, None, is_last, CFG)
+    loss = replay_value_loss(out, targets, None, is_last, CFG)
     torch.testing.assert_close(loss, torch.tensor([[1.0, 0.0, 9.0]]))  # (B, T − 1)
 
 
 def test_slow_critic_regulariser_adds_a_loss_towards_its_prediction():
-    head = ValueHead(3, 1, CFG)
-    out = torch.randn(4, 5)
+    out = TwoHotDist(torch.randn(4, 5), twohot_bins(5))
     target, slow = torch.randn(4), torch.randn(4)
-    torch.testing.assert_close(value_loss(head, out, target, slow, CFG), head.loss(out, target) + head.loss(out, slow))
-    torch.testing.assert_close(value_loss(head, out, target, None, CFG), head.loss(out, target))
+    torch.testing.assert_close(value_loss(out, target, slow, CFG), out.loss(target) + out.loss(slow))
+    torch.testing.assert_close(value_loss(out, target, None, CFG), out.loss(target))
 
 
 def test_slow_critic_starts_as_a_copy_and_follows_at_rate_two_percent():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dreamer_bench.agent.config import make_config
-from dreamer_bench.agent.heads import ValueHead, twohot_bins, twohot_encode, twohot_mean
+from dreamer_bench.agent.heads import MSEDist, TwoHotDist, ValueHead, twohot_bins, twohot_encode, twohot_mean
 
 
 def reference_bins(n):
@@ -73,14 +73,17 @@ def test_loss_is_cross_entropy_against_two_hot_target():
     y = torch.tensor([3.0, -50.0])
     target = twohot_encode(y, head.bins)
     expected = -(target * torch.log_softmax(out, -1)).sum(-1)
-    torch.testing.assert_close(head.loss(out, y), expected)
+    torch.testing.assert_close(TwoHotDist(out, head.bins).loss(y), expected)
+    assert isinstance(head(torch.zeros(2, 3)), TwoHotDist)
 
 
 def test_off_is_one_scalar_trained_with_mse():
     cfg = make_config("debug", off=["twohot"])
     head = ValueHead(3, 1, cfg)
     assert head.out.out_features == 1
-    out = torch.tensor([[2.0], [-1.0]])
+    out = MSEDist(torch.tensor([2.0, -1.0]))
     y = torch.tensor([5.0, 1.0])
-    torch.testing.assert_close(head.loss(out, y), torch.tensor([9.0, 4.0]))
-    torch.testing.assert_close(head.pred(out), torch.tensor([2.0, -1.0]))
+    torch.testing.assert_close(out.loss(y), torch.tensor([9.0, 4.0]))
+    torch.testing.assert_close(out.pred(), torch.tensor([2.0, -1.0]))
+    pred = head(torch.randn(2, 3))
+    assert isinstance(pred, MSEDist) and pred.pred().shape == (2,)

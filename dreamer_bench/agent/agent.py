@@ -327,14 +327,14 @@ class Agent(nn.Module):
         for k, v in self.decoder.loss(dec_feat, flat_obs).items():
             losses[f"rec_{k}"] = v.reshape(b, t)
         rew_feat = feat if cfg.on("reward_grad") else feat.detach()
-        losses["rew"] = self.reward.loss(self.reward(rew_feat), reward.reshape(-1)).reshape(b, t)
+        losses["rew"] = self.reward(rew_feat).loss(reward.reshape(-1)).reshape(b, t)
         con_target = L.continue_target(is_terminal, cfg)
-        con_logit = self.cont(feat)
-        losses["con"] = self.cont.loss(con_logit, con_target.reshape(-1)).reshape(b, t)
+        con = self.cont(feat)
+        losses["con"] = con.loss(con_target.reshape(-1)).reshape(b, t)
         losses["dyn"], losses["rep"] = L.kl_losses(post, prior, cfg)
         with torch.no_grad():  # diagnostics: does the model still predict the episode ends it saw?
             terminal = is_terminal.reshape(-1).float()
-            cont = self.cont.prob(con_logit.detach())
+            cont = con.pred().detach()
         metrics = {
             "wm/post_entropy": -(post.exp() * post).sum(-1).mean(),
             "wm/prior_entropy": -(prior.exp() * prior).sum(-1).mean(),
@@ -410,7 +410,7 @@ class Agent(nn.Module):
         critic_feats = feats.detach()
         critic_out = self.critic(critic_feats)
         slow = self._slow_value(critic_feats[:, :-1])
-        losses["value"] = weight * L.value_loss(self.critic, critic_out[:, :-1], returns.detach(), slow, cfg)
+        losses["value"] = weight * L.value_loss(critic_out[:, :-1], returns.detach(), slow, cfg)
         return losses, imagination_metrics(returns, scale, entropy, weight, value), returns[:, 0].detach()
 
     def _imagine_step_backprop_eager(self, deter, stoch, latent_noise, action_noise):
@@ -424,20 +424,17 @@ class Agent(nn.Module):
 
     def _return_heads_backprop_eager(self, feats):
         """Reward, continue and value (N, H+1) of imagined features, differentiable in them."""
-        reward = self.reward.pred(self.reward(feats))
-        cont = self.cont.prob(self.cont(feats))
-        value = self.critic.pred(self.critic(feats))
-        return reward, cont, value
+        return self.reward(feats).pred(), self.cont(feats).pred(), self.critic(feats).pred()
 
     def _imagination_targets_eager(self, feats):
         """Heads on imagined features (N, H+1, F): rewards, continues, values, λ-returns, weights."""
         cfg = self.cfg
         with torch.no_grad():
-            reward = self.reward.pred(self.reward(feats))  # (N, H+1)
-            cont = self.cont.prob(self.cont(feats))  # (N, H+1)
+            reward = self.reward(feats).pred()  # (N, H+1)
+            cont = self.cont(feats).pred()  # (N, H+1)
         slow = self._slow_value(feats[:, :-1])  # (N, H) or None
-        critic_out = self.critic(feats)  # (N, H+1, ·) with gradient into the critic
-        value = self.critic.pred(critic_out.detach())
+        critic_out = self.critic(feats)  # (N, H+1) distribution with gradient into the critic
+        value = critic_out.pred().detach()
         returns = L.lambda_return(reward, cont, value, cfg.return_lambda)  # (N, H)
         weight = L.trajectory_weights(cont)  # (N, H)
         return reward, cont, critic_out, value, returns, weight, slow
@@ -448,19 +445,19 @@ class Agent(nn.Module):
         logp = self.actor.logp(params, actions)
         entropy = self.actor.entropy(params)
         losses = {"policy": L.policy_loss(logp, entropy, advantage, weight, cfg)}
-        losses["value"] = weight.detach() * L.value_loss(self.critic, critic_out[:, :-1], returns, slow, cfg)
+        losses["value"] = weight.detach() * L.value_loss(critic_out[:, :-1], returns, slow, cfg)
         return losses, imagination_metrics(returns, scale, entropy, weight, value)
 
     def _replay_value_loss(self, data, feat, boot):
         cfg = self.cfg
         b, t = boot.shape
         value_feat = feat if cfg.on("reward_grad") else feat.detach()
-        out = self.critic(value_feat).reshape(b, t, -1)
+        out = self.critic(value_feat.reshape(b, t, -1))
         targets = L.repval_targets(
             data["reward"][:, 1:], data["is_terminal"][:, 1:], data["is_last"][:, 1:], boot, cfg)
         slow = self._slow_value(value_feat.detach())
         slow = None if slow is None else slow.reshape(b, t)
-        return L.replay_value_loss(self.critic, out, targets, slow, data["is_last"][:, 1:], cfg)
+        return L.replay_value_loss(out, targets, slow, data["is_last"][:, 1:], cfg)
 
     @torch.no_grad()
     def _slow_value(self, feats: torch.Tensor) -> torch.Tensor | None:
@@ -468,7 +465,7 @@ class Agent(nn.Module):
         regulariser; None when the slow_critic technique is off (no slow copy is kept)."""
         if self.slow_critic is None:
             return None
-        return self.slow_critic.pred(self.slow_critic(feats))
+        return self.slow_critic(feats).pred()
 
     @torch.no_grad()
     def _update_slow_critic(self) -> None:

@@ -75,8 +75,61 @@ def twohot_mean(logits: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
     return diff @ bins[:m]
 
 
+class TwoHotDist:
+    """The output of a reward or critic head with twohot on: logits over symexp-spaced bins.
+    ``pred()`` is the expectation over the bins, ``loss(target)`` the cross-entropy against the
+    target's two-hot encoding. Indexing selects along the leading (batch/time) dims."""
+
+    def __init__(self, logits: torch.Tensor, bins: torch.Tensor):
+        self.logits, self.bins = logits, bins
+
+    def pred(self) -> torch.Tensor:
+        return twohot_mean(self.logits, self.bins)
+
+    def loss(self, target: torch.Tensor) -> torch.Tensor:
+        return twohot_cross_entropy(self.logits, target, self.bins)
+
+    def __getitem__(self, index) -> TwoHotDist:
+        return TwoHotDist(self.logits[index], self.bins)
+
+
+class MSEDist:
+    """The output of a reward or critic head with twohot off: one scalar per input, its own
+    prediction, trained by squared error."""
+
+    def __init__(self, mean: torch.Tensor):
+        self.mean = mean
+
+    def pred(self) -> torch.Tensor:
+        return self.mean
+
+    def loss(self, target: torch.Tensor) -> torch.Tensor:
+        return (self.mean - target.float()).square()
+
+    def __getitem__(self, index) -> MSEDist:
+        return MSEDist(self.mean[index])
+
+
+class BernoulliDist:
+    """The continue head's output: a Bernoulli logit; ``pred()`` is the probability, ``loss`` the
+    binary cross-entropy against a (possibly soft) target."""
+
+    def __init__(self, logit: torch.Tensor):
+        self.logit = logit
+
+    def pred(self) -> torch.Tensor:
+        return torch.sigmoid(self.logit)
+
+    def loss(self, target: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(self.logit, target.float(), reduction="none")
+
+    def __getitem__(self, index) -> BernoulliDist:
+        return BernoulliDist(self.logit[index])
+
+
 class ValueHead(nn.Module):
-    """Reward head and critic: MLP → 255 two-hot logits (twohot on) or one scalar (off)."""
+    """Reward head and critic: MLP → 255 two-hot logits (twohot on, a ``TwoHotDist``) or one
+    scalar (off, an ``MSEDist``)."""
 
     def __init__(self, fan_in: int, layers: int, cfg: AgentConfig):
         super().__init__()
@@ -87,19 +140,10 @@ class ValueHead(nn.Module):
             nn.init.zeros_(self.out.weight)
         self.register_buffer("bins", twohot_bins(cfg.bins), persistent=False)
 
-    def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        """feat (..., F) → logits (..., bins) or scalar (..., 1), in fp32."""
-        return self.out(self.mlp(feat)).float()
-
-    def pred(self, out: torch.Tensor) -> torch.Tensor:
-        """The predicted mean in raw units (...)."""
-        return twohot_mean(out, self.bins) if self.twohot else out[..., 0]
-
-    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy against the two-hot target (on), or squared error (off); shape (...)."""
-        if self.twohot:
-            return twohot_cross_entropy(out, target, self.bins)
-        return (out[..., 0] - target.float()).square()
+    def forward(self, feat: torch.Tensor) -> TwoHotDist | MSEDist:
+        """feat (..., F) → the distribution of the predicted value, computed in fp32."""
+        out = self.out(self.mlp(feat)).float()
+        return TwoHotDist(out, self.bins) if self.twohot else MSEDist(out[..., 0])
 
 
 class ContinueHead(nn.Module):
@@ -110,16 +154,8 @@ class ContinueHead(nn.Module):
         self.mlp = MLP(fan_in, cfg.units, cfg.con_layers)
         self.out = Linear(self.mlp.out_width, 1)
 
-    def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        return self.out(self.mlp(feat)).float()[..., 0]
-
-    @staticmethod
-    def prob(logit: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(logit)
-
-    @staticmethod
-    def loss(logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(logit, target.float(), reduction="none")
+    def forward(self, feat: torch.Tensor) -> BernoulliDist:
+        return BernoulliDist(self.out(self.mlp(feat)).float()[..., 0])
 
 
 # --------------------------------------------------------------------------------------------

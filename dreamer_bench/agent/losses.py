@@ -134,13 +134,12 @@ def policy_loss_backprop(entropy, advantage, weight, cfg: AgentConfig) -> torch.
     return -weight.detach() * (advantage + cfg.actor_entropy * entropy)
 
 
-def value_loss(critic, out: torch.Tensor, target: torch.Tensor, slow_pred: torch.Tensor | None,
-               cfg: AgentConfig) -> torch.Tensor:
-    """The critic head's loss against sg(target), plus the slow-critic regulariser towards
-    sg(slow_pred) when a slow critic is kept."""
-    loss = critic.loss(out, target.detach())
+def value_loss(dist, target: torch.Tensor, slow_pred: torch.Tensor | None, cfg: AgentConfig) -> torch.Tensor:
+    """The critic's loss (its output distribution ``dist``) against sg(target), plus the
+    slow-critic regulariser towards sg(slow_pred) when a slow critic is kept."""
+    loss = dist.loss(target.detach())
     if slow_pred is not None:
-        loss = loss + cfg.scale_slowreg * critic.loss(out, slow_pred.detach())
+        loss = loss + cfg.scale_slowreg * dist.loss(slow_pred.detach())
     return loss
 
 
@@ -156,7 +155,8 @@ def repval_targets(reward, is_terminal, is_last, boot, cfg: AgentConfig) -> torc
     return lambda_returns(reward, disc, boot, lam)
 
 
-def replay_value_loss(critic, out, targets, slow_pred, is_last, cfg: AgentConfig) -> torch.Tensor:
-    """Replay critic loss (B, T − 1) for t ≤ T − 2, zero where step t is the last of an episode."""
-    loss = value_loss(critic, out[:, :-1], targets[:, :-1], None if slow_pred is None else slow_pred[:, :-1], cfg)
+def replay_value_loss(dist, targets, slow_pred, is_last, cfg: AgentConfig) -> torch.Tensor:
+    """Replay critic loss (B, T − 1) for t ≤ T − 2 from the critic's output ``dist`` (B, T), zero
+    where step t is the last of an episode."""
+    loss = value_loss(dist[:, :-1], targets[:, :-1], None if slow_pred is None else slow_pred[:, :-1], cfg)
     return loss * (1.0 - is_last[:, :-1].float())
