@@ -119,14 +119,23 @@ def bench(
 ) -> None:
     """Measure training updates per second and peak memory (batch 16×64 unless --set), or with
     --envs the environment steps per second of each family."""
-    from . import bench as bench_mod
-
     if json_out is not None:  # checked before anything is measured
         check_writable(json_out.parent if str(json_out.parent) else Path("."), "--json file's directory")
         if json_out.is_dir():
             fail(f"--json {json_out} is a directory; give a file name")
     if envs:
         return bench_envs(seconds, json_out)
+    cases, overrides = bench_cases(sizes, obs, precision, device, updates, warmup, off, sets)
+    threads = threads or os.cpu_count() or 1
+    results = bench_measure(cases, device, compile, updates, warmup, threads, overrides)
+    bench_store(results, overrides, warmup, json_out)
+
+
+def bench_cases(sizes, obs, precision, device, updates, warmup, off, sets) -> tuple[list[tuple[str, str, str]], dict]:
+    """Every (size, obs, precision) to measure, and the agent overrides; any bad value fails
+    here, before anything is measured."""
+    from . import bench as bench_mod
+    from .agent.config import make_config
 
     sizes, kinds, precisions = split_list(sizes), split_list(obs), split_list(precision)
     for s in sizes:
@@ -143,31 +152,40 @@ def bench(
     check_device(device)
     overrides = parse_sets(sets)
     overrides["off"] = ",".join(checked_techniques(split_list(off)))
-    from .agent.config import make_config
-
     for s in sizes:
-        make_config(s, overrides=overrides)  # a bad --set value fails here, before any work
-    threads = threads or os.cpu_count() or 1
+        make_config(s, overrides=overrides)  # a bad --set value fails here
+    return [(s, k, p) for s in sizes for k in kinds for p in precisions], overrides
+
+
+def bench_measure(cases, device, compile, updates, warmup, threads, overrides) -> list:
+    """Measure each case in its own process, printing a line per case and the table at the end."""
+    from . import bench as bench_mod
+
     console.print(f"machine: {bench_mod.machine_description()}; device {device}; {threads} threads")
     table = Table(title="training step (one gradient update)")
     for col in ("size", "obs", "precision", "compile", "updates/s", "ms/update", "peak MB"):
         table.add_column(col, justify="right" if col[0] in "ump" and col != "precision" else "left")
     results = []
-    for size in sizes:
-        for kind in kinds:
-            for prec in precisions:
-                with console.status(f"{size} {kind} {prec}: {warmup} warm-up + {updates} timed updates"):
-                    try:
-                        r = bench_mod.measure_in_subprocess(
-                            size=size, obs=kind, device=device, precision=prec, compile=compile,
-                            updates=updates, warmup=warmup, threads=threads, overrides=overrides)
-                    except RuntimeError as e:
-                        fail(f"{size} {kind} {prec} failed: {e}")
-                results.append(r)
-                table.add_row(size, kind, prec, str(compile), f"{r.updates_per_s:.2f}",
-                              f"{r.ms_per_update:.0f}", f"{r.peak_mb:.0f}")
-                console.print(f"{size:8s} {kind:6s} {prec}: {r.updates_per_s:.2f} updates/s, peak {r.peak_mb:.0f} MB")
+    for size, kind, prec in cases:
+        with console.status(f"{size} {kind} {prec}: {warmup} warm-up + {updates} timed updates"):
+            try:
+                r = bench_mod.measure_in_subprocess(
+                    size=size, obs=kind, device=device, precision=prec, compile=compile,
+                    updates=updates, warmup=warmup, threads=threads, overrides=overrides)
+            except RuntimeError as e:
+                fail(f"{size} {kind} {prec} failed: {e}")
+        results.append(r)
+        table.add_row(size, kind, prec, str(compile), f"{r.updates_per_s:.2f}",
+                      f"{r.ms_per_update:.0f}", f"{r.peak_mb:.0f}")
+        console.print(f"{size:8s} {kind:6s} {prec}: {r.updates_per_s:.2f} updates/s, peak {r.peak_mb:.0f} MB")
     console.print(table)
+    return results
+
+
+def bench_store(results, overrides, warmup, json_out: Optional[Path]) -> None:
+    """Keep default configurations measured after a warm-up for `--dry-run` estimates; write
+    --json."""
+    from . import bench as bench_mod
     from .runner.plan import remember
 
     if overrides["off"] or len(overrides) > 1 or warmup < 1:  # a technique off, a --set, or no warm-up

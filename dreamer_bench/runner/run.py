@@ -198,7 +198,7 @@ class Run:
         # asked every two seconds of training: True makes the run checkpoint and stop (state
         # pending, resumable), as a Dask grid's client asks its runs on SIGTERM or Ctrl-C
         self.should_stop = should_stop
-        self.window: dict = {"count": 0}  # the loop's metrics since its last row (see _loop)
+        self.window = _MetricsWindow()  # the loop's metrics since its last row (see _loop)
 
     # ---- set-up ------------------------------------------------------------------------------
 
@@ -330,9 +330,9 @@ class Run:
                 episodes, metrics_log = self._logs_known_to(loop)
             state = _LoopState.from_dict(loop, n_envs)
             try:
-                result = self._loop(agent, envs, replay, state, episodes, metrics_log, lock, budget, repeat)
+                result = self._loop(agent, envs, replay, state, episodes, metrics_log, lock, budget)
             except Exception:
-                if self.window["count"]:  # what it trained since the last metrics row, for the post-mortem
+                if self.window.count:  # what it trained since the last metrics row, for the post-mortem
                     metrics_log.append(self._metrics_row(state, self.window))
                     self._write_logs(episodes, metrics_log)
                 raise
@@ -340,96 +340,86 @@ class Run:
             envs.close()
         return result
 
-    def _loop(self, agent, envs, replay, st, episodes, metrics_log, lock, budget, repeat) -> dict:
-        spec, cfg = self.spec, agent.cfg
-        ratio = float(spec.settings()["train_ratio"])
-        schedule = TrainSchedule(ratio, cfg.batch_size, cfg.batch_length, prefetch=cfg.replay_prefetch,
-                                 prev=st.train_prev)
-        n = len(envs)
-        transitions = envs.step([None] * n)  # every environment starts with its reset step
-        policy_state = None
-        ep_return = np.zeros(n)
-        ep_length = np.zeros(n, np.int64)
-        last_ckpt = time.time()
-        last_log = last_write = time.time()
+    def _loop(self, agent, envs, replay, st, episodes, metrics_log, lock, budget) -> dict:
+        """Step the environments to the budget: log the episodes that end, act, store each step and
+        train after it by the official schedule, write logs, checkpoints and the status as time
+        passes, and stop early when asked (checkpointed: a rerun resumes)."""
+        cfg = agent.cfg
+        schedule = TrainSchedule(float(self.spec.settings()["train_ratio"]), cfg.batch_size, cfg.batch_length,
+                                 prefetch=cfg.replay_prefetch, prev=st.train_prev)
+        tracker = _EpisodeTracker(len(envs))
         # metrics summed since the last metrics row (a failing run logs them too: see _train)
-        self.window = window = {"updates": 0, "env_steps": 0, "t": time.time(), "sums": {}, "count": 0}
+        self.window = _MetricsWindow()
+        clock = _Clock()
+        transitions = envs.step([None] * len(envs))  # every environment starts with its reset step
+        policy_state = None
         stopped = False
         while True:
-            # -- count what arrived and log finished episodes
-            for i, tr in enumerate(transitions):
-                if not math.isfinite(float(tr.obs["reward"])):
-                    raise NonFiniteReward(f"the environment returned a non-finite reward ({float(tr.obs['reward'])}) "
-                                          f"after env step {st.env_steps} (environment {i})")
-                st.env_steps += tr.frames
-                window["env_steps"] += tr.frames
-                ep_return[i] += float(tr.obs["reward"])
-                ep_length[i] += 0 if tr.obs["is_first"] else 1
-                if tr.obs["is_last"]:
-                    # env_steps: all environments' steps so far (Atari: frames), the x of the
-                    # published score files; length counts the episode's policy steps.
-                    row = {"env_steps": st.env_steps, "frames": st.env_steps, "return": float(ep_return[i]),
-                           "length": int(ep_length[i]), "env": i, "terminal": bool(tr.obs["is_terminal"]),
-                           "time": time.time()}
-                    row.update(tr.episode)
-                    episodes.append(row)
-                    ep_return[i], ep_length[i] = 0.0, 0
+            episodes.extend(tracker.arrived(transitions, st, self.window))
             if st.env_steps >= budget:
                 break
-            # -- act
-            obs = {k: np.stack([tr.obs[k] for tr in transitions]) for k in envs.obs_space}
-            obs["is_first"] = np.array([tr.obs["is_first"] for tr in transitions])
-            policy_state, env_actions = agent.policy(policy_state, obs)
-            wm_action = policy_state["action"].cpu().numpy()
-            deter = policy_state["deter"].cpu().numpy()
-            stoch = policy_state["stoch"].argmax(-1).cpu().numpy()
-            for i, tr in enumerate(transitions):
-                step = {k: tr.obs[k] for k in envs.obs_space}
-                step.update(action=wm_action[i], reward=tr.obs["reward"], is_first=tr.obs["is_first"],
-                            is_last=tr.obs["is_last"], is_terminal=tr.obs["is_terminal"], deter=deter[i],
-                            stoch=stoch[i])
-                replay.add(i, step)
-                st.policy_steps += 1
-                # -- train by the official schedule (runner/schedule.py), after every added step
-                for _ in range(schedule.added(st.policy_steps, replay)):
-                    metrics = self._update(agent, replay, schedule)
-                    st.updates += 1
-                    window["updates"] += 1
-                    for k, v in metrics.items():
-                        window["sums"][k] = window["sums"].get(k, 0.0) + v
-                    window["count"] += 1
-            st.train_prev = schedule.prev
+            policy_state, env_actions = self._act_and_train(agent, envs.obs_space, transitions, policy_state,
+                                                            replay, schedule, st)
             transitions = envs.step(list(env_actions))
-            # -- periodic writes
             now = time.time()
-            if now - last_log >= spec.log_seconds:
-                metrics_log.append(self._metrics_row(st, window))
-                last_log = now
-                self._write_logs(episodes, metrics_log)
-                last_write = now
-            elif now - last_write >= 5.0:
-                self._write_logs(episodes, metrics_log)
-                last_write = now
-            if now - last_ckpt >= spec.checkpoint_minutes * 60:
-                self._write_logs(episodes, metrics_log)
-                self._checkpoint(agent, replay, st, episodes, metrics_log)
-                last_ckpt = now
+            self._periodic_writes(agent, replay, st, episodes, metrics_log, clock, now)
             if now - st.last_status >= 2.0:
                 lock.heartbeat()
                 self._progress(st, episodes, metrics_log)
                 if self.should_stop is not None and self.should_stop():
                     stopped = True
                     break
-        # -- done, or stopped on request (checkpointed here, resumed by a rerun)
-        if window["count"] or not metrics_log:
-            metrics_log.append(self._metrics_row(st, window))
+        return self._finish(agent, replay, st, episodes, metrics_log, stopped)
+
+    def _act_and_train(self, agent, obs_keys, transitions, policy_state, replay, schedule, st):
+        """The policy's actions for the arrived steps; each step goes into the replay with the
+        world-model action and the latents the policy computed, and the updates the schedule owes
+        after it run at once (runner/schedule.py). Returns the new policy state and env actions."""
+        obs = {k: np.stack([tr.obs[k] for tr in transitions]) for k in obs_keys}
+        obs["is_first"] = np.array([tr.obs["is_first"] for tr in transitions])
+        policy_state, env_actions = agent.policy(policy_state, obs)
+        wm_action = policy_state["action"].cpu().numpy()
+        deter = policy_state["deter"].cpu().numpy()
+        stoch = policy_state["stoch"].argmax(-1).cpu().numpy()
+        for i, tr in enumerate(transitions):
+            step = {k: tr.obs[k] for k in obs_keys}
+            step.update(action=wm_action[i], reward=tr.obs["reward"], is_first=tr.obs["is_first"],
+                        is_last=tr.obs["is_last"], is_terminal=tr.obs["is_terminal"], deter=deter[i],
+                        stoch=stoch[i])
+            replay.add(i, step)
+            st.policy_steps += 1
+            for _ in range(schedule.added(st.policy_steps, replay)):
+                self.window.add_update(self._update(agent, replay, schedule))
+                st.updates += 1
+        st.train_prev = schedule.prev
+        return policy_state, env_actions
+
+    def _periodic_writes(self, agent, replay, st, episodes, metrics_log, clock, now) -> None:
+        """A metrics row every ``log_seconds``, the logs at least every 5 s, a checkpoint every
+        ``checkpoint_minutes``."""
+        if now - clock.log >= self.spec.log_seconds:
+            metrics_log.append(self._metrics_row(st, self.window))
+            clock.log = clock.write = now
+            self._write_logs(episodes, metrics_log)
+        elif now - clock.write >= 5.0:
+            self._write_logs(episodes, metrics_log)
+            clock.write = now
+        if now - clock.checkpoint >= self.spec.checkpoint_minutes * 60:
+            self._write_logs(episodes, metrics_log)
+            self._checkpoint(agent, replay, st, episodes, metrics_log)
+            clock.checkpoint = now
+
+    def _finish(self, agent, replay, st, episodes, metrics_log, stopped: bool) -> dict:
+        """The last metrics row, logs and checkpoint: final when the budget is reached (the run is
+        done), a resumable one when it was stopped on request (state pending)."""
+        if self.window.count or not metrics_log:
+            metrics_log.append(self._metrics_row(st, self.window))
         self._write_logs(episodes, metrics_log)
         self._checkpoint(agent, replay, st, episodes, metrics_log, final=not stopped)
         if stopped:
             return self._progress(st, episodes, metrics_log, state="pending", error=STOPPED)
         fault_point("after-final-checkpoint")
-        status = self._progress(st, episodes, metrics_log, state="done")
-        return status
+        return self._progress(st, episodes, metrics_log, state="done")
 
     def _update(self, agent, replay, schedule) -> dict:
         import torch
@@ -447,14 +437,9 @@ class Run:
                              batch["stoch"][:, 1:].argmax(-1).numpy().astype(np.int16))
         return metrics
 
-    def _metrics_row(self, st, window) -> dict:
-        now = time.time()
-        dt = max(now - window["t"], 1e-9)
-        row = {k: v / window["count"] for k, v in window["sums"].items() if window["count"]}
-        row.update(env_steps=st.env_steps, updates=st.updates, policy_steps=st.policy_steps, time=now,
-                   updates_per_s=window["updates"] / dt, env_steps_per_s=window["env_steps"] / dt)
-        window.update(updates=0, env_steps=0, t=now, sums={}, count=0)
-        return row
+    @staticmethod
+    def _metrics_row(st, window: _MetricsWindow) -> dict:
+        return window.row(env_steps=st.env_steps, updates=st.updates, policy_steps=st.policy_steps)
 
     def _write_logs(self, episodes, metrics_log) -> None:
         write_logs(self.dir, episodes, metrics_log,
@@ -533,6 +518,71 @@ class _LoopState:
         d = asdict(self)
         d.pop("last_status")
         return d
+
+
+@dataclass
+class _MetricsWindow:
+    """Training metrics summed since the last metrics row, and the updates and env steps in it."""
+    updates: int = 0
+    env_steps: int = 0
+    start: float = field(default_factory=time.time)
+    sums: dict = field(default_factory=dict)
+    count: int = 0
+
+    def add_update(self, metrics: dict) -> None:
+        self.updates += 1
+        self.count += 1
+        for k, v in metrics.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+
+    def row(self, **counters) -> dict:
+        """The means of the metrics, the loop's ``counters``, the time and the window's rates;
+        the window starts again."""
+        now = time.time()
+        dt = max(now - self.start, 1e-9)
+        row = {k: v / self.count for k, v in self.sums.items()} if self.count else {}
+        row.update(counters, time=now, updates_per_s=self.updates / dt, env_steps_per_s=self.env_steps / dt)
+        self.updates, self.env_steps, self.start, self.sums, self.count = 0, 0, now, {}, 0
+        return row
+
+
+@dataclass
+class _Clock:
+    """When the loop last appended a metrics row, wrote its logs and checkpointed."""
+    log: float = field(default_factory=time.time)
+    write: float = field(default_factory=time.time)
+    checkpoint: float = field(default_factory=time.time)
+
+
+class _EpisodeTracker:
+    """Each environment's return and length so far; the rows of the episodes that end."""
+
+    def __init__(self, n: int):
+        self.returns = np.zeros(n)
+        self.lengths = np.zeros(n, np.int64)
+
+    def arrived(self, transitions, st, window: _MetricsWindow) -> list[dict]:
+        """Count the arrived steps (Atari: frames) and return a row per episode that ended: env
+        steps of all environments at its end (the x of the published score files), return,
+        length in policy steps, and what the environment reports of it (e.g. achievements)."""
+        rows = []
+        for i, tr in enumerate(transitions):
+            reward = float(tr.obs["reward"])
+            if not math.isfinite(reward):
+                raise NonFiniteReward(f"the environment returned a non-finite reward ({reward}) "
+                                      f"after env step {st.env_steps} (environment {i})")
+            st.env_steps += tr.frames
+            window.env_steps += tr.frames
+            self.returns[i] += reward
+            self.lengths[i] += 0 if tr.obs["is_first"] else 1
+            if tr.obs["is_last"]:
+                row = {"env_steps": st.env_steps, "frames": st.env_steps, "return": float(self.returns[i]),
+                       "length": int(self.lengths[i]), "env": i, "terminal": bool(tr.obs["is_terminal"]),
+                       "time": time.time()}
+                row.update(tr.episode)
+                rows.append(row)
+                self.returns[i], self.lengths[i] = 0.0, 0
+        return rows
 
 
 class NonFiniteReward(RuntimeError):
