@@ -254,6 +254,7 @@ RetriesOpt = typer.Option(0, "--retries", help="Retry a failed run this many tim
 CkptOpt = typer.Option(10.0, "--checkpoint-minutes", help="Minutes between checkpoints (work since the last one is lost on a crash).")
 ThreadsOpt = typer.Option(0, "--threads", help="torch threads per run (0: cores / jobs locally).")
 KeepReplayOpt = typer.Option(False, "--keep-replay", help="Keep a finished run's replay in its last checkpoint (for analysis; can be large).")
+LogOpt = typer.Option(None, "--log", help="Live metrics beside metrics.jsonl (repeatable): tensorboard (<run>/tensorboard/), wandb (offline unless WANDB_MODE is set).")
 
 
 def check_writable(path: Path, what: str) -> None:
@@ -296,7 +297,7 @@ def _grid_options(
     device: str = DeviceOpt, sets: Optional[List[str]] = SetOpt, results: Path = ResultsOpt, jobs: int = JobsOpt,
     backend: str = BackendOpt, address: Optional[str] = AddressOpt, dry_run: bool = DryOpt,
     retries: int = RetriesOpt, checkpoint_minutes: float = CkptOpt, threads: int = ThreadsOpt,
-    keep_replay: bool = KeepReplayOpt,
+    keep_replay: bool = KeepReplayOpt, log: Optional[List[str]] = LogOpt,
 ) -> None:
     """The options `run` and `ablate` share: their signature only (see grid_command)."""
 
@@ -316,7 +317,7 @@ def grid_command(command):
     def with_grid_options(**values):
         given = {name: values.pop(name) for name in shared}
         # the option values as they are, but for the two lists the command line still has to parse
-        given.update(tasks=split_list(given.pop("tasks_")), sets=parse_sets(given["sets"]))
+        given.update(tasks=split_list(given.pop("tasks_")), sets=parse_sets(given["sets"]), log=split_list(given["log"]))
         grid = GridOptions(**given)
         return command(**values, grid=grid)
 
@@ -419,8 +420,10 @@ def report(
     if reps < 100:
         fail("--reps must be at least 100")
     archive = is_archive(results)
-    if not (results.is_file() if archive else results.is_dir()):
-        fail(f"results {'archive' if archive else 'directory'} {results} does not exist")
+    published_alone = bool(compare and suite) and not results.exists()  # nothing of yours yet: the reference alone
+    if not (results.is_file() if archive else results.is_dir()) and not published_alone:
+        fail(f"results {'archive' if archive else 'directory'} {results} does not exist"
+             + ("" if compare else " (to see the published runs alone: --compare dreamerv3 --suite atari100k)"))
     if out is None:  # beside an archive, never inside the temporary folder it is unpacked into
         out = results.with_name(results.name.rsplit(".t", 1)[0] + "_report") if archive else results / "report"
     check_writable(out, "report directory")

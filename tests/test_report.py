@@ -229,6 +229,49 @@ def test_official_dmc_proprio_file_at_490k_and_cut_at_a_users_budget():
     assert got == pytest.approx(expected)
 
 
+def test_the_published_runs_alone_reproduce_the_published_aggregates(tmp_path, cli_here):
+    """No runs of the user's: `report --compare dreamerv3 --suite atari100k` reports the published
+    runs on their own, with the published human-normalised mean 124.7% and median 49.4%."""
+    results = tmp_path / "results"  # a fresh clone's: not there yet
+    r = cli_here("report", results, "--compare", "dreamerv3", "--suite", "atari100k", "--reps", "1000")
+    assert r.returncode == 0, r.stderr
+    import pandas as pd
+
+    agg = pd.read_csv(results / "report" / "atari100k_aggregates.csv").set_index("metric")
+    assert set(agg["method"]) == {"dreamerv3 (published)"}
+    assert 100 * agg.loc["Mean", "value"] == pytest.approx(124.7, abs=0.05)
+    assert 100 * agg.loc["Median", "value"] == pytest.approx(49.4, abs=0.05)
+    assert (agg["lower"] < agg["value"]).all() and (agg["value"] < agg["upper"]).all()
+    text = (results / "report" / "report.md").read_text()
+    assert "published runs alone" in text and text.count("| atari_") == 26
+    # the same without --suite is the usual one-line error, which now says how to see them
+    r = cli_here("report", tmp_path / "elsewhere")
+    assert r.returncode == 2 and "--compare dreamerv3 --suite atari100k" in r.stderr
+
+
+@pytest.mark.parametrize("suite, file, budget", [("dmc_proprio", "dmc_proprio-dreamerv3.json.gz", 490_000),
+                                                 ("dmc_vision", "dmc_vision-dreamerv3.json.gz", 1_000_000)])
+def test_the_published_dmc_runs_alone_are_scored_by_the_suite_rule(suite, file, budget):
+    """Each published run's score is the mean return of its points in the last 10K env steps of
+    its budget, computed here straight from the file; the proprio file's 10K bins stop at 490K of
+    the suite's 500K, so its window is the bin labelled 490K."""
+    from dreamer_bench.report.data import published_alone
+
+    runs = published_alone("dreamerv3", [suite])
+    tasks = sorted({r.task for r in runs})
+    got = score_matrices(score_table(runs), ["dreamerv3 (published)"], tasks)["dreamerv3 (published)"]
+    raw = json.loads(gzip.decompress((PUBLISHED_DIR / file).read_bytes()))
+    per_task = {}
+    for rec in raw:
+        xs, ys = np.array(rec["xs"], float), np.array(rec["ys"], float)
+        inside = (xs > budget - 10_000) & (xs <= budget)
+        if inside.any():
+            per_task.setdefault(rec["task"], []).append(ys[inside].mean() / 1000)
+    assert tasks == sorted(per_task) and len(tasks) == (18 if suite == "dmc_proprio" else 20)
+    expected = np.mean([np.mean(v) for v in per_task.values()])
+    assert np.nanmean(np.nanmean(got, 0)) == pytest.approx(expected, rel=1e-9)
+
+
 # ------------------------------------------------------------------------------------------------
 # against rliable
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from . import figures, stats
 from .data import (ReportError, RunRecord, as_score_records, load_published, load_results, opened_results,
-                   records_from_score_file, separate_configurations)
+                   published_alone, records_from_score_file, separate_configurations)
 from .. import scoring
 from ..results import write_score_file
 from .scores import budget_of, curve_table, run_score, score_matrices, score_table
@@ -72,8 +72,11 @@ def write_table(df: pd.DataFrame, out: Path, name: str) -> None:
 
 def make_report(opts: ReportOptions) -> Path:
     started = time.time()
-    with opened_results(opts.results) as folder:  # a folder, or a .tar.gz of one
-        runs, notes, left_out = load_results(folder, opts.include_unfinished)
+    if _published_only(opts):
+        runs, notes, left_out = [], [], {}
+    else:
+        with opened_results(opts.results) as folder:  # a folder, or a .tar.gz of one
+            runs, notes, left_out = load_results(folder, opts.include_unfinished)
     available = runs
     if opts.suites:
         runs = [r for r in runs if r.suite in opts.suites]
@@ -81,6 +84,10 @@ def make_report(opts: ReportOptions) -> Path:
         runs = [r for r in runs if r.task in opts.tasks]
     if opts.variants:
         runs = [r for r in runs if r.method in opts.variants]
+    alone = not runs and opts.compare and opts.suites and not (opts.tasks or opts.variants)
+    if alone:  # no runs of the user's: the published runs of the suites on their own
+        for name in opts.compare:
+            runs += published_alone(name, opts.suites)
     if not runs:
         there = ""
         if available and (opts.suites or opts.tasks or opts.variants):
@@ -89,9 +96,10 @@ def make_report(opts: ReportOptions) -> Path:
         skipped = f"; {'; '.join(notes)}" if notes else ""  # a corrupt file may be why there is nothing
         raise ReportError(f"no finished runs in {opts.results} match the filters"
                           + (f" ({sum(left_out.values())} unfinished left out; --include-unfinished)" if left_out else "")
-                          + there + skipped)
+                          + there + skipped
+                          + ("" if opts.compare else "; to see the published runs alone: --compare dreamerv3 --suite atari100k"))
     runs = separate_configurations(runs)
-    for name in opts.compare:
+    for name in opts.compare if not alone else []:
         runs += load_published(name, runs)
     for path in opts.score_files:
         by_suite: dict[str, dict] = {}
@@ -102,7 +110,9 @@ def make_report(opts: ReportOptions) -> Path:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     write_score_file(out / "scores.json.gz", as_score_records(runs))
-    sections = [f"# dreamer-bench report\n\nResults: `{opts.results}`. Generated "
+    source = (f"the published runs alone ({', '.join(opts.compare)}; no runs of yours in `{opts.results}`)" if alone
+              else f"`{opts.results}`")
+    sections = [f"# dreamer-bench report\n\nResults: {source}. Generated "
                 f"{time.strftime('%Y-%m-%d %H:%M')}; bootstrap: {opts.reps:,} stratified resamples, seed "
                 f"{opts.seed}, 95% percentile intervals (Agarwal et al. 2021).\n"]
     if left_out:
@@ -115,6 +125,12 @@ def make_report(opts: ReportOptions) -> Path:
     sections.append(f"\n_Report computed in {time.time() - started:.1f} s._\n")
     (out / "report.md").write_text("\n".join(sections))
     return out / "report.md"
+
+
+def _published_only(opts: ReportOptions) -> bool:
+    """A report of the published runs alone: asked for with --compare and --suite, and the
+    results folder does not exist (an empty or missing folder is how a fresh clone looks)."""
+    return bool(opts.compare and opts.suites and not Path(opts.results).exists())
 
 
 def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], reps: int = 50_000,
@@ -172,11 +188,17 @@ class _Suite:
     def prefix(self) -> str:
         return f"{self.name}_"
 
+    @property
+    def colours(self) -> dict:
+        """Each method's colour, the same in every figure of the suite."""
+        return figures.method_colours(self.methods)
+
 
 def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOptions) -> str:
     """A suite's part of the report: its introduction, then one section after another, each
     writing its tables and figures into ``out``."""
-    own = [r for r in runs if r.source == "results"]
+    # the report covers the tasks of the user's runs; with none (published runs alone), theirs
+    own = [r for r in runs if r.source == "results"] or runs
     tasks = sorted({r.task for r in own})
     table = score_table(runs)
     table = table[table["task"].isin(tasks)]
@@ -270,7 +292,7 @@ def _aggregates(s: _Suite, matrices: dict) -> list[str]:
     aggregates = pd.DataFrame(agg_rows)
     write_table(aggregates, out, prefix + "aggregates")
     wide = pd.DataFrame([{"method": m, **{a: fmt(*estimates[m][a]) for a in stats.AGGREGATES}} for m in methods])
-    fig = figures.interval_estimates(aggregates, out, prefix + "aggregates")
+    fig = figures.interval_estimates(aggregates, out, prefix + "aggregates", colours=s.colours)
     coverage = {m: tuple(t for t, k in zip(tasks, ~np.isnan(matrices[m]).all(0)) if k) for m in methods}
     uneven = ("" if len(set(coverage.values())) <= 1 else " Methods were run on different tasks, so each "
               "aggregate is over its own: " + "; ".join(f"`{m}` {len(c)} of {len(tasks)}" for m, c in coverage.items())
@@ -344,7 +366,7 @@ def _profiles(s: _Suite, matrices: dict) -> list[str]:
         prof_rows += [{"method": m, "tau": t, "fraction": p, "lower": a, "upper": b} for t, p, a, b in zip(taus, point, lo, hi)]
     profiles = pd.DataFrame(prof_rows)
     profiles.to_csv(out / f"{prefix}performance_profiles.csv", index=False)
-    fig = figures.performance_profiles(profiles, out, prefix + "performance_profiles")
+    fig = figures.performance_profiles(profiles, out, prefix + "performance_profiles", colours=s.colours)
     return [f"\n### Performance profiles\n\n![performance profiles]({fig})"]
 
 
@@ -363,14 +385,14 @@ def _efficiency_and_curves(s: _Suite) -> list[str]:
             eff_rows.append({"method": m, "fraction": frac, "iqm": est[0], "lower": est[1], "upper": est[2]})
     efficiency = pd.DataFrame(eff_rows, columns=["method", "fraction", "iqm", "lower", "upper"])
     efficiency.to_csv(out / f"{prefix}sample_efficiency.csv", index=False)
-    fig = figures.sample_efficiency(efficiency, out, prefix + "sample_efficiency")
+    fig = figures.sample_efficiency(efficiency, out, prefix + "sample_efficiency", colours=s.colours)
     if fig:
         text.append(f"\n### Sample efficiency\n\nIQM normalised score of the window ending at each tenth of the "
                     f"budget, with 95% intervals.\n\n![sample efficiency]({fig})")
     episodes = pd.DataFrame([{"task": r.task, "method": r.method, "seed": r.seed, "env_steps": x, "return": y,
                               "budget": r.budget or max(r.xs)} for r in runs if r.task in tasks
                              for x, y in zip(r.xs, r.ys) if r.budget is None or x <= r.budget])
-    fig = figures.learning_curves(episodes, out, prefix + "learning_curves")
+    fig = figures.learning_curves(episodes, out, prefix + "learning_curves", colours=s.colours, seed=opts.seed)
     if fig:
         text.append(f"\n### Learning curves\n\nEpisode returns binned over env steps; mean over seeds with a "
                     f"95% band.\n\n![learning curves]({fig})")

@@ -23,38 +23,78 @@ def save(fig, out: Path, name: str) -> str:
     return f"{name}.png"
 
 
-def learning_curves(episodes: pd.DataFrame, out: Path, name: str = "learning_curves", bins: int = 20) -> str | None:
-    """Per task: episode return against env steps, binned, mean over seeds with a 95% band."""
+def method_colours(methods) -> dict[str, tuple]:
+    """One colour per method for every figure of a suite: the full agent first of the palette,
+    the other methods after it in their order, published runs in greys."""
+    methods = list(dict.fromkeys(methods))
+    published = [m for m in methods if str(m).endswith("(published)")]
+    others = [m for m in methods if m not in published]
+    colours = dict(zip(others, sns.color_palette("tab10" if len(others) <= 10 else "husl", n_colors=len(others))))
+    greys = [(0.15, 0.15, 0.15), (0.45, 0.45, 0.45), (0.65, 0.65, 0.65)]
+    colours.update({m: greys[i % len(greys)] for i, m in enumerate(published)})
+    return colours
+
+
+def seed_band(values: np.ndarray, rng: np.random.Generator, reps: int = 1000) -> tuple[float, float, float]:
+    """Mean over seeds and its 95% percentile-bootstrap interval (resampling seeds); a single
+    seed's interval is the point itself."""
+    values = np.asarray(values, float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, mean, mean
+    means = values[rng.integers(0, len(values), (reps, len(values)))].mean(1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return mean, float(lo), float(hi)
+
+
+def learning_curves(episodes: pd.DataFrame, out: Path, name: str = "learning_curves", bins: int = 20,
+                    colours: dict | None = None, seed: int = 0) -> str | None:
+    """Per task: episode return against env steps in ``bins`` equal bins of the budget (each
+    seed's mean return in a bin), mean over seeds with a 95% bootstrap band over seeds."""
     if episodes.empty:
         return None
-    df = episodes.copy()
+    rng = np.random.default_rng(seed)
     rows = []
-    for task, sub in df.groupby("task"):
-        top = sub["budget"].max()
-        edges = np.linspace(0, top, bins + 1)
+    for task, sub in episodes.groupby("task"):
+        edges = np.linspace(0, sub["budget"].max(), bins + 1)
         sub = sub.assign(x=pd.cut(sub["env_steps"], edges, labels=edges[1:], include_lowest=True).astype(float))
         per_seed = sub.groupby(["method", "seed", "x"], observed=True)["return"].mean().reset_index()
-        per_seed["task"] = task
-        rows.append(per_seed)
-    data = pd.concat(rows)
+        for (method, x), cell in per_seed.groupby(["method", "x"]):
+            mean, lo, hi = seed_band(cell["return"].to_numpy(), rng)
+            rows.append({"task": task, "method": method, "x": x, "mean": mean, "lower": lo, "upper": hi})
+    data = pd.DataFrame(rows)
     tasks = sorted(data["task"].unique())
+    methods = sorted(data["method"].unique(), key=lambda m: (m != "full", m.endswith("(published)"), m))
+    colours = colours or method_colours(methods)
     cols = min(4, len(tasks))
-    hue_order = sorted(data["method"].unique(), key=lambda m: (m != "full", m.endswith("(published)"), m))
-    grid = sns.relplot(data=data, x="x", y="return", hue="method", hue_order=hue_order, col="task", col_wrap=cols,
-                       kind="line", errorbar=("ci", 95), marker="o", markersize=3,
-                       facet_kws={"sharex": False, "sharey": False}, height=2.6, aspect=1.3)
-    grid.set_titles("{col_name}")
-    grid.set_axis_labels("env steps", "episode return")
-    return save(grid.figure, out, name)
+    nrows = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols, 2.6 * nrows), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
+        for method in methods:
+            line = data[(data["task"] == task) & (data["method"] == method)].sort_values("x")
+            if line.empty:
+                continue
+            ax.plot(line["x"], line["mean"], marker="o", markersize=3, color=colours[method], label=method)
+            ax.fill_between(line["x"], line["lower"], line["upper"], color=colours[method], alpha=0.2, linewidth=0)
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("episode return")
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.set_visible(False)
+    handles = [plt.Line2D([], [], color=colours[m], marker="o", markersize=3) for m in methods]
+    fig.legend(handles, methods, loc="upper center", ncol=min(len(methods), 4), bbox_to_anchor=(0.5, 1.0),
+               fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (2.6 * nrows)))
+    return save(fig, out, name)
 
 
-def interval_estimates(aggregates: pd.DataFrame, out: Path, name: str = "aggregates") -> str:
+def interval_estimates(aggregates: pd.DataFrame, out: Path, name: str = "aggregates", colours: dict | None = None) -> str:
     """Point estimates and 95% intervals of each aggregate metric for each method."""
     metrics = list(dict.fromkeys(aggregates["metric"]))
     methods = list(dict.fromkeys(aggregates["method"]))
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 0.45 * len(methods) + 1.2), sharey=True)
     axes = np.atleast_1d(axes)
-    palette = dict(zip(methods, sns.color_palette(n_colors=len(methods))))
+    palette = colours or method_colours(methods)
     for ax, metric in zip(axes, metrics):
         sub = aggregates[aggregates["metric"] == metric].set_index("method").loc[methods]
         y = np.arange(len(methods))
@@ -101,10 +141,12 @@ def ablation_chart(deltas: pd.DataFrame, out: Path, name: str = "ablation") -> s
     return save(fig, out, name)
 
 
-def performance_profiles(profiles: pd.DataFrame, out: Path, name: str = "performance_profiles") -> str:
+def performance_profiles(profiles: pd.DataFrame, out: Path, name: str = "performance_profiles",
+                         colours: dict | None = None) -> str:
     fig, ax = plt.subplots(figsize=(5, 3.4))
+    colours = colours or method_colours(profiles["method"])
     for method, sub in profiles.groupby("method", sort=False):
-        line = ax.plot(sub["tau"], sub["fraction"], label=method)[0]
+        line = ax.plot(sub["tau"], sub["fraction"], label=method, color=colours[method])[0]
         ax.fill_between(sub["tau"], sub["lower"], sub["upper"], color=line.get_color(), alpha=0.2)
     ax.set_xlabel("normalised score τ")
     ax.set_ylabel("fraction of runs with score > τ")
@@ -127,12 +169,14 @@ def improvement(probabilities: pd.DataFrame, out: Path, name: str = "probability
     return save(fig, out, name)
 
 
-def sample_efficiency(curves: pd.DataFrame, out: Path, name: str = "sample_efficiency") -> str | None:
+def sample_efficiency(curves: pd.DataFrame, out: Path, name: str = "sample_efficiency",
+                      colours: dict | None = None) -> str | None:
     if curves.empty:
         return None
     fig, ax = plt.subplots(figsize=(5, 3.4))
+    colours = colours or method_colours(curves["method"])
     for method, sub in curves.groupby("method", sort=False):
-        line = ax.plot(sub["fraction"], sub["iqm"], marker="o", markersize=3, label=method)[0]
+        line = ax.plot(sub["fraction"], sub["iqm"], marker="o", markersize=3, label=method, color=colours[method])[0]
         ax.fill_between(sub["fraction"], sub["lower"], sub["upper"], color=line.get_color(), alpha=0.2)
     ax.set_xlabel("fraction of the budget (env steps)")
     ax.set_ylabel("IQM normalised score")

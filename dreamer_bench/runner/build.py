@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..results import writable, write_status
+from .live import check_loggers
 from .run import ConfigMismatch, Run, RunSpec
 
 
@@ -44,6 +45,7 @@ class GridOptions:
     threads: int = 0  # torch threads per run (0: cores / jobs locally)
     keep_replay: bool = False
     dry_run: bool = False
+    log: list[str] = field(default_factory=list)  # live loggers beside the JSONL files (runner/live.py)
 
 
 def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
@@ -83,7 +85,7 @@ def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
                 run = RunSpec(suite=suite.name, task=spec.to_dict(), off=off, seed=seed, results=str(opts.results),
                               steps=opts.steps, preset=opts.size, train_ratio=opts.train_ratio, sets=opts.sets,
                               device=opts.device, threads=opts.threads, checkpoint_minutes=opts.checkpoint_minutes,
-                              keep_replay=opts.keep_replay)
+                              keep_replay=opts.keep_replay, live=tuple(dict.fromkeys(opts.log)))
                 try:
                     run.agent_config()  # a bad --set value fails here
                 except ConfigError as e:
@@ -120,6 +122,10 @@ def check_options(opts: GridOptions, presets) -> None:
     if opts.threads < 0:
         raise GridError(f"--threads must be ≥ 0 (0: torch's default), got {opts.threads}")
     check_device(opts.device)
+    try:
+        check_loggers(opts.log)
+    except ValueError as e:
+        raise GridError(str(e)) from None
     if not writable(opts.results):
         raise GridError(f"results directory {opts.results} is not writable")
 

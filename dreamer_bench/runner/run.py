@@ -7,6 +7,7 @@ Results of a run, in ``<results>/<suite>/<variant>/<task>/seed_<n>/``:
                      return, length, wall-clock, and Crafter's achievements
     metrics.jsonl    periodic training metrics: losses, updates/s, env steps/s
     scores.json      the run's episodes in the official {task, method, seed, xs, ys} format
+    tensorboard/, wandb/, live.json   with --log: the live loggers' files (runner/live.py)
     checkpoint/      ckpt-<n>/: agent (networks, optimiser, slow critic, return statistics,
                      generators), replay latents and metadata, loop counters; the newest complete
                      one wins. replay/: the replayed steps as append-only chunk files
@@ -66,6 +67,7 @@ class RunSpec:
     keep_replay: bool = False  # keep the replay of a finished run (it can be large)
     log_seconds: float = 30.0
     replay_capacity: int = 0  # steps per environment stream (0: the whole run, at most 1M)
+    live: tuple = ()  # loggers beside the JSONL files: tensorboard, wandb (runner/live.py); not identity
 
     @property
     def variant(self) -> str:
@@ -199,6 +201,7 @@ class Run:
         # pending, resumable), as a Dask grid's client asks its runs on SIGTERM or Ctrl-C
         self.should_stop = should_stop
         self.window = _MetricsWindow()  # the loop's metrics since its last row (see _loop)
+        self.live = None  # the live loggers while the run trains (runner/live.py)
 
     # ---- set-up ------------------------------------------------------------------------------
 
@@ -329,6 +332,10 @@ class Run:
                 replay.load(ckpt / "replay", self.dir / "checkpoint" / "replay")
                 episodes, metrics_log = self._logs_known_to(loop)
             state = _LoopState.from_dict(loop, n_envs)
+            if spec.live:
+                from .live import LiveLog
+
+                self.live = LiveLog(self.dir, spec.live, read_config(self.dir), state.env_steps, episodes, metrics_log)
             try:
                 result = self._loop(agent, envs, replay, state, episodes, metrics_log, lock, budget)
             except Exception:
@@ -338,6 +345,9 @@ class Run:
                 raise
         finally:
             envs.close()
+            if self.live is not None:
+                self.live.close()
+                self.live = None
         return result
 
     def _loop(self, agent, envs, replay, st, episodes, metrics_log, lock, budget) -> dict:
@@ -444,6 +454,8 @@ class Run:
     def _write_logs(self, episodes, metrics_log) -> None:
         write_logs(self.dir, episodes, metrics_log,
                    score_record(self.spec.task_name, self.spec.variant, self.spec.seed, episodes))
+        if self.live is not None:
+            self.live.send(episodes, metrics_log)
 
     def _progress(self, st, episodes, metrics_log, state="running", **extra) -> dict:
         st.last_status = time.time()
