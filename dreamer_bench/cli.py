@@ -254,6 +254,9 @@ RetriesOpt = typer.Option(0, "--retries", help="Retry a failed run this many tim
 CkptOpt = typer.Option(10.0, "--checkpoint-minutes", help="Minutes between checkpoints (work since the last one is lost on a crash).")
 ThreadsOpt = typer.Option(0, "--threads", help="torch threads per run (0: cores / jobs locally).")
 KeepReplayOpt = typer.Option(False, "--keep-replay", help="Keep a finished run's replay in its last checkpoint (for analysis; can be large).")
+EvalEveryOpt = typer.Option(0, "--eval-every", help="Evaluation episodes every N env steps, apart from training, and at the end (0: none).")
+EvalEpisodesOpt = typer.Option(10, "--eval-episodes", help="Episodes per evaluation.")
+EvalModeOpt = typer.Option("sample", "--eval-mode", help="Evaluation actions: sample (as the official agent) or mode (the most likely action).")
 LogOpt = typer.Option(None, "--log", help="Live metrics beside metrics.jsonl (repeatable): tensorboard (<run>/tensorboard/), wandb (offline unless WANDB_MODE is set).")
 
 
@@ -297,7 +300,8 @@ def _grid_options(
     device: str = DeviceOpt, sets: Optional[List[str]] = SetOpt, results: Path = ResultsOpt, jobs: int = JobsOpt,
     backend: str = BackendOpt, address: Optional[str] = AddressOpt, dry_run: bool = DryOpt,
     retries: int = RetriesOpt, checkpoint_minutes: float = CkptOpt, threads: int = ThreadsOpt,
-    keep_replay: bool = KeepReplayOpt, log: Optional[List[str]] = LogOpt,
+    keep_replay: bool = KeepReplayOpt, log: Optional[List[str]] = LogOpt, eval_every: int = EvalEveryOpt,
+    eval_episodes: int = EvalEpisodesOpt, eval_mode: str = EvalModeOpt,
 ) -> None:
     """The options `run` and `ablate` share: their signature only (see grid_command)."""
 
@@ -396,6 +400,7 @@ def report(
     compare: Optional[List[str]] = typer.Option(None, "--compare", help="Published runs to draw beside yours: dreamerv3."),
     scores: Optional[List[Path]] = typer.Option(None, "--scores", help="Extra runs from an official score file {task, method, seed, xs, ys}."),
     include_unfinished: bool = typer.Option(False, "--include-unfinished", help="Include runs that have not finished."),
+    episodes: str = typer.Option("train", "--episodes", help="Score the training episodes (train) or the evaluation episodes of --eval-every (eval)."),
     reps: int = typer.Option(50_000, "--reps", help="Bootstrap resamples."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap (the report is repeatable for a seed)."),
 ) -> None:
@@ -419,6 +424,8 @@ def report(
             fail(f"score file {path} is not a valid score file: {str(e).splitlines()[0]}")
     if reps < 100:
         fail("--reps must be at least 100")
+    if episodes not in ("train", "eval"):
+        fail(f"unknown --episodes {episodes!r}; valid: train, eval")
     archive = is_archive(results)
     published_alone = bool(compare and suite) and not results.exists()  # nothing of yours yet: the reference alone
     if not (results.is_file() if archive else results.is_dir()) and not published_alone:
@@ -429,7 +436,7 @@ def report(
     check_writable(out, "report directory")
     opts = ReportOptions(results=results, out=out, suites=split_list(suite), variants=split_list(variants),
                          tasks=split_list(tasks_), compare=split_list(compare), score_files=list(scores or []),
-                         include_unfinished=include_unfinished, reps=reps, seed=seed)
+                         include_unfinished=include_unfinished, episodes=episodes, reps=reps, seed=seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

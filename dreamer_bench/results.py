@@ -191,6 +191,18 @@ def write_logs(run: Path, episodes: list[dict], metrics: list[dict], record: dic
     atomic_write_json(run / "scores.json", [record])
 
 
+def read_evaluation(run: Path) -> list[dict]:
+    """A run's evaluation episodes (eval.jsonl; runner/evaluate.py)."""
+    return read_jsonl(Path(run) / "eval.jsonl")
+
+
+def write_evaluation(run: Path, rows: list[dict], record: dict) -> None:
+    """eval.jsonl and eval_scores.json (the evaluation episodes in the official format), each
+    replaced atomically."""
+    atomic_write_jsonl(Path(run) / "eval.jsonl", rows)
+    atomic_write_json(Path(run) / "eval_scores.json", [record])
+
+
 def read_score_file(path: Path) -> list[dict]:
     """The records of an official score file (``.json`` or ``.json.gz``)."""
     path = Path(path)

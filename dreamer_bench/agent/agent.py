@@ -153,25 +153,33 @@ class Agent(nn.Module):
         return {"deter": deter, "stoch": stoch, "action": torch.zeros(n, self.act_space.size, device=self.device)}
 
     @torch.no_grad()
-    def policy(self, state: dict | None, obs: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+    def policy(self, state: dict | None, obs: Mapping[str, Any], generator: torch.Generator | None = None,
+               mode: bool = False) -> tuple[dict[str, torch.Tensor], np.ndarray]:
         """Act in a batch of N environments.
 
         obs: {key: (N, ...)} plus ``is_first`` (N,). state: from the previous call (or None).
         Returns the new state — posterior ``deter``, ``stoch`` (for the replay context) and the
         world-model ``action`` (one-hot, or unclipped) — and the environment action (N,) indices
-        or (N, A) clipped to [−1, 1].
+        or (N, A) clipped to [−1, 1]. The draws come from ``generator`` (default: the acting
+        generator of training), so that evaluation leaves training's draws as they were;
+        ``mode``: the actor's most likely action (its mean, for continuous actions) instead of a
+        sample, the latent still sampled (the official policy always samples).
         """
+        generator = generator or self.act_generator
         obs = self._to_device(obs)
         n = obs["is_first"].shape[0]
         if state is None:
             state = self.initial_state(n)
         with self.autocast():
             embed = self.encoder({k: obs[k] for k in self.obs_space})
-            uniform = self._uniform(self.rssm.latent_noise_shape(n), self.act_generator)
+            uniform = self._uniform(self.rssm.latent_noise_shape(n), generator)
             deter, stoch, _ = self.rssm.obs_step(
                 state["deter"], state["stoch"], state["action"], embed, obs["is_first"], uniform)
             params = self.actor(self.rssm.features(deter, stoch))
-            action = self.actor.sample(params, self._action_noise(n, self.act_generator))
+            if mode:
+                action = self.actor.mode(params)
+            else:
+                action = self.actor.sample(params, self._action_noise(n, generator))
         new_state = {"deter": deter.float(), "stoch": stoch.float(), "action": action.float()}
         if self.act_space.discrete:
             env_action = action.argmax(-1).cpu().numpy()

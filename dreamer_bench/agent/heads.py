@@ -242,6 +242,12 @@ class Actor(nn.Module):
         """Shape of the noise ``sample`` needs for N rows: one uniform, or A standard normals."""
         return (n, 1) if self.discrete else (n, self.act_dim)
 
+    def mode(self, params: torch.Tensor) -> torch.Tensor:
+        """The most likely action: one-hot of the largest probability, or the mean tanh(μ)."""
+        if self.discrete:
+            return F.one_hot(params.argmax(-1), self.act_dim).float()
+        return params.chunk(2, -1)[0]
+
     def sample(self, params: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Discrete: one-hot (..., A) from uniform noise; continuous: mean + std·noise, unclipped."""
         if self.discrete:

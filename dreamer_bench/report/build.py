@@ -37,6 +37,7 @@ class ReportOptions:
     compare: list[str] = field(default_factory=list)
     score_files: list[Path] = field(default_factory=list)
     include_unfinished: bool = False
+    episodes: str = "train"  # train: the training episodes (scores.json); eval: eval_scores.json
     reps: int = 50_000
     seed: int = 0
 
@@ -76,7 +77,7 @@ def make_report(opts: ReportOptions) -> Path:
         runs, notes, left_out = [], [], {}
     else:
         with opened_results(opts.results) as folder:  # a folder, or a .tar.gz of one
-            runs, notes, left_out = load_results(folder, opts.include_unfinished)
+            runs, notes, left_out = load_results(folder, opts.include_unfinished, opts.episodes)
     available = runs
     if opts.suites:
         runs = [r for r in runs if r.suite in opts.suites]
@@ -95,7 +96,9 @@ def make_report(opts: ReportOptions) -> Path:
             there = f"; there are suites {names('suite')}, variants {names('method')}, tasks {names('task')}"
         skipped = f"; {'; '.join(notes)}" if notes else ""  # a corrupt file may be why there is nothing
         raise ReportError(f"no finished runs in {opts.results} match the filters"
-                          + (f" ({sum(left_out.values())} unfinished left out; --include-unfinished)" if left_out else "")
+                          + (f" ({', '.join(f'{n} {state}' for state, n in sorted(left_out.items()))} left out"
+                             + ("" if set(left_out) == {"without evaluation episodes"} else "; --include-unfinished")
+                             + ")" if left_out else "")
                           + there + skipped
                           + ("" if opts.compare else "; to see the published runs alone: --compare dreamerv3 --suite atari100k"))
     runs = separate_configurations(runs)
@@ -112,11 +115,15 @@ def make_report(opts: ReportOptions) -> Path:
     write_score_file(out / "scores.json.gz", as_score_records(runs))
     source = (f"the published runs alone ({', '.join(opts.compare)}; no runs of yours in `{opts.results}`)" if alone
               else f"`{opts.results}`")
-    sections = [f"# dreamer-bench report\n\nResults: {source}. Generated "
+    which = ("Scores come from the runs' **evaluation episodes** (`eval_scores.json`, `--episodes eval`; x = the "
+             "training env steps at each evaluation)" if opts.episodes == "eval" else
+             "Scores come from the runs' **training episodes** (`scores.json`; `--episodes eval` reads their "
+             "evaluation episodes)")
+    sections = [f"# dreamer-bench report\n\nResults: {source}. {which}. Generated "
                 f"{time.strftime('%Y-%m-%d %H:%M')}; bootstrap: {opts.reps:,} stratified resamples, seed "
                 f"{opts.seed}, 95% percentile intervals (Agarwal et al. 2021).\n"]
     if left_out:
-        sections.append("Unfinished runs left out (use `--include-unfinished` to include them): "
+        sections.append("Runs left out (unfinished ones: use `--include-unfinished` to include them): "
                         + ", ".join(f"{n} {s}" for s, n in sorted(left_out.items())) + ".\n")
     if notes:
         sections.append("Skipped files:\n" + "\n".join(f"- {n}" for n in notes) + "\n")
@@ -214,7 +221,7 @@ def _introduction(s: _Suite) -> list[str]:
     norms = sorted({(r.task_settings.get("normalise") or {}).get("method", "none") for r in own})
     text = [f"## Suite `{suite}`\n",
             f"{len(tasks)} task(s), methods: {', '.join(f'`{m}`' for m in methods)}. Scores are read from "
-            f"training episodes by each task's rule and normalised by {', '.join(f'`{n}`' for n in norms)} "
+            f"{'evaluation' if s.opts.episodes == 'eval' else 'training'} episodes by each task's rule and normalised by {', '.join(f'`{n}`' for n in norms)} "
             f"(see `dreamer_bench/scoring.py`)."]
     raw = sorted({r.task for r in own if ((r.task_settings.get("normalise") or {}).get("method", "none")) == "none"})
     if raw and len(tasks) > 1:

@@ -74,9 +74,16 @@ def opened_results(path: Path):
         yield Path(tmp)
 
 
-def load_results(results: Path, include_unfinished: bool = False) -> tuple[list[RunRecord], list[str], dict]:
-    """Every run under a results directory. Returns the runs, warnings (corrupt or truncated
-    files, skipped with their names) and counts of unfinished runs left out, by state."""
+EPISODE_FILES = {"train": "scores.json", "eval": "eval_scores.json"}  # --episodes → the file a run wrote
+
+
+def load_results(results: Path, include_unfinished: bool = False, episodes: str = "train"
+                 ) -> tuple[list[RunRecord], list[str], dict]:
+    """Every run under a results directory, with its training episodes (``episodes="train"``,
+    scores.json) or its evaluation episodes ("eval", eval_scores.json). Returns the runs,
+    warnings (corrupt or truncated files, skipped with their names) and counts of runs left out
+    (unfinished, by state; "no evaluation" for runs without evaluation episodes)."""
+    name = EPISODE_FILES[episodes]
     results = Path(results)
     if not results.is_dir():
         raise ReportError(f"results directory {results} does not exist")
@@ -84,7 +91,7 @@ def load_results(results: Path, include_unfinished: bool = False) -> tuple[list[
     for d in find_runs(results):
         config = read_config(d)
         status = read_status(d)
-        scores = read_json(d / "scores.json")
+        scores = read_json(d / name)
         state = status.get("state", "pending")
         if config is None:
             if state == "pending":  # queued by a grid, not started: nothing to read yet
@@ -96,8 +103,10 @@ def load_results(results: Path, include_unfinished: bool = False) -> tuple[list[
             left_out[state] = left_out.get(state, 0) + 1
             continue
         if not (isinstance(scores, list) and scores and {"xs", "ys"} <= set(scores[0])):
-            if (d / "scores.json").exists():
-                notes.append(f"skipped {d / 'scores.json'}: truncated or corrupt")
+            if (d / name).exists():
+                notes.append(f"skipped {d / name}: truncated or corrupt")
+            elif episodes == "eval":  # a run made without --eval-every
+                left_out["without evaluation episodes"] = left_out.get("without evaluation episodes", 0) + 1
             elif state == "done":
                 notes.append(f"skipped {d}: scores.json is missing")
             else:
@@ -105,7 +114,7 @@ def load_results(results: Path, include_unfinished: bool = False) -> tuple[list[
             continue
         record = scores[0]
         if len(record["xs"]) != len(record["ys"]):
-            notes.append(f"skipped {d / 'scores.json'}: xs and ys differ in length")
+            notes.append(f"skipped {d / name}: xs and ys differ in length")
             continue
         task = config.get("task", {})
         achievements = None

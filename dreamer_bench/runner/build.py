@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..results import writable, write_status
+from .evaluate import EvalSettings
 from .live import check_loggers
 from .run import ConfigMismatch, Run, RunSpec
 
@@ -46,6 +47,9 @@ class GridOptions:
     keep_replay: bool = False
     dry_run: bool = False
     log: list[str] = field(default_factory=list)  # live loggers beside the JSONL files (runner/live.py)
+    eval_every: int = 0  # evaluation episodes every N env steps (runner/evaluate.py)
+    eval_episodes: int = 10
+    eval_mode: str = "sample"
 
 
 def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
@@ -85,7 +89,8 @@ def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
                 run = RunSpec(suite=suite.name, task=spec.to_dict(), off=off, seed=seed, results=str(opts.results),
                               steps=opts.steps, preset=opts.size, train_ratio=opts.train_ratio, sets=opts.sets,
                               device=opts.device, threads=opts.threads, checkpoint_minutes=opts.checkpoint_minutes,
-                              keep_replay=opts.keep_replay, live=tuple(dict.fromkeys(opts.log)))
+                              keep_replay=opts.keep_replay, live=tuple(dict.fromkeys(opts.log)),
+                              eval_every=opts.eval_every, eval_episodes=opts.eval_episodes, eval_mode=opts.eval_mode)
                 try:
                     run.agent_config()  # a bad --set value fails here
                 except ConfigError as e:
@@ -124,6 +129,7 @@ def check_options(opts: GridOptions, presets) -> None:
     check_device(opts.device)
     try:
         check_loggers(opts.log)
+        EvalSettings(opts.eval_every, opts.eval_episodes, opts.eval_mode).check()
     except ValueError as e:
         raise GridError(str(e)) from None
     if not writable(opts.results):

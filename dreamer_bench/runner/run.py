@@ -8,6 +8,7 @@ Results of a run, in ``<results>/<suite>/<variant>/<task>/seed_<n>/``:
     metrics.jsonl    periodic training metrics: losses, updates/s, env steps/s
     scores.json      the run's episodes in the official {task, method, seed, xs, ys} format
     tensorboard/, wandb/, live.json   with --log: the live loggers' files (runner/live.py)
+    eval.jsonl, eval_scores.json      with --eval-every: evaluation episodes (runner/evaluate.py)
     checkpoint/      ckpt-<n>/: agent (networks, optimiser, slow critic, return statistics,
                      generators), replay latents and metadata, loop counters; the newest complete
                      one wins. replay/: the replayed steps as append-only chunk files
@@ -32,8 +33,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..results import (EVALUATION_KEYS, IDENTITY_EXCLUDED, identity_hash, read_config, read_episodes, read_metrics,
-                       read_status, run_path, score_record, write_config, write_logs, write_status)
+from ..results import (EVALUATION_KEYS, IDENTITY_EXCLUDED, identity_hash, read_config, read_episodes, read_evaluation,
+                       read_metrics, read_status, run_path, score_record, write_config, write_evaluation, write_logs,
+                       write_status)
 from .lock import RunLock
 from .schedule import TrainSchedule
 
@@ -68,6 +70,9 @@ class RunSpec:
     log_seconds: float = 30.0
     replay_capacity: int = 0  # steps per environment stream (0: the whole run, at most 1M)
     live: tuple = ()  # loggers beside the JSONL files: tensorboard, wandb (runner/live.py); not identity
+    eval_every: int = 0  # evaluation episodes every N env steps (runner/evaluate.py); not identity
+    eval_episodes: int = 10
+    eval_mode: str = "sample"
 
     @property
     def variant(self) -> str:
@@ -89,6 +94,12 @@ class RunSpec:
 
     def budget(self) -> int:
         return int(self.steps or self.task["steps"])
+
+    @property
+    def evaluation(self):
+        from .evaluate import EvalSettings
+
+        return EvalSettings(self.eval_every, self.eval_episodes, self.eval_mode)
 
     def settings(self) -> dict:
         """The run's resolved settings, which define its identity."""
@@ -202,6 +213,7 @@ class Run:
         self.should_stop = should_stop
         self.window = _MetricsWindow()  # the loop's metrics since its last row (see _loop)
         self.live = None  # the live loggers while the run trains (runner/live.py)
+        self.eval_rows: list[dict] = []  # evaluation episodes so far (runner/evaluate.py)
 
     # ---- set-up ------------------------------------------------------------------------------
 
@@ -332,6 +344,8 @@ class Run:
                 replay.load(ckpt / "replay", self.dir / "checkpoint" / "replay")
                 episodes, metrics_log = self._logs_known_to(loop)
             state = _LoopState.from_dict(loop, n_envs)
+            # the evaluation rounds the checkpoint knew (a later one is repeated, as it would have run)
+            self.eval_rows = [r for r in read_evaluation(self.dir) if r.get("round", math.inf) < state.eval_rounds]
             if spec.live:
                 from .live import LiveLog
 
@@ -371,6 +385,8 @@ class Run:
             policy_state, env_actions = self._act_and_train(agent, envs.obs_space, transitions, policy_state,
                                                             replay, schedule, st)
             transitions = envs.step(list(env_actions))
+            if self.spec.evaluation.due(st.env_steps, st.eval_rounds):
+                self._evaluate(agent, st)
             now = time.time()
             self._periodic_writes(agent, replay, st, episodes, metrics_log, clock, now)
             if now - st.last_status >= 2.0:
@@ -422,6 +438,8 @@ class Run:
     def _finish(self, agent, replay, st, episodes, metrics_log, stopped: bool) -> dict:
         """The last metrics row, logs and checkpoint: final when the budget is reached (the run is
         done), a resumable one when it was stopped on request (state pending)."""
+        if not stopped and self.spec.eval_every and not any(r["env_steps"] == st.env_steps for r in self.eval_rows):
+            self._evaluate(agent, st)  # the trained agent's own evaluation, at the budget
         if self.window.count or not metrics_log:
             metrics_log.append(self._metrics_row(st, self.window))
         self._write_logs(episodes, metrics_log)
@@ -430,6 +448,19 @@ class Run:
             return self._progress(st, episodes, metrics_log, state="pending", error=STOPPED)
         fault_point("after-final-checkpoint")
         return self._progress(st, episodes, metrics_log, state="done")
+
+    def _evaluate(self, agent, st) -> None:
+        """One evaluation round (runner/evaluate.py); its episodes are written at once."""
+        from .evaluate import evaluate
+
+        settings = self.spec.settings()
+        rows = evaluate(agent, self.spec.task_name, {"action_repeat": settings["action_repeat"], **settings["env"]},
+                        self.spec.evaluation, self.spec.seed, st.eval_rounds, st.env_steps)
+        st.eval_rounds += 1
+        self.eval_rows += rows
+        record = score_record(self.spec.task_name, self.spec.variant, self.spec.seed, self.eval_rows)
+        write_evaluation(self.dir, self.eval_rows, record)
+        fault_point("after-evaluation")
 
     def _update(self, agent, replay, schedule) -> dict:
         import torch
@@ -517,6 +548,7 @@ class _LoopState:
     train_prev: float | None = None  # the schedule's state (runner/schedule.py)
     checkpoints: int = 0
     restarts: int = 0
+    eval_rounds: int = 0  # evaluations done (runner/evaluate.py)
     last_status: float = 0.0
 
     @classmethod
@@ -524,7 +556,8 @@ class _LoopState:
         if not d:
             return cls()
         return cls(env_steps=d["env_steps"], policy_steps=d["policy_steps"], updates=d["updates"],
-                   train_prev=d.get("train_prev"), checkpoints=d["checkpoints"], restarts=d.get("restarts", 0) + 1)
+                   train_prev=d.get("train_prev"), checkpoints=d["checkpoints"], restarts=d.get("restarts", 0) + 1,
+                   eval_rounds=d.get("eval_rounds", 0))
 
     def to_dict(self) -> dict:
         d = asdict(self)
