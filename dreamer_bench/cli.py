@@ -400,6 +400,7 @@ def report(
     compare: Optional[List[str]] = typer.Option(None, "--compare", help="Published runs to draw beside yours: dreamerv3."),
     scores: Optional[List[Path]] = typer.Option(None, "--scores", help="Extra runs from an official score file {task, method, seed, xs, ys}."),
     include_unfinished: bool = typer.Option(False, "--include-unfinished", help="Include runs that have not finished."),
+    html: bool = typer.Option(False, "--html", help="Also write report.html: one self-contained file, figures embedded."),
     episodes: str = typer.Option("train", "--episodes", help="Score the training episodes (train) or the evaluation episodes of --eval-every (eval)."),
     reps: int = typer.Option(50_000, "--reps", help="Bootstrap resamples."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap (the report is repeatable for a seed)."),
@@ -436,7 +437,7 @@ def report(
     check_writable(out, "report directory")
     opts = ReportOptions(results=results, out=out, suites=split_list(suite), variants=split_list(variants),
                          tasks=split_list(tasks_), compare=split_list(compare), score_files=list(scores or []),
-                         include_unfinished=include_unfinished, episodes=episodes, reps=reps, seed=seed)
+                         include_unfinished=include_unfinished, episodes=episodes, html=html, reps=reps, seed=seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -447,7 +448,8 @@ def report(
     for w in caught:
         if "skipped" in str(w.message) or "pool raw scores" in str(w.message):
             typer.echo(f"warning: {w.message}", err=True)
-    console.print(f"report written to {path} (tables as CSV and LaTeX, figures as PNG and PDF beside it)")
+    console.print(f"report written to {path} (tables as CSV and LaTeX, figures as PNG and PDF beside it"
+                  + (f"; {path.with_suffix('.html')}, self-contained)" if html else ")"))
 
 
 @app.command("suites")

@@ -77,6 +77,14 @@ def window(score: Mapping, budget: float) -> tuple[float, float, bool]:
     return 0.0, float(budget), True
 
 
+def describe_window(score: Mapping, budget: float, unit: str = "env steps") -> str:
+    """The episodes a score counts, in words: "ending in (490,000, 500,000] env steps"."""
+    if score.get("rule") == "crafter":
+        return f"all episodes within {budget:,.0f} {unit} (Crafter score of achievement success rates)"
+    start, end, closed_left = window(score, budget)
+    return f"ending in {'[' if closed_left else '('}{start:,.0f}, {end:,.0f}] {unit}"
+
+
 def in_window(xs: np.ndarray, start: float, end: float, closed_left: bool) -> np.ndarray:
     xs = np.asarray(xs, dtype=np.float64)
     left = xs >= start if closed_left else xs > start

@@ -434,6 +434,85 @@ def test_a_report_over_one_seed_says_its_intervals_are_points(tmp_path, cli_here
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "**One seed:** `full`, `off-symlog` have one seed" in text and "no difference" in text
+    # the ablation, whose interval over one seed is a point that excludes 0, claims nothing
+    assert "`off-symlog`: with one seed" in text and "supports no difference for it" in text
+    assert "seeds: full 1 seed; off-symlog 1 seed" in text
+
+
+def test_captions_name_the_statistic_the_window_and_the_seeds(synthetic, tmp_path, cli_here):
+    r = cli_here("report", synthetic, "--out", tmp_path / "rep", "--reps", "200")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "rep" / "report.md").read_text()
+    captions = [line for line in text.splitlines() if line.startswith("*") and line.endswith(".*")]
+    assert len(captions) == 5  # aggregates, ablation, profiles, sample efficiency, learning curves
+    for caption in captions[:-1]:
+        assert "training episodes ending in (900, 1,000] env steps" in caption
+        assert "seeds: full 3 seeds; off-symlog 3 seeds" in caption and "200 resamples" in caption
+    assert "IQM, mean, median and optimality gap" in captions[0] and "20 equal bins" in captions[-1]
+
+
+def test_every_method_keeps_its_colour_and_published_runs_are_grey():
+    from dreamer_bench.report.figures import method_colours
+
+    a = method_colours(["full", "off-symlog", "dreamerv3 (published)"])
+    b = method_colours(["full", "off-symlog", "off-unimix"])
+    assert a["full"] == b["full"] and a["off-symlog"] == b["off-symlog"] and len(set(b.values())) == 3
+    r, g, bl = a["dreamerv3 (published)"]
+    assert r == g == bl  # a grey
+
+
+def test_the_ablation_axis_does_not_magnify_a_tiny_change():
+    """A −0.0006 change of a 0.5 IQM is drawn on an axis of at least ±5% of 0.5 (±0.025, then a
+    10% margin), where it spans 2% of the half-axis; a real change sets the axis itself."""
+    import pandas as pd
+
+    from dreamer_bench.report.figures import ablation_span
+
+    tiny = pd.DataFrame({"delta": [-0.0006], "lower": [-0.0009], "upper": [-0.0003]})
+    assert ablation_span(tiny, 0.5) == pytest.approx(1.1 * 0.025)
+    assert 0.0006 / ablation_span(tiny, 0.5) < 0.03
+    large = pd.DataFrame({"delta": [-0.3], "lower": [-0.4], "upper": [-0.2]})
+    assert ablation_span(large, 0.5) == pytest.approx(1.1 * 0.4)
+    assert ablation_span(tiny, None) == pytest.approx(1.1 * 0.01)
+
+
+def test_html_report_is_one_self_contained_file_a_browser_renders(synthetic, tmp_path, cli_here):
+    """Opened in headless Chromium (Debian's, driven by Playwright) from a folder of its own: every
+    table of report.md is a table, every figure an image the browser decoded."""
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    r = cli_here("report", synthetic, "--out", tmp_path / "rep", "--reps", "200", "--html")
+    assert r.returncode == 0, r.stderr
+    alone = tmp_path / "elsewhere" / "report.html"
+    alone.parent.mkdir()
+    shutil.copy(tmp_path / "rep" / "report.html", alone)  # without the PNG files beside it
+    markdown = (tmp_path / "rep" / "report.md").read_text()
+    tables = sum(1 for a, b in zip(markdown.splitlines(), markdown.splitlines()[1:])
+                 if a.startswith("|") and b.startswith("|---"))
+    figures = markdown.count("![")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--disable-sync"])
+        try:
+            page = browser.new_page()
+            page.goto(alone.as_uri())
+            page.wait_for_load_state("load")
+            found = page.evaluate("""() => ({
+                tables: document.querySelectorAll('table').length,
+                images: [...document.images].map(i => ({ok: i.complete && i.naturalWidth > 0, src: i.src.slice(0, 22)})),
+                headings: [...document.querySelectorAll('h2, h3')].map(h => h.textContent),
+                cells: document.querySelector('table td').textContent})""")
+        finally:
+            browser.close()
+    assert found["tables"] == tables >= 4
+    assert len(found["images"]) == figures >= 5
+    assert all(i["ok"] and i["src"] == "data:image/png;base64," for i in found["images"])
+    assert "Suite toy" in found["headings"] and any(h.startswith("Ablation") for h in found["headings"])
 
 
 def test_pooling_raw_scores_of_tasks_without_references_is_warned(tmp_path, cli_here):

@@ -38,6 +38,7 @@ class ReportOptions:
     score_files: list[Path] = field(default_factory=list)
     include_unfinished: bool = False
     episodes: str = "train"  # train: the training episodes (scores.json); eval: eval_scores.json
+    html: bool = False  # also report.html, self-contained (report/html.py)
     reps: int = 50_000
     seed: int = 0
 
@@ -131,6 +132,10 @@ def make_report(opts: ReportOptions) -> Path:
         sections.append(suite_section(suite, [r for r in runs if r.suite == suite], out, opts))
     sections.append(f"\n_Report computed in {time.time() - started:.1f} s._\n")
     (out / "report.md").write_text("\n".join(sections))
+    if opts.html:
+        from .html import write_html
+
+        write_html(out / "report.md")
     return out / "report.md"
 
 
@@ -199,6 +204,39 @@ class _Suite:
     def colours(self) -> dict:
         """Each method's colour, the same in every figure of the suite."""
         return figures.method_colours(self.methods)
+
+    def seeds(self, method: str) -> tuple[int, int]:
+        """The fewest and most seeds with a score that the method has on a task of the suite."""
+        counts = (self.table[self.table["method"] == method].groupby("task")["normalised"]
+                  .apply(lambda v: int(v.notna().sum())))
+        return (int(counts.min()), int(counts.max())) if len(counts) else (0, 0)
+
+    def seeds_text(self, methods=None) -> str:
+        parts = []
+        for m in methods or self.methods:
+            lo, hi = self.seeds(m)
+            parts.append(f"{m} {lo if lo == hi else f'{lo}–{hi}'} seed{'s' if hi != 1 else ''}")
+        return "; ".join(parts)
+
+    def window_text(self) -> str:
+        """Which episodes the scores count, by the suite's rules."""
+        described = sorted({scoring.describe_window(r.task_settings.get("score") or scoring.default_score(
+            r.task_settings.get("family", "")), budget_of(r), "frames" if r.task_settings.get("family") == "atari"
+            else "env steps") for r in self.own})
+        episodes = "evaluation" if self.opts.episodes == "eval" else "training"
+        if len(described) > 2:
+            return f"mean return of the {episodes} episodes in each task's window (see the suite file)"
+        return f"mean return of the {episodes} episodes " + " or ".join(described)
+
+    def caption(self, statistic: str, methods=None, intervals: bool = True) -> str:
+        """A figure's or table's caption: the statistic, the window and the seeds."""
+        band = (f"; 95% stratified bootstrap intervals ({self.opts.reps:,} resamples)" if intervals else "")
+        return (f"\n\n*{statistic} Score: {self.window_text()}, normalised; {len(self.tasks)} task(s); seeds: "
+                f"{self.seeds_text(methods)}{band}.*")
+
+    def one_seed(self, methods) -> bool:
+        """Whether any of the methods has a single seed on some task: its intervals are points."""
+        return any(self.seeds(m)[0] <= 1 for m in methods)
 
 
 def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOptions) -> str:
@@ -305,7 +343,8 @@ def _aggregates(s: _Suite, matrices: dict) -> list[str]:
               "aggregate is over its own: " + "; ".join(f"`{m}` {len(c)} of {len(tasks)}" for m, c in coverage.items())
               + " (the ablation below compares on shared tasks only).")
     text.append("\n### Aggregate scores\n\nPoint estimate [95% interval] over tasks and seeds "
-                "(optimality gap: lower is better)." + uneven + "\n\n" + md_table(wide) + f"\n\n![aggregates]({fig})")
+                "(optimality gap: lower is better)." + uneven + "\n\n" + md_table(wide) + f"\n\n![aggregates]({fig})"
+                + s.caption("IQM, mean, median and optimality gap of the normalised scores over tasks and seeds."))
     return text
 
 
@@ -341,7 +380,10 @@ def _ablation(s: _Suite, matrices: dict) -> list[str]:
         write_table(deltas, out, prefix + "ablation")
         write_table(probs, out, prefix + "probability_of_improvement")
         write_table(per_task_delta, out, prefix + "ablation_per_task")
-        fig = figures.ablation_chart(deltas, out, prefix + "ablation")
+        unsupported = [v for v in variants if s.one_seed([v, FULL])]
+        reference = {a: float(f(matrices[FULL][:, ~np.isnan(matrices[FULL]).all(0)]))
+                     for a, f in stats.AGGREGATES.items()}
+        fig = figures.ablation_chart(deltas, out, prefix + "ablation", reference=reference, unsupported=unsupported)
         wide = pd.DataFrame([{"variant": v, **{a: fmt(*(lambda r: (r["delta"], r["lower"], r["upper"]))(
             deltas[(deltas["method"] == v) & (deltas["metric"] == a)].iloc[0])) for a in stats.AGGREGATES}}
             for v in variants])
@@ -350,9 +392,16 @@ def _ablation(s: _Suite, matrices: dict) -> list[str]:
         pivot_shown = pivot.assign(**{v: [fmt(x) for x in pivot[v]] for v in variants})
         probs_shown = probs.assign(probability=[fmt(p, lo, hi) for p, lo, hi in zip(probs["probability"], probs["lower"], probs["upper"])])
         shared_note = (" Compared on the tasks both were run on: " + "; ".join(partial) + "." if partial else "")
+        support = ("an interval that excludes 0 is a difference the seeds support" if not unsupported else
+                   "an interval that excludes 0 is a difference the seeds support, except for "
+                   + ", ".join(f"`{v}`" for v in unsupported) + ": with one seed (of it or of the full agent) on some "
+                   "task its intervals are points, so this report supports no difference for it (its bars are grey)")
         text.append("\n### Ablation: each technique switched off, versus the full agent\n\n"
-                    "Change of each aggregate (variant − full) [95% interval]; an interval that excludes 0 "
-                    "is a difference the seeds support." + shared_note + "\n\n" + md_table(wide) + f"\n\n![ablation]({fig})\n\n"
+                    "Change of each aggregate (variant − full) [95% interval]; " + support + "." + shared_note
+                    + "\n\n" + md_table(wide) + f"\n\n![ablation]({fig})"
+                    + s.caption("Change of each aggregate, variant − full, on the tasks both ran; the axis spans at "
+                                "least ±5% of the full agent's value, so a small change looks small.", [FULL] + variants)
+                    + "\n\n"
                     "Per task: mean normalised score of the variant minus that of the full agent.\n\n"
                     + md_table(pivot_shown) + "\n\nProbability that a run of the variant beats a run of the "
                     "full agent on the same task, averaged over tasks [95% interval]:\n\n"
@@ -374,7 +423,8 @@ def _profiles(s: _Suite, matrices: dict) -> list[str]:
     profiles = pd.DataFrame(prof_rows)
     profiles.to_csv(out / f"{prefix}performance_profiles.csv", index=False)
     fig = figures.performance_profiles(profiles, out, prefix + "performance_profiles", colours=s.colours)
-    return [f"\n### Performance profiles\n\n![performance profiles]({fig})"]
+    return [f"\n### Performance profiles\n\n![performance profiles]({fig})"
+            + s.caption("Fraction of runs (task × seed) with a normalised score above τ.")]
 
 
 def _efficiency_and_curves(s: _Suite) -> list[str]:
@@ -395,12 +445,18 @@ def _efficiency_and_curves(s: _Suite) -> list[str]:
     fig = figures.sample_efficiency(efficiency, out, prefix + "sample_efficiency", colours=s.colours)
     if fig:
         text.append(f"\n### Sample efficiency\n\nIQM normalised score of the window ending at each tenth of the "
-                    f"budget, with 95% intervals.\n\n![sample efficiency]({fig})")
+                    f"budget, with 95% intervals.\n\n![sample efficiency]({fig})"
+                    + s.caption("IQM of the normalised scores, each read in the window of the same width ending at a "
+                                "tenth of the budget (the last point is the score)."))
     episodes = pd.DataFrame([{"task": r.task, "method": r.method, "seed": r.seed, "env_steps": x, "return": y,
                               "budget": r.budget or max(r.xs)} for r in runs if r.task in tasks
                              for x, y in zip(r.xs, r.ys) if r.budget is None or x <= r.budget])
     fig = figures.learning_curves(episodes, out, prefix + "learning_curves", colours=s.colours, seed=opts.seed)
     if fig:
+        episodes_word = "evaluation" if opts.episodes == "eval" else "training"
         text.append(f"\n### Learning curves\n\nEpisode returns binned over env steps; mean over seeds with a "
-                    f"95% band.\n\n![learning curves]({fig})")
+                    f"95% band.\n\n![learning curves]({fig})"
+                    + f"\n\n*Raw {episodes_word} episode returns in 20 equal bins of the budget: each seed's mean in a "
+                      f"bin, then the mean over seeds with a 95% bootstrap band over seeds (a single seed has none); "
+                      f"seeds: {s.seeds_text()}.*")
     return text

@@ -119,21 +119,37 @@ def delta_colour(lower: float, upper: float, higher_is_better: bool = True) -> s
     return "tab:gray"
 
 
-def ablation_chart(deltas: pd.DataFrame, out: Path, name: str = "ablation") -> str | None:
-    """Change of each aggregate versus the full agent, with 95% intervals, per technique off."""
+def ablation_span(sub: pd.DataFrame, reference: float | None) -> float:
+    """Half the width of an ablation panel's axis: the largest change or interval end, but at
+    least 5% of the full agent's value of the metric (and 0.01), so that a change of −0.0006 is
+    drawn as the sliver it is rather than filling the panel."""
+    ends = np.abs(sub[["delta", "lower", "upper"]].to_numpy(float))
+    largest = float(np.nanmax(ends)) if np.isfinite(ends).any() else 0.0
+    floor = max(0.05 * abs(reference), 0.01) if reference is not None and np.isfinite(reference) else 0.01
+    return 1.1 * max(largest, floor)
+
+
+def ablation_chart(deltas: pd.DataFrame, out: Path, name: str = "ablation", reference: dict | None = None,
+                   unsupported: list | None = None) -> str | None:
+    """Change of each aggregate versus the full agent, with 95% intervals, per technique off;
+    ``reference``: the full agent's value of each metric (for the axis, see ablation_span);
+    ``unsupported``: variants whose intervals are points (one seed), drawn grey."""
     if deltas.empty:
         return None
     metrics = list(dict.fromkeys(deltas["metric"]))
     variants = list(dict.fromkeys(deltas["method"]))
+    unsupported = set(unsupported or ())
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 0.45 * len(variants) + 1.2), sharey=True)
     axes = np.atleast_1d(axes)
     for ax, metric in zip(axes, metrics):
         sub = deltas[deltas["metric"] == metric].set_index("method").loc[variants]
         y = np.arange(len(variants))
         err = np.vstack([sub["delta"] - sub["lower"], sub["upper"] - sub["delta"]])
-        colors = [delta_colour(lo, u, higher_is_better=metric != "Optimality Gap")
-                  for lo, u in zip(sub["lower"], sub["upper"])]
+        colors = ["tab:gray" if v in unsupported else delta_colour(lo, u, higher_is_better=metric != "Optimality Gap")
+                  for v, lo, u in zip(variants, sub["lower"], sub["upper"])]
         ax.barh(y, sub["delta"], xerr=err, color=colors, alpha=0.8, capsize=3)
+        span = ablation_span(sub, (reference or {}).get(metric))
+        ax.set_xlim(-span, span)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_yticks(y, variants)
         ax.set_title(f"Δ {metric} vs full")
