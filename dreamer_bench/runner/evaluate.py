@@ -66,7 +66,7 @@ def evaluate(agent, task: str, env_settings: dict, settings: EvalSettings, run_s
             transition = env.step(None)  # the reset step
             state, ret, length = None, 0.0, 0
             while True:
-                obs = {k: transition.obs[k][None] for k in keys}
+                obs = {k: np.stack([transition.obs[k]]) for k in keys}  # a copy: env arrays may be read-only
                 obs["is_first"] = np.array([transition.obs["is_first"]])
                 with torch.no_grad():
                     state, action = agent.policy(state, obs, generator=generator, mode=settings.mode == "mode")
