@@ -377,6 +377,37 @@ def ablate(
 
 
 @app.command()
+def predict(
+    run_dir: Path = typer.Argument(..., help="A run's folder (results/<suite>/<variant>/<task>/seed_<n>)."),
+    episodes: int = typer.Option(3, "--episodes", help="Fresh episodes to play and predict."),
+    context: int = typer.Option(5, "--context", help="Steps the model observes before it imagines."),
+    window: int = typer.Option(50, "--window", help="Steps per window (context included)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the episodes' environments and of the model's draws."),
+    device: str = DeviceOpt,
+) -> None:
+    """Open-loop world-model predictions of a run's latest checkpoint, into RUN_DIR/predictions/."""
+    from .runner.predict import PredictError, predict as run_predict
+
+    if episodes < 1:
+        fail(f"--episodes must be ≥ 1, got {episodes}")
+    if not 1 <= context < window:
+        fail(f"--context must be ≥ 1 and below --window ({window}), got {context}")
+    check_device(device)
+    if not (run_dir / "config.json").is_file():
+        fail(f"{run_dir} is not a run folder (it has no config.json); runs are in results/<suite>/<variant>/<task>/seed_<n>")
+    check_writable(run_dir / "predictions", "predictions folder")
+    try:
+        with console.status("playing episodes and predicting"):
+            record = run_predict(run_dir, episodes=episodes, context=context, window=window, seed=seed, device=device)
+    except PredictError as e:
+        fail(str(e))
+    s = record["seconds"]
+    console.print(f"predictions of {record['task']} after {record['updates']:,} updates written to "
+                  f"{run_dir / 'predictions'} ({len(record['episodes'])} episodes; load {s['load']} s, play "
+                  f"{s['collect']} s, predict and draw {s['predict_and_draw']} s)")
+
+
+@app.command()
 def status(results: Path = typer.Argument(Path("results"), help="Results directory.")) -> None:
     """Print the state of every run in a results directory."""
     from .results import find_runs

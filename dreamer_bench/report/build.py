@@ -250,7 +250,7 @@ def suite_section(suite: str, runs: list[RunRecord], out: Path, opts: ReportOpti
     s = _Suite(suite, runs, own, tasks, order_methods(table["method"]), table, out, opts)
     matrices = score_matrices(table, s.methods, tasks)
     text = (_introduction(s) + _per_task(s) + _targets(s) + _aggregates(s, matrices) + _ablation(s, matrices)
-            + _profiles(s, matrices) + _efficiency_and_curves(s))
+            + _profiles(s, matrices) + _efficiency_and_curves(s) + _predictions(s))
     return "\n".join(text) + "\n"
 
 
@@ -409,6 +409,28 @@ def _ablation(s: _Suite, matrices: dict) -> list[str]:
         fig = figures.improvement(probs, out, prefix + "probability_of_improvement")
         if fig:
             text.append(f"\n![probability of improvement]({fig})")
+    return text
+
+
+def _predictions(s: _Suite, per_run: int = 1) -> list[str]:
+    """The world-model predictions `dreamer-bench predict` wrote into run folders: the first
+    ``per_run`` episodes of each run that has them, copied beside the report."""
+    runs = [r for r in s.own if r.predictions]
+    if not runs:
+        return []
+    text = ["\n### World-model predictions\n\nOpen loop, from `dreamer-bench predict` (files in each run's "
+            "`predictions/`): the model sees the first steps of a fresh episode, then imagines the rest under "
+            "the actions taken. Images: rows true, imagined, |difference| (steps marked * were seen); vectors: "
+            "true (solid) against imagined (dashed), the context shaded."]
+    for r in sorted(runs, key=lambda r: (r.task, r.method, r.seed)):
+        names = sorted(r.predictions)
+        episodes = sorted({n.split("_")[1] for n in names})[:per_run]
+        for name in names:
+            if name.split("_")[1] not in episodes:
+                continue
+            target = f"{s.prefix}predictions_{r.method}_{r.task}_seed{r.seed}_{name}".replace(":", "_")
+            (s.out / target).write_bytes(r.predictions[name])
+            text.append(f"\n{r.task}, `{r.method}`, seed {r.seed} ({name}):\n\n![{r.task} predictions]({target})")
     return text
 
 

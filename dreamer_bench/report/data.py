@@ -43,6 +43,8 @@ class RunRecord:
     source: str = "results"  # results | published | file
     # the agent settings that differ from the preset, as the runner recorded them (config.json)
     beyond_preset: dict = field(default_factory=dict)
+    # `dreamer-bench predict`'s figures in the run's predictions/ folder: file name → PNG bytes
+    predictions: dict = field(default_factory=dict)
 
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
@@ -127,7 +129,8 @@ def load_results(results: Path, include_unfinished: bool = False, episodes: str 
             suite=run.get("suite", d.parts[-4]), task=record["task"], method=record["method"], seed=int(record["seed"]),
             xs=[float(x) for x in record["xs"]], ys=[float(y) for y in record["ys"]], state=state,
             budget=float(task.get("steps", 0)) or None, task_settings=task, achievements=achievements,
-            identity=identity, beyond_preset=config.get("beyond_preset", {})))
+            identity=identity, beyond_preset=config.get("beyond_preset", {}),
+            predictions={f.name: f.read_bytes() for f in sorted((d / "predictions").glob("episode_*.png"))}))
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return runs, notes, left_out
