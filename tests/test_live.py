@@ -72,7 +72,7 @@ def test_tensorboard_holds_every_metric_and_episode_of_the_jsonl_files_once(logg
     logged, _ = logged
     acc = tensorboard_scalars(logged)
     metrics, episodes = read_jsonl(logged / "metrics.jsonl"), read_jsonl(logged / "episodes.jsonl")
-    assert len(metrics) >= 2 and len(episodes) >= 20
+    assert metrics and len(episodes) >= 20  # a metrics row every 30 s and at the end: one or more
     tags = set(acc.Tags()["scalars"])
     expected = {k for row in metrics for k in row if k not in ("env_steps", "time")}
     assert {"loss/dyn", "loss/rep", "loss/policy", "updates_per_s", "updates"} <= expected

@@ -18,8 +18,8 @@ ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
 TASKS = {  # the smoke suite's families, each shortened to a few seconds of training
     "gym_CartPole-v1": "{steps: 300}",
     "dmc_cartpole_balance": "{steps: 300, action_repeat: 2, env: {obs: vector}}",
-    "atari_pong": "{steps: 600, action_repeat: 4, env: {noops: 30, frame_cap: 2000}, refs: {random: -20.7, human: 14.6}}",
-    "crafter": "{steps: 200, env: {length: 300}}",
+    "atari_pong": "{steps: 400, action_repeat: 4, env: {noops: 30, frame_cap: 2000}, refs: {random: -20.7, human: 14.6}}",
+    "crafter": "{steps: 150, env: {length: 300}}",
 }
 
 
@@ -46,13 +46,13 @@ def run_dir(results: Path, task: str) -> Path:
 @pytest.mark.parametrize("task", list(TASKS))
 def test_predict_writes_figures_for_every_smoke_family(finished, task):
     d = run_dir(finished, task)
-    out = cli("predict", d, "--episodes", "2", "--window", "16", "--context", "4")
+    out = cli("predict", d, "--episodes", "2", "--window", "12", "--context", "4")
     assert out.returncode == 0, out.stderr
     record = json.loads((d / "predictions" / "predictions.json").read_text())
     assert record["updates"] == json.loads((d / "status.json").read_text())["updates"] > 0
     assert [e["episode"] for e in record["episodes"]] == [0, 1]
     for episode in record["episodes"]:
-        assert episode["context"] == 4 and 4 < episode["steps"] <= 16
+        assert episode["context"] == 4 and 4 < episode["steps"] <= 12
         for name in episode["files"]:
             assert (d / "predictions" / name).stat().st_size > 1000
         image = task in ("atari_pong", "crafter")
