@@ -49,7 +49,7 @@ def logged(tmp_path_factory):
     root = tmp_path_factory.mktemp("live")
     suite = tiny_suite(root / "tiny.yaml", steps=3000)
     args = ["run", "--suite", suite, "--results", root / "r", "--threads", "1", "--checkpoint-minutes", "0.25",
-            "--log", "tensorboard", "--log", "wandb"]
+            "--log", "tensorboard", "--log", "wandb", "--eval-every", "1000", "--eval-episodes", "2"]
     run = root / "r" / "tiny" / "full" / "gym_CartPole-v1" / "seed_0"
     proc = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *map(str, args)], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -87,6 +87,16 @@ def test_tensorboard_holds_every_metric_and_episode_of_the_jsonl_files_once(logg
     assert [e.step for e in returns] == [e["env_steps"] for e in episodes]
     assert [e.value for e in returns] == pytest.approx([e["return"] for e in episodes])
     assert [e.value for e in acc.Scalars("length")] == [e["length"] for e in episodes]
+
+
+def test_evaluation_episodes_reach_both_loggers_once(logged):
+    logged, _ = logged
+    rows = read_jsonl(logged / "eval.jsonl")
+    assert len(rows) == 6  # rounds at 1000, 2000 and the end (3000), two episodes each
+    events = tensorboard_scalars(logged).Scalars("eval/return")
+    assert [(e.step, e.value) for e in events] == [(r["env_steps"], pytest.approx(r["return"])) for r in rows]
+    logged_evals = [(h["env_steps"], h["eval/return"]) for h in wandb_history(wandb_records(logged)) if "eval/return" in h]
+    assert {(r["env_steps"], r["return"]) for r in rows} <= set(logged_evals)
 
 
 def test_tensorboard_hyperparameters_are_the_resolved_settings(logged):

@@ -4,7 +4,8 @@ these are views of it, under the same names:
 
 - every key of a metrics row (losses, entropies, return scale, updates/s, counters) is a scalar at
   step ``env_steps`` with the row's wall time; every episode sends ``return`` and ``length`` at the
-  env step it ended on.
+  env step it ended on, every evaluation episode (``--eval-every``) ``eval/return`` and
+  ``eval/length`` at the env step of its round.
 - the run's resolved settings (config.json's run, task and agent sections) are its hyperparameters;
   suite/variant/task/seed_n its name, and suite, variant, task and seed_n its tags.
 
@@ -136,7 +137,7 @@ class LiveLog:
     closes those already open and raises."""
 
     def __init__(self, directory: Path, names: tuple[str, ...], config: dict, start_step: int,
-                 episodes: list[dict], metrics_log: list[dict]):
+                 episodes: list[dict], metrics_log: list[dict], evaluation: list[dict] | None = None):
         self.dir = Path(directory)
         self.state_file = self.dir / "live.json"
         try:
@@ -147,17 +148,21 @@ class LiveLog:
         try:
             for name in names:
                 state = self.state.setdefault(name, {"episodes": 0, "metrics": 0})
+                state.setdefault("eval", 0)
                 opener = _TensorBoard if name == "tensorboard" else _WandB
                 writer = self.writers[name] = opener(self.dir, config, state, start_step)
                 # rows are in env-step order: skip those the logger's files keep
                 state.update(episodes=sum(r["env_steps"] <= writer.have["episodes"] for r in episodes),
-                             metrics=sum(r["env_steps"] <= writer.have["metrics"] for r in metrics_log))
+                             metrics=sum(r["env_steps"] <= writer.have["metrics"] for r in metrics_log),
+                             eval=sum(r["env_steps"] <= writer.have["eval"] for r in evaluation or []))
         except BaseException:
             self.close()
             raise
-        self.send(episodes, metrics_log)
+        self.send(episodes, metrics_log, evaluation)
 
-    def send(self, episodes: list[dict], metrics_log: list[dict]) -> None:
+    def send(self, episodes: list[dict], metrics_log: list[dict], evaluation: list[dict] | None = None) -> None:
+        """Send the rows added since the last call (``evaluation``: eval.jsonl's rows, as
+        ``eval/return`` and ``eval/length``)."""
         if not self.writers:
             return
         for name, writer in self.writers.items():
@@ -166,8 +171,10 @@ class LiveLog:
                 writer.metrics(row)
             for row in episodes[sent["episodes"]:]:
                 writer.episode(row)
+            for row in (evaluation or [])[sent["eval"]:]:
+                writer.episode(row, prefix="eval/")
             writer.flush()
-            sent.update(episodes=len(episodes), metrics=len(metrics_log))
+            sent.update(episodes=len(episodes), metrics=len(metrics_log), eval=len(evaluation or []))
         atomic_write_json(self.state_file, self.state)
 
     def close(self) -> None:
@@ -187,7 +194,7 @@ class _TensorBoard:
         self.writer = SummaryWriter(log_dir=str(directory / "tensorboard"), purge_step=start_step if earlier else None,
                                     flush_secs=30)
         kept = start_step - 1 if earlier else -1
-        self.have = {"episodes": kept, "metrics": kept}
+        self.have = {"episodes": kept, "metrics": kept, "eval": kept}
         if not earlier:
             # the hparams plugin's records, in the run's own event file (SummaryWriter.add_hparams
             # would write them to a sub-folder of their own)
@@ -201,9 +208,9 @@ class _TensorBoard:
         for key, value in metric_scalars(row).items():
             self.writer.add_scalar(key, value, step, walltime=row.get("time"))
 
-    def episode(self, row: dict) -> None:
+    def episode(self, row: dict, prefix: str = "") -> None:
         for key, value in episode_scalars(row).items():
-            self.writer.add_scalar(key, value, int(row["env_steps"]), walltime=row.get("time"))
+            self.writer.add_scalar(prefix + key, value, int(row["env_steps"]), walltime=row.get("time"))
 
     def flush(self) -> None:
         self.writer.flush()
@@ -223,7 +230,8 @@ class _WandB:
         # what earlier processes' W&B files hold: the run continues after it (W&B cannot unlog)
         history = wandb_history(wandb_records(directory, sent["id"]))
         self.have = {"episodes": max((h["env_steps"] for h in history if "return" in h), default=-1),
-                     "metrics": max((h["env_steps"] for h in history if "updates" in h), default=-1)}
+                     "metrics": max((h["env_steps"] for h in history if "updates" in h), default=-1),
+                     "eval": max((h["env_steps"] for h in history if "eval/return" in h), default=-1)}
         self.wandb = wandb
         self.run = wandb.init(
             project=os.environ.get("WANDB_PROJECT", "dreamer-bench"), dir=str(directory), id=sent["id"],
@@ -238,8 +246,8 @@ class _WandB:
     def metrics(self, row: dict) -> None:
         self.run.log({**metric_scalars(row), "env_steps": int(row["env_steps"])})
 
-    def episode(self, row: dict) -> None:
-        self.run.log({**episode_scalars(row), "env_steps": int(row["env_steps"])})
+    def episode(self, row: dict, prefix: str = "") -> None:
+        self.run.log({**{prefix + k: v for k, v in episode_scalars(row).items()}, "env_steps": int(row["env_steps"])})
 
     def flush(self) -> None:
         pass  # W&B writes its run file as it goes

@@ -349,7 +349,8 @@ class Run:
             if spec.live:
                 from .live import LiveLog
 
-                self.live = LiveLog(self.dir, spec.live, read_config(self.dir), state.env_steps, episodes, metrics_log)
+                self.live = LiveLog(self.dir, spec.live, read_config(self.dir), state.env_steps, episodes, metrics_log,
+                                    self.eval_rows)
             try:
                 result = self._loop(agent, envs, replay, state, episodes, metrics_log, lock, budget)
             except Exception:
@@ -486,7 +487,7 @@ class Run:
         write_logs(self.dir, episodes, metrics_log,
                    score_record(self.spec.task_name, self.spec.variant, self.spec.seed, episodes))
         if self.live is not None:
-            self.live.send(episodes, metrics_log)
+            self.live.send(episodes, metrics_log, self.eval_rows)
 
     def _progress(self, st, episodes, metrics_log, state="running", **extra) -> dict:
         st.last_status = time.time()
