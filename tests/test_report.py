@@ -408,6 +408,15 @@ def test_a_match_target_judges_ours_against_the_official_runs_of_a_score_file(tm
     assert len(lines) == 1 and lines[0].startswith("| gym_t | full") and lines[0].endswith("| PASS |"), lines
 
 
+def test_a_score_file_run_still_training_is_left_out_unless_asked(tmp_path):
+    path = tmp_path / "official.json"
+    path.write_text(json.dumps([{"task": "gym_t", "method": "official", "seed": s, "xs": [1000], "ys": [v],
+                                 "finished": done} for s, v, done in ((0, 90.0, True), (1, 5.0, False), (2, 80.0, None))]))
+    settings = {"gym_t": {"steps": 1000, "score": {"rule": "last", "width": 100}, "normalise": {"method": "none"}}}
+    assert [r.seed for r in records_from_score_file(path, settings, "toy")] == [0, 2]  # no mark: a finished file
+    assert [r.seed for r in records_from_score_file(path, settings, "toy", include_unfinished=True)] == [0, 1, 2]
+
+
 @pytest.mark.parametrize("case", ["scores-not-json", "filters-match-nothing", "out-unwritable"])
 def test_report_input_errors_are_one_line_exit_two(synthetic, tmp_path, case, cli_here):
     args = ["report", synthetic, "--reps", "100", "--out", tmp_path / "rep"]

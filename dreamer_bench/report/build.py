@@ -110,7 +110,7 @@ def make_report(opts: ReportOptions) -> Path:
         for r in runs:
             by_suite.setdefault(r.suite, {})[r.task] = {**r.task_settings, "steps": r.budget}
         for suite, settings in by_suite.items():
-            runs += records_from_score_file(path, settings, suite)
+            runs += records_from_score_file(path, settings, suite, include_unfinished=opts.include_unfinished)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     write_score_file(out / "scores.json.gz", as_score_records(runs))

@@ -212,13 +212,15 @@ def published_alone(name: str, suites: list[str]) -> list[RunRecord]:
     return runs
 
 
-def records_from_score_file(path: Path, suite_settings: dict[str, dict], suite: str, budget: float | None = None
-                            ) -> list[RunRecord]:
-    """Runs of any official score file, scored with the settings of a suite's tasks."""
+def records_from_score_file(path: Path, suite_settings: dict[str, dict], suite: str, budget: float | None = None,
+                            include_unfinished: bool = False) -> list[RunRecord]:
+    """Runs of any official score file, scored with the settings of a suite's tasks. A record
+    marked ``"finished": false`` (a reference run still training, tools/official/collect.py) is
+    left out unless ``include_unfinished``, as the user's unfinished runs are."""
     out = []
     for rec in read_score_file(path):
         task = suite_settings.get(rec["task"])
-        if task is None:
+        if task is None or (rec.get("finished") is False and not include_unfinished):
             continue
         out.append(RunRecord(suite=suite, task=rec["task"], method=str(rec["method"]), seed=int(rec["seed"]),
                              xs=[float(x) for x in rec["xs"]], ys=[float(y) for y in rec["ys"]],
