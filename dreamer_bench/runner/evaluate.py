@@ -50,6 +50,24 @@ def round_seed(run_seed: int, round_: int) -> int:
     return (run_seed * 1_000_003 + 7_777_777 + 104_729 * round_) % (2**31)
 
 
+def play(agent, env, generator, mode: bool = False):
+    """One episode of the agent's policy on ``env`` with draws from ``generator``: yields
+    (transition, policy state, env action) for every step from the reset step on; the episode's
+    last transition comes with the state before it and action None (nothing acts on it)."""
+    import torch
+
+    keys = list(env.obs_space)
+    transition, state = env.step(None), None
+    while not transition.obs["is_last"]:
+        obs = {k: np.stack([transition.obs[k]]) for k in keys}  # a copy: env arrays may be read-only
+        obs["is_first"] = np.array([transition.obs["is_first"]])
+        with torch.no_grad():
+            state, action = agent.policy(state, obs, generator=generator, mode=mode)
+        yield transition, state, action
+        transition = env.step(action[0])
+    yield transition, state, None
+
+
 def evaluate(agent, task: str, env_settings: dict, settings: EvalSettings, run_seed: int, round_: int,
              train_env_steps: int) -> list[dict]:
     """Play ``settings.episodes`` episodes with the agent's current policy; the rows of eval.jsonl."""
@@ -61,20 +79,11 @@ def evaluate(agent, task: str, env_settings: dict, settings: EvalSettings, run_s
     generator = torch.Generator(agent.device).manual_seed(round_seed(run_seed, round_))
     rows = []
     try:
-        keys = list(env.obs_space)
         for episode in range(settings.episodes):
-            transition = env.step(None)  # the reset step
-            state, ret, length = None, 0.0, 0
-            while True:
-                obs = {k: np.stack([transition.obs[k]]) for k in keys}  # a copy: env arrays may be read-only
-                obs["is_first"] = np.array([transition.obs["is_first"]])
-                with torch.no_grad():
-                    state, action = agent.policy(state, obs, generator=generator, mode=settings.mode == "mode")
-                transition = env.step(action[0])
-                ret += float(transition.obs["reward"])
-                length += 1
-                if transition.obs["is_last"]:
-                    break
+            ret, length = 0.0, 0
+            for transition, _, _ in play(agent, env, generator, mode=settings.mode == "mode"):
+                ret += float(transition.obs["reward"])  # the reset step's reward is 0
+                length += 0 if transition.obs["is_first"] else 1
             rows.append({"env_steps": train_env_steps, "round": round_, "episode": episode, "return": ret,
                          "length": length, "mode": settings.mode, "time": time.time()})
     finally:

@@ -67,6 +67,7 @@ def collect(agent, task: str, env_settings: dict, episodes: int, max_steps: int,
     import torch
 
     from ..envs import make_env
+    from .evaluate import play
 
     out = []
     generator = torch.Generator(agent.device).manual_seed(seed)
@@ -75,21 +76,17 @@ def collect(agent, task: str, env_settings: dict, episodes: int, max_steps: int,
         keys = list(env.obs_space)
         steps = {k: [] for k in (*keys, "action", "reward", "is_first", "is_terminal")}
         try:
-            tr, state = env.step(None), None
-            while True:
-                obs = {k: np.stack([tr.obs[k]]) for k in keys}
-                obs["is_first"] = np.array([tr.obs["is_first"]])
-                with torch.no_grad():
-                    state, action = agent.policy(state, obs, generator=generator)
+            for tr, state, action in play(agent, env, generator):
                 for k in keys:
                     steps[k].append(np.asarray(tr.obs[k]))
-                steps["action"].append(state["action"][0].cpu().numpy())
+                # the world-model action taken after this step (none after the last one)
+                steps["action"].append(np.zeros(agent.act_space.size, np.float32) if action is None
+                                       else state["action"][0].cpu().numpy())
                 steps["reward"].append(float(tr.obs["reward"]))
                 steps["is_first"].append(bool(tr.obs["is_first"]))
                 steps["is_terminal"].append(bool(tr.obs["is_terminal"]))
-                if tr.obs["is_last"] or len(steps["reward"]) >= max_steps:
+                if len(steps["reward"]) >= max_steps:
                     break
-                tr = env.step(action[0])
         finally:
             env.close()
         out.append({k: np.stack(v) for k, v in steps.items()})

@@ -373,6 +373,7 @@ class Run:
         schedule = TrainSchedule(float(self.spec.settings()["train_ratio"]), cfg.batch_size, cfg.batch_length,
                                  prefetch=cfg.replay_prefetch, prev=st.train_prev)
         tracker = _EpisodeTracker(len(envs))
+        evaluation = self.spec.evaluation  # once, not at every step
         # metrics summed since the last metrics row (a failing run logs them too: see _train)
         self.window = _MetricsWindow()
         clock = _Clock()
@@ -386,7 +387,7 @@ class Run:
             policy_state, env_actions = self._act_and_train(agent, envs.obs_space, transitions, policy_state,
                                                             replay, schedule, st)
             transitions = envs.step(list(env_actions))
-            if self.spec.evaluation.due(st.env_steps, st.eval_rounds):
+            if evaluation.due(st.env_steps, st.eval_rounds):
                 self._evaluate(agent, st)
             now = time.time()
             self._periodic_writes(agent, replay, st, episodes, metrics_log, clock, now)
