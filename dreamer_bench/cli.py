@@ -459,7 +459,9 @@ def report(
     if episodes not in ("train", "eval"):
         fail(f"unknown --episodes {episodes!r}; valid: train, eval")
     archive = is_archive(results)
-    published_alone = bool(compare and suite) and not results.exists()  # nothing of yours yet: the reference alone
+    from .report.build import published_only
+
+    published_alone = published_only(compare, suite, results)  # nothing of yours yet: the reference alone
     if not (results.is_file() if archive else results.is_dir()) and not published_alone:
         fail(f"results {'archive' if archive else 'directory'} {results} does not exist"
              + ("" if compare else " (to see the published runs alone: --compare dreamerv3 --suite atari100k)"))

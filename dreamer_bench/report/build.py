@@ -74,7 +74,7 @@ def write_table(df: pd.DataFrame, out: Path, name: str) -> None:
 
 def make_report(opts: ReportOptions) -> Path:
     started = time.time()
-    if _published_only(opts):
+    if published_only(opts.compare, opts.suites, opts.results):
         runs, notes, left_out = [], [], {}
     else:
         with opened_results(opts.results) as folder:  # a folder, or a .tar.gz of one
@@ -139,10 +139,10 @@ def make_report(opts: ReportOptions) -> Path:
     return out / "report.md"
 
 
-def _published_only(opts: ReportOptions) -> bool:
+def published_only(compare, suites, results: Path) -> bool:
     """A report of the published runs alone: asked for with --compare and --suite, and the
     results folder does not exist (an empty or missing folder is how a fresh clone looks)."""
-    return bool(opts.compare and opts.suites and not Path(opts.results).exists())
+    return bool(compare and suites and not Path(results).exists())
 
 
 def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], reps: int = 50_000,
