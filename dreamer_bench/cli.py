@@ -60,13 +60,32 @@ def parse_sets(values: Optional[List[str]]) -> dict[str, str]:
         key = key.strip()
         if key == "off":
             fail("techniques are switched off with --off NAME (or `dreamer-bench ablate`), not --set off=…; "
-                 f"valid: {', '.join(techniques.NAMES)}")
+                 f"valid: {', '.join(techniques.names())}")
         if key in RUNNER_FIELDS:
             fail(f"{key} is set with {RUNNER_FIELDS[key]}, not --set {key}=… (which the runner would override)")
-        if key not in FIELDS and key not in ALIASES:
+        if key in ("plugins", "plugin_settings"):
+            fail("users' techniques are loaded with --plugin FILE_OR_MODULE and set with --set NAME.KEY=VALUE")
+        if "." in key:  # a plug-in's own setting
+            from .agent.plugins import PluginError, parse_setting
+
+            try:
+                parse_setting(key, value.strip())
+            except PluginError as e:
+                fail(f"--set {key}: {e}")
+        elif key not in FIELDS and key not in ALIASES:
             fail(f"unknown config field {key!r} in --set; valid: {', '.join(FIELDS)}")
         out[key] = value.strip()
     return out
+
+
+def load_plugins(refs: list[str]) -> list[str]:
+    """Load the users' techniques ``--plugin`` names; the references as runs record them."""
+    from .agent.plugins import PluginError, load_all, recorded_refs
+
+    try:
+        return sorted(set(recorded_refs(load_all(refs)).values()))
+    except PluginError as e:
+        fail(str(e))
 
 
 def checked_techniques(names: list[str]) -> tuple[str, ...]:
@@ -81,23 +100,33 @@ def tricks(
     names: Optional[List[str]] = typer.Argument(None, help="Show only these techniques."),
     as_json: bool = typer.Option(False, "--json", help="Print the registry as JSON."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the registry as a Markdown table (the README's)."),
+    plugin: Optional[List[str]] = typer.Option(None, "--plugin", help="Also list the techniques of this file, module or entry point (repeatable)."),
 ) -> None:
-    """List the robustness techniques that can be switched off with --off NAME."""
-    chosen = checked_techniques(split_list(names)) or techniques.NAMES
-    rows = [techniques.BY_NAME[n] for n in techniques.NAMES if n in chosen]
+    """List the robustness techniques that can be switched off with --off NAME: the built-in ones,
+    the plug-ins installed packages declare, and those named with --plugin."""
+    from .agent.plugins import PluginError, installed, load
+
+    for ref in installed():  # a broken installed plug-in does not hide the others
+        try:
+            load(ref)
+        except PluginError as e:
+            warn(str(e))
+    load_plugins(split_list(plugin))
+    chosen = checked_techniques(split_list(names)) or techniques.names()
+    rows = [techniques.BY_NAME[n] for n in techniques.names() if n in chosen]
     if as_json:
         typer.echo(json.dumps([t.to_dict() for t in rows], indent=2))
         return
     if markdown:
         typer.echo(techniques.markdown_table(rows))
         return
-    table = Table(title="DreamerV3 robustness techniques (all on by default)", show_lines=True)
+    table = Table(title="DreamerV3 robustness techniques and loaded plug-ins (all on by default)", show_lines=True)
     table.add_column("name", style="bold")
     table.add_column("on (full agent)")
     table.add_column("off (--off NAME)")
     table.add_column("code")
     for t in rows:
-        table.add_row(t.name, t.on, t.off, t.where)
+        table.add_row(t.name, t.on, t.off, t.code)
     Console(width=max(console.width, 140)).print(table)
 
 
@@ -257,6 +286,7 @@ KeepReplayOpt = typer.Option(False, "--keep-replay", help="Keep a finished run's
 EvalEveryOpt = typer.Option(0, "--eval-every", help="Evaluation episodes every N env steps, apart from training, and at the end (0: none).")
 EvalEpisodesOpt = typer.Option(10, "--eval-episodes", help="Episodes per evaluation.")
 EvalModeOpt = typer.Option("sample", "--eval-mode", help="Evaluation actions: sample (as the official agent) or mode (the most likely action).")
+PluginOpt = typer.Option(None, "--plugin", help="A technique of your own: a .py file, a module or an installed entry point (repeatable; see the README).")
 LogOpt = typer.Option(None, "--log", help="Live metrics beside metrics.jsonl (repeatable): tensorboard (<run>/tensorboard/), wandb (offline unless WANDB_MODE is set).")
 
 
@@ -301,7 +331,7 @@ def _grid_options(
     backend: str = BackendOpt, address: Optional[str] = AddressOpt, dry_run: bool = DryOpt,
     retries: int = RetriesOpt, checkpoint_minutes: float = CkptOpt, threads: int = ThreadsOpt,
     keep_replay: bool = KeepReplayOpt, log: Optional[List[str]] = LogOpt, eval_every: int = EvalEveryOpt,
-    eval_episodes: int = EvalEpisodesOpt, eval_mode: str = EvalModeOpt,
+    eval_episodes: int = EvalEpisodesOpt, eval_mode: str = EvalModeOpt, plugin: Optional[List[str]] = PluginOpt,
 ) -> None:
     """The options `run` and `ablate` share: their signature only (see grid_command)."""
 
@@ -320,7 +350,9 @@ def grid_command(command):
     @functools.wraps(command)
     def with_grid_options(**values):
         given = {name: values.pop(name) for name in shared}
-        # the option values as they are, but for the two lists the command line still has to parse
+        # the plug-ins first: their names are valid in --off and their settings in --set
+        given["plugins"] = load_plugins(split_list(given.pop("plugin")))
+        # the option values as they are, but for the lists the command line still has to parse
         given.update(tasks=split_list(given.pop("tasks_")), sets=parse_sets(given["sets"]), log=split_list(given["log"]))
         grid = GridOptions(**given)
         return command(**values, grid=grid)
@@ -369,10 +401,16 @@ def ablate(
     grid=None,
 ) -> None:
     """Train variants with techniques switched off, beside the full agent (shared with `run`)."""
+    from .agent.plugins import load_all
+
+    known = techniques.NAMES + load_all(grid.plugins)  # the built-ins and this grid's plug-ins
     names = checked_techniques(split_list(off))
+    stray = [n for n in names if n not in known]
+    if stray:
+        fail(f"technique {', '.join(stray)} is a plug-in this command does not load (--plugin); valid: {', '.join(known)}")
     if not names and not each:
-        fail(f"give --off NAME (repeatable) or --each; valid names: {', '.join(techniques.NAMES)}")
-    variants = [()] + [(n,) for n in (names or techniques.NAMES)] if each else [(), names]
+        fail(f"give --off NAME (repeatable) or --each; valid names: {', '.join(known)}")
+    variants = [()] + [(n,) for n in (names or known)] if each else [(), names]
     train_grid(grid, variants)
 
 

@@ -28,6 +28,17 @@ SCORE_KEYS = {"task", "method", "seed", "xs", "ys"}
 
 # agent fields that do not change what a run means
 IDENTITY_EXCLUDED = ("device", "compile")
+PLUGIN_MARK = "@"  # joins a variant's name to the plug-ins its agent was built with: full@mine, off-x@mine
+
+
+def baseline_variant(variant: str) -> str:
+    """The full agent a variant is ablated against: ``full`` for ``off-x``, ``full@p`` for ``off-x@p``."""
+    _, mark, plugins = variant.partition(PLUGIN_MARK)
+    return "full" + mark + plugins
+
+
+# the agent's plug-in fields (agent/plugins.py): part of the identity when a run has plug-ins
+PLUGIN_FIELDS = ("plugins", "plugin_settings", "plugin_sources")
 # agent fields renamed since runs were recorded, under the names those runs recorded: a run's
 # identity hashes them under the old name, so that existing runs keep their identity and resume
 RENAMED_FIELDS = {"agc_clip": "agc", "latent_unimix": "unimix"}
@@ -133,7 +144,8 @@ def find_runs(results: Path) -> list[Path]:
 def identity_hash(task: dict, agent: dict, version: str | None) -> str:
     """The configuration shared by every seed of a (suite, variant, task): the report pools runs
     with the same hash. The seed is a run's coordinate, not part of its configuration."""
-    agent = {RENAMED_FIELDS.get(k, k): v for k, v in agent.items() if k not in IDENTITY_EXCLUDED and k != "seed"}
+    agent = {RENAMED_FIELDS.get(k, k): v for k, v in agent.items() if k not in IDENTITY_EXCLUDED and k != "seed"
+             and not (k in PLUGIN_FIELDS and not v)}  # runs without plug-ins keep the identity they had
     task = {k: v for k, v in task.items() if k not in EVALUATION_KEYS}
     blob = json.dumps({"task": task, "agent": agent, "version": version}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -27,7 +27,9 @@ import torch
 from torch import nn
 
 from . import losses as L
+from . import plugins as P
 from ..spaces import ActSpace
+from ..results import IDENTITY_EXCLUDED, PLUGIN_FIELDS
 from .config import AgentConfig, canonical
 from .functional import seeded
 from .heads import Actor, ContinueHead, ValueHead
@@ -76,7 +78,9 @@ class Agent(nn.Module):
         # Each module is initialised from its own seed (see functional.seeded).
         with seeded(cfg.seed, "encoder"):
             self.encoder = Encoder(obs_space, cfg)
-        self.rssm = RSSM(self.encoder.out_width, act_space.size, cfg)
+        # the users' techniques that are on (agent/plugins.py), each built from its own seed
+        self.plugins = nn.ModuleDict(P.build(cfg, self.obs_space, act_space) if cfg.plugins else {})
+        self.rssm = RSSM(self.encoder.out_width, act_space.size, cfg, core=self._plugin_core(act_space.size))
         with seeded(cfg.seed, "decoder"):
             self.decoder = Decoder(obs_space, cfg)
         with seeded(cfg.seed, "reward"):
@@ -112,6 +116,24 @@ class Agent(nn.Module):
         self._obs_step = self._maybe_compile(self.rssm.obs_step)
         self._wm_heads = self._maybe_compile(self._wm_heads_eager)
 
+    def _plugin_core(self, act_dim: int):
+        """The builder of a plug-in's recurrent core, if one replaces it."""
+        owners = [p for p in self.plugins.values() if type(p).core is not P.Plugin.core]
+        if len(owners) > 1:
+            raise P.PluginError(f"plug-ins {', '.join(p.name for p in owners)} each replace the recurrent core: "
+                                f"switch all but one off")
+        if not owners:
+            return None
+
+        def build():
+            core = owners[0].core(self.cfg, act_dim)
+            if not isinstance(core, nn.Module):
+                raise P.PluginError(f"plug-in {owners[0].name}: core() must return a torch.nn.Module, "
+                                    f"got {type(core).__name__}")
+            return core
+
+        return build
+
     def _maybe_compile(self, fn):
         """``fn`` compiled with torch.compile when ``compile`` is set. If compiling fails on the first
         call (no C++ compiler, an unsupported platform), warn once and keep the eager function."""
@@ -138,7 +160,7 @@ class Agent(nn.Module):
     # ---- parameters -------------------------------------------------------------------------
 
     def trained_parameters(self) -> list[nn.Parameter]:
-        mods = (self.encoder, self.rssm, self.decoder, self.reward, self.cont, self.actor, self.critic)
+        mods = (self.encoder, self.rssm, self.decoder, self.reward, self.cont, self.actor, self.critic, self.plugins)
         return [p for m in mods for p in m.parameters()]
 
     def autocast(self):
@@ -231,8 +253,7 @@ class Agent(nn.Module):
         ``batch['stoch']`` (the replay context)."""
         if isinstance(batch, bool):  # nn.Module.train(mode) keeps working
             return super().train(batch)
-        data = self._to_device(batch)
-        self._check_batch(data)
+        data = self._prepare(batch)
         for p in self.trained_parameters():
             p.grad = None
         self._draws = self._injected.pop(0) if self._injected else None
@@ -253,6 +274,17 @@ class Agent(nn.Module):
         out["updates"] = self.updates
         return out
 
+    def _prepare(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """The batch on the device, checked, then transformed by the plug-ins that transform batches."""
+        data = self._to_device(batch)
+        self._check_batch(data)
+        for plugin in self.plugins.values():
+            data = plugin.transform_batch(data, self)
+            if not isinstance(data, dict):
+                raise P.PluginError(f"plug-in {plugin.name}: transform_batch must return the batch dict")
+            self._check_batch(data)
+        return data
+
     def _check_batch(self, data: dict[str, torch.Tensor]) -> None:
         missing = [k for k in (*self.obs_space, *BATCH_KEYS) if k not in data]
         if missing:
@@ -266,8 +298,7 @@ class Agent(nn.Module):
     def loss_terms(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """Every loss term's mean on a batch, with its graph, without updating anything but the
         generators and return statistics (for inspection and tests)."""
-        data = self._to_device(batch)
-        self._check_batch(data)
+        data = self._prepare(batch)
         losses, _, _ = self._forward_losses(data)
         return {k: v.mean() for k, v in losses.items()}
 
@@ -306,6 +337,8 @@ class Agent(nn.Module):
                       policy=cfg.scale_policy, value=cfg.scale_value)
         if cfg.on("repval"):
             scales["repval"] = cfg.scale_repval
+        for plugin in self.plugins.values():
+            scales.update({term: plugin.scale for term in plugin.loss_terms()})
         return scales
 
     def _world_model_losses(self, data, b, t):
@@ -321,7 +354,24 @@ class Agent(nn.Module):
             deter0, stoch0, prev_actions, embed, data["is_first"][:, 1:], uniform, step=self._obs_step)
         losses, metrics = self._wm_heads(deters, stochs, post, flat_obs, data["reward"][:, 1:], data["is_terminal"][:, 1:])
         feat = self.rssm.features(deters, stochs).reshape(b * t, -1)  # (B·T, F)
+        if len(self.plugins):
+            losses.update(self._plugin_losses(P.Replayed(data, feat.reshape(b, t, -1), deters, stochs, post), b, t))
         return losses, metrics, (feat, deters, stochs)
+
+    def _plugin_losses(self, replayed, b: int, t: int) -> dict[str, torch.Tensor]:
+        """The plug-ins' own loss terms, each (B, T)."""
+        out = {}
+        for plugin in self.plugins.values():
+            terms = plugin.losses(self, replayed)
+            if set(terms) != set(plugin.loss_terms()):
+                raise P.PluginError(f"plug-in {plugin.name}: losses() returned {sorted(terms)}, but its terms are "
+                                    f"{sorted(plugin.loss_terms())}")
+            for name, value in terms.items():
+                if value.dim() and tuple(value.shape) != (b, t):
+                    raise P.PluginError(f"plug-in {plugin.name}: loss {name} must be a scalar or (B, T) = {(b, t)}, "
+                                        f"got {tuple(value.shape)}")
+                out[name] = value.expand(b, t) if not value.dim() else value
+        return out
 
     def _wm_heads_eager(self, deters, stochs, post, flat_obs, reward, is_terminal):
         """World-model losses (B, T) from the posterior rollout: reconstruction per key, reward,
@@ -366,9 +416,19 @@ class Agent(nn.Module):
         params = torch.stack(params, 1)  # (N, H, ·)
         actions = torch.stack(actions, 1)  # (N, H, A)
         reward, cont, critic_out, value, returns, weight, slow = self._imagination_targets(feats)
+        returns = self._plugin_returns(returns)
         scale = self.retnorm.update(returns)
         losses, metrics = self._actor_critic_losses(params, actions, critic_out, value, returns, weight, slow, scale)
         return losses, metrics, returns[:, 0].detach()
+
+    def _plugin_returns(self, returns: torch.Tensor) -> torch.Tensor:
+        """The imagined λ-returns (N, H) after the plug-ins that transform them."""
+        for plugin in self.plugins.values():
+            shape = returns.shape
+            returns = plugin.transform_returns(returns, self)
+            if not isinstance(returns, torch.Tensor) or returns.shape != shape:
+                raise P.PluginError(f"plug-in {plugin.name}: transform_returns must return a tensor of shape {tuple(shape)}")
+        return returns
 
     def _imagination_start(self, deters, stochs):
         """Every replayed posterior as a start state without gradient, (N, D) and (N, L, C), and
@@ -409,7 +469,7 @@ class Agent(nn.Module):
         params = torch.stack(params, 1)
         with frozen(self.reward, self.cont, self.critic):
             reward, cont, value = self._return_heads_bp(feats)
-        returns = L.lambda_return(reward, cont, value, cfg.return_lambda)  # (N, H), differentiable
+        returns = self._plugin_returns(L.lambda_return(reward, cont, value, cfg.return_lambda))  # (N, H), differentiable
         weight = L.trajectory_weights(cont).detach()
         scale = self.retnorm.update(returns)
         entropy = self.actor.entropy(params)
@@ -498,7 +558,8 @@ class Agent(nn.Module):
 
     def restore(self, state: Mapping[str, Any]) -> None:
         mine, theirs = self.cfg.to_dict(), canonical(state["config"])  # checkpoints may hold former names
-        differ = sorted(k for k in mine if k not in ("device", "compile") and mine[k] != theirs.get(k))
+        differ = sorted(k for k in mine if k not in IDENTITY_EXCLUDED and mine.get(k) != theirs.get(k)
+                        and not (k in PLUGIN_FIELDS and not mine.get(k) and not theirs.get(k)))
         if differ:
             raise ValueError(f"checkpoint configuration differs in {', '.join(differ)}")
         self.load_state_dict(state["modules"])

@@ -124,11 +124,32 @@ class AgentConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast for matmuls and convolutions)
     compile: bool = False  # torch.compile the training step's pure functions
     seed: int = 0  # seeds the networks' initialisation and the training and acting generators
-    # --- techniques switched off (names from techniques.NAMES, sorted) ---
+    # --- techniques switched off (names from techniques.names(), sorted) ---
     off: tuple[str, ...] = field(default_factory=tuple)  # switched off with --off only
+    # --- users' techniques (agent/plugins.py): the names of the loaded plug-ins (on unless in
+    # `off`) and their settings as sorted ("name.key", value) pairs; set with --plugin and --set ---
+    plugins: tuple[str, ...] = field(default_factory=tuple)
+    plugin_settings: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
     def __post_init__(self):
         object.__setattr__(self, "off", techniques.validate(self.off))
+        object.__setattr__(self, "plugins", tuple(sorted(set(self.plugins))))
+        settings = dict(self.plugin_settings.items() if isinstance(self.plugin_settings, Mapping)
+                        else (tuple(kv) for kv in self.plugin_settings))
+        if self.plugins or settings:
+            from .plugins import check_loaded, parse_setting
+
+            check_loaded(self.plugins)
+            for key in settings:
+                if key.partition(".")[0] not in self.plugins:
+                    raise ValueError(f"setting {key} is for plug-in {key.partition('.')[0]}, which this "
+                                     f"configuration does not load")
+            settings = dict(parse_setting(k, v) for k, v in settings.items())
+        object.__setattr__(self, "plugin_settings", tuple(sorted(settings.items())))
+        stray = [n for n in self.off if techniques.BY_NAME[n].plugin and n not in self.plugins]
+        if stray:
+            raise techniques.UnknownTechnique(f"technique {', '.join(stray)} is a plug-in this configuration does not "
+                                              f"load; valid: {', '.join(techniques.NAMES + self.plugins)}")
         for name in RANGES:
             check_range(name, getattr(self, name))
         if self.actor_max_std < self.actor_min_std:
@@ -150,6 +171,8 @@ class AgentConfig:
         """Whether a robustness technique is switched on."""
         if technique not in techniques.BY_NAME:
             raise KeyError(technique)
+        if techniques.BY_NAME[technique].plugin and technique not in self.plugins:
+            return False
         return technique not in self.off
 
     @property
@@ -162,7 +185,7 @@ class AgentConfig:
 
     @property
     def variant(self) -> str:
-        return techniques.variant_name(self.off)
+        return techniques.variant_name(self.off, self.plugins)
 
     def replace(self, **changes: Any) -> "AgentConfig":
         return dataclasses.replace(self, **changes)
@@ -170,6 +193,12 @@ class AgentConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["off"] = list(self.off)
+        d["plugins"] = list(self.plugins)
+        d["plugin_settings"] = dict(self.plugin_settings)
+        if self.plugins:  # what each plug-in's source was: a changed file is another agent
+            from .plugins import digests
+
+            d["plugin_sources"] = digests(self.plugins)
         return d
 
 
@@ -244,11 +273,18 @@ def make_config(
     if preset not in PRESETS:
         raise ConfigError(f"unknown size {preset!r}; valid: {', '.join(PRESETS)}")
     values: dict[str, Any] = dict(PRESETS[preset])
+    plugin_settings: dict[str, Any] = {}
     for name, value in canonical(overrides or {}).items():
+        if "." in name:  # a plug-in's own setting, NAME.KEY
+            plugin_settings[name] = value
+            continue
         if name not in FIELDS:
             raise ConfigError(f"unknown config field {name!r}; valid: {', '.join(FIELDS)}")
         values[name] = parse_value(name, value) if isinstance(value, str) else value
     values["off"] = tuple(values.get("off", ())) + tuple(off)
+    given = values.get("plugin_settings", ())
+    values["plugin_settings"] = tuple({**dict(given.items() if isinstance(given, Mapping) else given),
+                                       **plugin_settings}.items())
     try:
         return AgentConfig(**values)
     except techniques.UnknownTechnique:

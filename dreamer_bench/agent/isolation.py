@@ -5,7 +5,7 @@ off, and compared where the registry's ``Isolation`` says the technique may act:
 initialisation, every loss term on the same batch with the same random streams, and (for
 techniques that act in the optimiser or on gradients alone) one update from the same state.
 ``problems(name)`` lists what disagrees with the entry; an empty list is a pass. The tests run it
-for every technique of the registry.
+for every technique of the registry, and for users' techniques (``Plugin.isolation``) once loaded.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ DISCRETE = ActSpace(True, 3)
 
 
 def pair(name: str, obs: dict = BOTH, **overrides) -> tuple[Agent, Agent]:
-    """The full agent and the agent with ``name`` off, built from the same seed."""
+    """The full agent and the agent with ``name`` off, built from the same seed (a user's
+    technique, agent/plugins.py, is loaded into both)."""
+    if techniques.BY_NAME[name].plugin:
+        overrides = {**overrides, "plugins": (name,)}
     full = Agent(obs, DISCRETE, make_config("debug", overrides=overrides))
     off = Agent(obs, DISCRETE, make_config("debug", overrides=overrides, off=[name]))
     return full, off

@@ -56,14 +56,16 @@ class BlockGRU(nn.Module):
 
 
 class RSSM(nn.Module):
-    def __init__(self, embed: int, act_dim: int, cfg: AgentConfig):
+    def __init__(self, embed: int, act_dim: int, cfg: AgentConfig, core=None):
+        """``core``: a function that builds a replacement of the recurrent core (a user's
+        technique, agent/plugins.py), called where the core would be initialised."""
         super().__init__()
         self.cfg = cfg
         self.mix = latent_mix(cfg)
         with seeded(cfg.seed, "rssm.core"):
             # block_gru technique: off is one dense block of the same deter width.
             blocks = cfg.blocks if cfg.on("block_gru") else 1
-            self.core = BlockGRU(cfg.deter, cfg.stoch, act_dim, cfg.hidden, blocks)
+            self.core = core() if core is not None else BlockGRU(cfg.deter, cfg.stoch, act_dim, cfg.hidden, blocks)
         with seeded(cfg.seed, "rssm.prior"):
             self.prior_mlp = MLP(cfg.deter, cfg.hidden, cfg.prior_layers)
             self.prior_out = Linear(self.prior_mlp.out_width, cfg.stoch)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from ..results import PLUGIN_MARK, baseline_variant  # noqa: F401 (the variant names' grammar lives with the results)
+
 
 @dataclass(frozen=True)
 class Isolation:
@@ -33,11 +35,18 @@ class Technique:
     where: str  # module that implements both branches
     isolation: Isolation = Isolation()  # what its "off" changes (and so what it must leave alone)
     needs: str = ""  # an observation kind the technique only acts on ("vector"), if any
+    plugin: str = ""  # a user's technique: where it was loaded from (agent/plugins.py); "" for built-ins
+
+    @property
+    def code(self) -> str:
+        """Where its code is, as the tables show it."""
+        return self.plugin or f"dreamer_bench/{self.where}"
 
     def to_dict(self) -> dict:
         iso = self.isolation
         plain = lambda x: x if x is None or isinstance(x, str) else sorted(x)  # noqa: E731
         return {"name": self.name, "on": self.on, "off": self.off, "where": self.where, "needs": self.needs,
+                "plugin": self.plugin,
                 "isolation": {"params": plain(iso.params), "losses": plain(iso.losses), "update": iso.update}}
 
 
@@ -151,29 +160,50 @@ TECHNIQUES: tuple[Technique, ...] = (
     ),
 )
 
-NAMES: tuple[str, ...] = tuple(t.name for t in TECHNIQUES)
+NAMES: tuple[str, ...] = tuple(t.name for t in TECHNIQUES)  # the built-in techniques
+# every technique this process knows: the built-ins and the users' plug-ins loaded so far
 BY_NAME: dict[str, Technique] = {t.name: t for t in TECHNIQUES}
+
+
+def names() -> tuple[str, ...]:
+    """Every technique this process knows: the built-ins, then the loaded plug-ins by name."""
+    return NAMES + tuple(sorted(n for n in BY_NAME if n not in NAMES))
+
+
+def register(technique: Technique) -> None:
+    """Add a user's technique (agent/plugins.py loads them); a name is registered once."""
+    known = BY_NAME.get(technique.name)
+    if known is not None and known != technique:
+        where = "a built-in technique" if not known.plugin else f"the plug-in of {known.plugin}"
+        raise UnknownTechnique(f"technique name {technique.name!r} of {technique.plugin} is taken by {where}")
+    BY_NAME[technique.name] = technique
 
 
 class UnknownTechnique(ValueError):
     """A technique name that is not in the registry."""
 
 
-def validate(names: Iterable[str]) -> tuple[str, ...]:
+def validate(names_: Iterable[str]) -> tuple[str, ...]:
     """Return the names sorted and de-duplicated, or raise with the valid choices."""
-    names = [n.strip() for n in names if n and n.strip()]
-    unknown = [n for n in names if n not in BY_NAME]
+    names_ = [n.strip() for n in names_ if n and n.strip()]
+    unknown = [n for n in names_ if n not in BY_NAME]
     if unknown:
         raise UnknownTechnique(
-            f"unknown technique {', '.join(repr(n) for n in unknown)}; valid: {', '.join(NAMES)}"
+            f"unknown technique {', '.join(repr(n) for n in unknown)}; valid: {', '.join(names())}"
         )
-    return tuple(sorted(set(names)))
+    return tuple(sorted(set(names_)))
 
 
-def variant_name(off: Iterable[str]) -> str:
-    """Deterministic variant name: ``full`` or ``off-a+b`` with the names sorted."""
+def variant_name(off: Iterable[str], plugins: Iterable[str] = ()) -> str:
+    """Deterministic variant name: ``full`` or ``off-a+b`` with the names sorted; with plug-ins
+    loaded, their names follow: ``full@mine``, ``off-mine@mine`` (so a run with a plug-in never
+    shares a folder with one without it)."""
     off = validate(off)
-    return "full" if not off else "off-" + "+".join(off)
+    base = "full" if not off else "off-" + "+".join(off)
+    plugins = sorted(set(plugins))
+    return base + (PLUGIN_MARK + "+".join(plugins) if plugins else "")
+
+
 
 
 def inert(names: Iterable[str], kinds: Iterable[str]) -> tuple[str, ...]:
@@ -187,5 +217,5 @@ def markdown_table(rows: Iterable[Technique] = TECHNIQUES) -> str:
     """The registry as the Markdown table the README shows (a test keeps the two in sync)."""
     lines = ["| name | on (full agent) | off (`--off NAME`) | code |", "|---|---|---|---|"]
     for t in rows:
-        lines.append(f"| `{t.name}` | {t.on} | {t.off} | `dreamer_bench/{t.where}` |")
+        lines.append(f"| `{t.name}` | {t.on} | {t.off} | `{t.code}` |")
     return "\n".join(lines)

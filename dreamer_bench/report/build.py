@@ -21,7 +21,7 @@ from . import figures, stats
 from .data import (ReportError, RunRecord, as_score_records, load_published, load_results, opened_results,
                    published_alone, records_from_score_file, separate_configurations)
 from .. import scoring
-from ..results import write_score_file
+from ..results import baseline_variant, write_score_file
 from .scores import budget_of, curve_table, run_score, score_matrices, score_table
 
 FULL = "full"
@@ -44,10 +44,12 @@ class ReportOptions:
 
 
 def order_methods(methods) -> list[str]:
+    """The full agent first, then its variants; each plug-in family (``full@p``, ``off-…@p``) after
+    it in the same order; the published runs last."""
     methods = list(dict.fromkeys(methods))
     published = sorted(m for m in methods if m.endswith("(published)"))
-    others = sorted(m for m in methods if m != FULL and m not in published)
-    return ([FULL] if FULL in methods else []) + others + published
+    ours = [m for m in methods if m not in published]
+    return sorted(ours, key=lambda m: (baseline_variant(m) != FULL, baseline_variant(m), m != baseline_variant(m), m)) + published
 
 
 def fmt(v: float, lo: float | None = None, hi: float | None = None, digits: int = 3) -> str:
@@ -349,9 +351,22 @@ def _aggregates(s: _Suite, matrices: dict) -> list[str]:
 
 
 def _ablation(s: _Suite, matrices: dict) -> list[str]:
-    tasks, methods, out, prefix, opts = s.tasks, s.methods, s.out, s.prefix, s.opts
+    """Each variant against its full agent: ``off-x`` against ``full``, and ``off-x@p`` against
+    ``full@p``, the agent with the same plug-ins loaded (one section per full agent)."""
     text = []
-    variants = [m for m in methods if m.startswith("off-")]
+    families: dict[str, list[str]] = {}
+    for m in s.methods:
+        if m.startswith("off-"):
+            families.setdefault(baseline_variant(m), []).append(m)
+    for full, variants in families.items():
+        text += _ablation_against(s, matrices, full, variants)
+    return text
+
+
+def _ablation_against(s: _Suite, matrices: dict, FULL: str, variants: list[str]) -> list[str]:  # noqa: N803
+    tasks, out, opts = s.tasks, s.out, s.opts
+    prefix = s.prefix + ("" if FULL == "full" else FULL.replace("@", "_at_") + "_")
+    text = []
     if FULL in matrices and variants:
         delta_rows, prob_rows, task_rows, partial, compared = [], [], [], [], []
         for i, v in enumerate(variants):
@@ -396,7 +411,8 @@ def _ablation(s: _Suite, matrices: dict) -> list[str]:
                    "an interval that excludes 0 is a difference the seeds support, except for "
                    + ", ".join(f"`{v}`" for v in unsupported) + ": with one seed (of it or of the full agent) on some "
                    "task its intervals are points, so this report supports no difference for it (its bars are grey)")
-        text.append("\n### Ablation: each technique switched off, versus the full agent\n\n"
+        heading = "the full agent" if FULL == "full" else f"the full agent with its plug-ins (`{FULL}`)"
+        text.append(f"\n### Ablation: each technique switched off, versus {heading}\n\n"
                     "Change of each aggregate (variant − full) [95% interval]; " + support + "." + shared_note
                     + "\n\n" + md_table(wide) + f"\n\n![ablation]({fig})"
                     + s.caption("Change of each aggregate, variant − full, on the tasks both ran; the axis spans at "

@@ -50,6 +50,7 @@ class GridOptions:
     eval_every: int = 0  # evaluation episodes every N env steps (runner/evaluate.py)
     eval_episodes: int = 10
     eval_mode: str = "sample"
+    plugins: list[str] = field(default_factory=list)  # users' techniques (agent/plugins.py), as runs record them
 
 
 def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
@@ -58,6 +59,7 @@ def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
     (variant, task) pairs skipped because a technique cannot act on the task."""
     from ..agent import techniques
     from ..agent.config import PRESETS, ConfigError
+    from ..agent.plugins import PluginError, load_all
     from ..envs import observation_kinds, probe
     from ..suites import SuiteError, load
 
@@ -67,6 +69,10 @@ def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
     except SuiteError as e:
         raise GridError(str(e)) from None
     check_options(opts, PRESETS)
+    try:
+        load_all(opts.plugins)
+    except PluginError as e:
+        raise GridError(str(e)) from None
     runs = []
     for spec in specs:
         kinds = None
@@ -82,7 +88,7 @@ def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
                     kinds = observation_kinds(spec.task, spec.env)
                 idle = techniques.inert(off, kinds)
                 if idle:
-                    warn(f"skipping {techniques.variant_name(off)} on {spec.task}: {', '.join(idle)} cannot act on "
+                    warn(f"skipping {techniques.variant_name(off, load_all(opts.plugins))} on {spec.task}: {', '.join(idle)} cannot act on "
                          f"its {'+'.join(sorted(kinds))} observations (the run would be the full agent)")
                     continue
             for seed in seed_list(opts.seeds, spec.seeds):
@@ -90,10 +96,11 @@ def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
                               steps=opts.steps, preset=opts.size, train_ratio=opts.train_ratio, sets=opts.sets,
                               device=opts.device, threads=opts.threads, checkpoint_minutes=opts.checkpoint_minutes,
                               keep_replay=opts.keep_replay, live=tuple(dict.fromkeys(opts.log)),
-                              eval_every=opts.eval_every, eval_episodes=opts.eval_episodes, eval_mode=opts.eval_mode)
+                              eval_every=opts.eval_every, eval_episodes=opts.eval_episodes, eval_mode=opts.eval_mode,
+                              plugins=tuple(opts.plugins))
                 try:
                     run.agent_config()  # a bad --set value fails here
-                except ConfigError as e:
+                except (ConfigError, PluginError) as e:
                     raise GridError(str(e)) from None
                 runs.append(run)
     # Seed-major order: every task and variant gets its first seed before any gets its second, so a

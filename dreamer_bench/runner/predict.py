@@ -46,6 +46,14 @@ def load_agent(run: Path, device: str = "cpu"):
     ckpt = latest_checkpoint(run)
     if ckpt is None:
         raise PredictError(f"{run} has no checkpoint yet (a run checkpoints every --checkpoint-minutes and at its end)")
+    if config.get("plugins"):  # the users' techniques it was trained with, from where they were
+        from ..agent.plugins import PluginError, load
+
+        try:
+            for ref in config["plugins"].values():
+                load(ref)
+        except PluginError as e:
+            raise PredictError(f"{run} was trained with a plug-in that cannot be loaded here: {e}") from None
     fields = {k: v for k, v in canonical(config["agent"]).items() if k in FIELDS}
     fields.update(off=tuple(fields.get("off", ())), device=device, compile=False)
     cfg = AgentConfig(**fields)

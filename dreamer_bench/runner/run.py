@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..results import (EVALUATION_KEYS, IDENTITY_EXCLUDED, identity_hash, read_config, read_episodes, read_evaluation,
+from ..results import (EVALUATION_KEYS, IDENTITY_EXCLUDED, PLUGIN_FIELDS, identity_hash, read_config, read_episodes, read_evaluation,
                        read_metrics, read_status, run_path, score_record, write_config, write_evaluation, write_logs,
                        write_status)
 from .lock import RunLock
@@ -73,12 +73,19 @@ class RunSpec:
     eval_every: int = 0  # evaluation episodes every N env steps (runner/evaluate.py); not identity
     eval_episodes: int = 10
     eval_mode: str = "sample"
+    plugins: tuple = ()  # users' techniques: files, modules or entry points (agent/plugins.py), loaded where the run trains
+
+    @property
+    def plugin_names(self) -> tuple[str, ...]:
+        from ..agent.plugins import load_all
+
+        return load_all(self.plugins)
 
     @property
     def variant(self) -> str:
         from ..agent.techniques import variant_name
 
-        return variant_name(self.off)
+        return variant_name(self.off, self.plugin_names)
 
     @property
     def task_name(self) -> str:
@@ -114,9 +121,10 @@ class RunSpec:
         from ..agent.techniques import variant_name
 
         settings = self.settings()
-        overrides = {**settings["set"], **self.sets, "device": self.device, "seed": self.seed}
+        overrides = {**settings["set"], **self.sets, "device": self.device, "seed": self.seed,
+                     "plugins": self.plugin_names}
         cfg = make_config(settings["preset"], overrides=overrides, off=self.off)
-        if variant_name(cfg.off) != self.variant:  # the folder's name must say what is off
+        if variant_name(cfg.off, cfg.plugins) != self.variant:  # the folder's name must say what is off
             raise ConfigError(f"the configuration switches off {', '.join(cfg.off)} but the run is named "
                               f"{self.variant}: switch techniques off with --off only")
         return cfg
@@ -125,9 +133,13 @@ class RunSpec:
 def resolved_config(spec: RunSpec) -> dict[str, Any]:
     from .. import __version__
 
-    cfg = spec.agent_config().to_dict()
+    from ..agent.plugins import recorded_refs
+
+    agent = spec.agent_config()
+    cfg = agent.to_dict()
     return {
         "run": {"suite": spec.suite, "task": spec.task_name, "variant": spec.variant, "seed": spec.seed},
+        **({"plugins": recorded_refs(agent.plugins)} if agent.plugins else {}),  # where predict finds them again
         "task": spec.settings(),
         "agent": cfg,
         "identity": identity_hash(spec.settings(), cfg, __version__),
@@ -146,7 +158,7 @@ def beyond_preset(preset: str, agent: dict) -> dict[str, Any]:
     from ..agent.config import make_config
 
     defaults = make_config(preset).to_dict()
-    skip = ("seed", "off", *IDENTITY_EXCLUDED)
+    skip = ("seed", "off", "plugins", "plugin_sources", *IDENTITY_EXCLUDED)  # the variant names those
     return {k: v for k, v in sorted(agent.items()) if k in defaults and k not in skip and defaults[k] != v}
 
 
@@ -161,6 +173,8 @@ def config_differences(old: dict, new: dict) -> list[str]:
         for k in sorted(set(a) | set(b)):
             if (section == "agent" and k in IDENTITY_EXCLUDED) or (section == "task" and k in EVALUATION_KEYS):
                 continue
+            if section == "agent" and k in PLUGIN_FIELDS and not a.get(k) and not b.get(k):
+                continue  # recorded before plug-ins existed: none
             if a.get(k) != b.get(k):
                 keys.append(f"{section}.{k} ({a.get(k)!r} → {b.get(k)!r})")
     if old.get("versions", {}).get("dreamer_bench") != new["versions"]["dreamer_bench"]:
