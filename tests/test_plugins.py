@@ -6,6 +6,7 @@ without it."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -278,3 +279,26 @@ def test_the_readme_example_runs_and_ablates_end_to_end(tmp_path):
                 "--set", "next_reward.units=16", cwd=mine)
     assert again.returncode == 2 and "plugin_sources" in again.stderr, again.stderr
     assert json.loads((on / "config.json").read_text()) == config
+
+
+def test_an_installed_packages_entry_point_is_listed_and_usable(tmp_path):
+    """A package that declares its plug-in in the entry-point group, installed on the path (a
+    dist-info folder, as pip writes one): `tricks` lists it unasked, `--plugin NAME` loads it."""
+    site = tmp_path / "site"
+    (site / "lab_techniques").mkdir(parents=True)
+    (site / "lab_techniques" / "__init__.py").write_text(readme_example().replace('"next_reward"', '"lab_reward"'))
+    info = site / "lab_techniques-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lab-techniques\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[dreamer_bench.techniques]\nlab_reward = lab_techniques:NextReward\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "dreamer_bench", *map(str, a)], capture_output=True,  # noqa: E731
+                                    text=True, timeout=300, env=env, cwd=tmp_path)
+    listed = run("tricks", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {t["name"]: t for t in json.loads(listed.stdout)}
+    assert rows["lab_reward"]["plugin"] == "lab_reward"
+    plan = run("ablate", "--plugin", "lab_reward", "--off", "lab_reward", "--tasks", "gym_CartPole-v1", "--seeds", "1",
+               "--results", tmp_path / "r", "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "off-lab_reward@lab_reward" in plan.stdout and "full@lab_reward" in plan.stdout
