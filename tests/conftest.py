@@ -13,7 +13,8 @@ import torch
 from dreamer_bench.agent import ActSpace, Agent, make_config
 from dreamer_bench.agent.synthetic import random_batch
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# one thread per pytest-xdist worker (the README's test command runs one worker per core), two alone
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() or 1))
 
 VECTOR = {"vector": (5,)}
 IMAGE = {"image": (64, 64, 3)}

@@ -227,7 +227,9 @@ class Agent(nn.Module):
         """The noise of one kind for this update: injected, or drawn from the train generator
         (in the order post, prior, action, as before draws could be injected)."""
         if self._draws is not None:
-            value = torch.as_tensor(np.asarray(self._draws[kind]), device=self.device)
+            value = self._draws[kind]
+            if not isinstance(value, torch.Tensor):  # another implementation's indices (arrays, lists)
+                value = torch.as_tensor(np.asarray(value), device=self.device)
             return (value.float() if value.is_floating_point() else value.long()).reshape(shape)
         if kind == "action":
             return torch.stack([self._action_noise(shape[1], self.train_generator) for _ in range(shape[0])])
@@ -261,6 +263,35 @@ class Agent(nn.Module):
             metrics, deters, stochs = self._train_step(data)
         finally:
             self._draws = None
+        return self._finish_update(batch, data, metrics, deters, stochs)
+
+    def draws(self, b: int, t: int) -> dict[str, torch.Tensor]:
+        """The random draws one update on a (B = b, T = t) batch makes, drawn now from the train
+        generator in the order the update would draw them (posterior, prior, action), so that an
+        update given them (``forward``) is the update ``train`` would have made."""
+        cfg = self.cfg
+        n = b * t
+        return {"post": self._draw("post", (t, *self.rssm.latent_noise_shape(b))),
+                "prior": self._draw("prior", (cfg.horizon, *self.rssm.latent_noise_shape(n))),
+                "action": self._draw("action", (cfg.horizon, *self.actor.noise_shape(n)))}
+
+    def forward(self, data: dict[str, torch.Tensor], draws: Mapping[str, torch.Tensor]):
+        """The update's forward pass as a function of the parameters, the prepared batch and the
+        draws alone (what a packed update maps over the seeds of a group, agent/packed.py):
+        (weighted total loss, each loss term's mean, metrics, posterior deters, stochs). It moves
+        the return statistics, as the update does."""
+        self._draws = dict(draws)
+        try:
+            losses, metrics, (deters, stochs) = self._forward_losses(data)
+        finally:
+            self._draws = None
+        scales = self.loss_scales()
+        total = sum(scales[k] * losses[k].mean() for k in losses)
+        return total, {k: v.mean() for k, v in losses.items()}, metrics, deters, stochs
+
+    def _finish_update(self, batch, data, metrics, deters, stochs) -> dict[str, float]:
+        """After the gradients: the optimiser step, the slow critic, the counter, the posteriors
+        written back into the batch; the metrics as numbers."""
         opt_metrics = self.optimizer.step()
         self._update_slow_critic()
         self.updates += 1

@@ -228,6 +228,9 @@ class Decoder(nn.Module):
                 cin = c
             self.image_channels = [obs_space[k][2] for k in self.image_keys]
             self.out_conv = Conv(cin, sum(self.image_channels), cfg.kernel)
+        # activations channels-last (see Conv); a packed update (agent/packed.py) keeps the default
+        # layout, which torch.func.vmap requires
+        self.memory_format = torch.channels_last
 
     def forward(self, feat: torch.Tensor) -> dict[str, torch.Tensor]:
         """feat (N, F) → {key: prediction}: images (N, H, W, C) in [0, 1], vectors in target space."""
@@ -239,7 +242,7 @@ class Decoder(nn.Module):
         if self.image_keys:
             deter, stoch = feat[..., : self.cfg.deter], feat[..., self.cfg.deter:]
             x = self.from_deter(deter) + self.from_stoch(stoch)  # (N, 16·base)
-            x = x.reshape(-1, self.base, 4, 4).contiguous(memory_format=torch.channels_last)
+            x = x.reshape(-1, self.base, 4, 4).contiguous(memory_format=self.memory_format)
             x = F.silu(self.space_norm(x))
             for conv, norm in zip(self.up_convs, self.up_norms):
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
