@@ -37,24 +37,36 @@ class BenchResult:
     ms_per_update: float
     peak_mb: float
     measured_updates: int
+    pack: int = 1  # seeds trained by one (packed, agent/packed.py) update; 1: today's unpacked update
+    seed_updates_per_s: float = 0.0  # pack × updates_per_s: what a grid of seeds gets per second
 
 
 def _measure(size: str, obs: str, device: str, precision: str, compile: bool, updates: int,
-             warmup: int, threads: int, overrides: dict) -> BenchResult:
+             warmup: int, threads: int, overrides: dict, pack: int = 1) -> BenchResult:
     tune_cpu_allocator()
     torch.set_num_threads(threads)
-    cfg = make_config(size, overrides={**overrides, "device": device, "precision": precision, "compile": compile})
-    agent = Agent(OBS_SPACES[obs], ACT_SPACES[obs], cfg)
+    agents = [Agent(OBS_SPACES[obs], ACT_SPACES[obs],
+                    make_config(size, overrides={**overrides, "device": device, "precision": precision,
+                                                 "compile": compile, "seed": seed}))
+              for seed in range(pack)]
+    agent, cfg = agents[0], agents[0].cfg
     batch = random_batch(OBS_SPACES[obs], ACT_SPACES[obs], cfg)
+    if pack > 1:
+        from .agent.packed import PackedUpdate
+
+        packed = PackedUpdate(agents, compile=compile)
+        step = lambda: packed.train([dict(batch) for _ in agents])  # noqa: E731
+    else:
+        step = lambda: agent.train(dict(batch))  # noqa: E731
     cuda = agent.device.type == "cuda"
     for _ in range(warmup):
-        agent.train(dict(batch))
+        step()
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     for _ in range(updates):
-        agent.train(dict(batch))
+        step()
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
@@ -63,7 +75,7 @@ def _measure(size: str, obs: str, device: str, precision: str, compile: bool, up
     else:  # ru_maxrss is in KiB on Linux
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return BenchResult(size, obs, precision, compile, str(agent.device), threads,
-                       updates / seconds, 1000 * seconds / updates, peak, updates)
+                       updates / seconds, 1000 * seconds / updates, peak, updates, pack, pack * updates / seconds)
 
 
 def _child(queue, kwargs):

@@ -145,6 +145,7 @@ def bench(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
     envs: bool = typer.Option(False, "--envs", help="Measure environment steps per second per family instead."),
     seconds: float = typer.Option(3.0, help="Seconds per environment (--envs)."),
+    pack: str = typer.Option("1", "--pack", help="Seeds per packed update, e.g. 1,2,4,8 (1: the unpacked update); per-seed updates/s are compared."),
 ) -> None:
     """Measure training updates per second and peak memory (batch 16×64 unless --set), or with
     --envs the environment steps per second of each family."""
@@ -155,6 +156,8 @@ def bench(
     if envs:
         return bench_envs(seconds, json_out)
     cases, overrides = bench_cases(sizes, obs, precision, device, updates, warmup, off, sets)
+    packs = bench_packs(pack)
+    cases = [(*case, k) for case in cases for k in packs]
     threads = threads or os.cpu_count() or 1
     results = bench_measure(cases, device, compile, updates, warmup, threads, overrides)
     bench_store(results, overrides, warmup, json_out)
@@ -186,28 +189,46 @@ def bench_cases(sizes, obs, precision, device, updates, warmup, off, sets) -> tu
     return [(s, k, p) for s in sizes for k in kinds for p in precisions], overrides
 
 
+def bench_packs(text: str) -> list[int]:
+    """``--pack 1,2,4,8`` → [1, 2, 4, 8]; one line naming what is valid otherwise."""
+    try:
+        packs = [int(x) for x in split_list([text])]
+    except ValueError:
+        packs = []
+    if not packs or any(k < 1 or k > 64 for k in packs):
+        fail(f"--pack takes seeds per packed update from 1 to 64, comma-separated (e.g. 1,2,4,8); got {text!r}")
+    return list(dict.fromkeys(packs))
+
+
 def bench_measure(cases, device, compile, updates, warmup, threads, overrides) -> list:
-    """Measure each case in its own process, printing a line per case and the table at the end."""
+    """Measure each case in its own process, printing a line per case and the table at the end.
+    A case is (size, obs, precision, pack); per-seed updates/s is pack × updates/s."""
     from . import bench as bench_mod
 
     console.print(f"machine: {bench_mod.machine_description()}; device {device}; {threads} threads")
-    table = Table(title="training step (one gradient update)")
-    for col in ("size", "obs", "precision", "compile", "updates/s", "ms/update", "peak MB"):
-        table.add_column(col, justify="right" if col[0] in "ump" and col != "precision" else "left")
-    results = []
-    for size, kind, prec in cases:
-        with console.status(f"{size} {kind} {prec}: {warmup} warm-up + {updates} timed updates"):
+    table = Table(title="training step (one gradient update; packed: K seeds per update)")
+    for col in ("size", "obs", "precision", "compile", "pack", "updates/s", "seed-updates/s", "× pack 1",
+                "ms/update", "peak MB"):
+        table.add_column(col, justify="left" if col in ("size", "obs", "precision", "compile") else "right")
+    results, single = [], {}
+    for size, kind, prec, pack in cases:
+        with console.status(f"{size} {kind} {prec} pack {pack}: {warmup} warm-up + {updates} timed updates"):
             try:
                 r = bench_mod.measure_in_subprocess(
                     size=size, obs=kind, device=device, precision=prec, compile=compile,
-                    updates=updates, warmup=warmup, threads=threads, overrides=overrides)
+                    updates=updates, warmup=warmup, threads=threads, overrides=overrides, pack=pack)
             except RuntimeError as e:
-                fail(f"{size} {kind} {prec} failed: {e}")
+                fail(f"{size} {kind} {prec} pack {pack} failed: {e}")
         results.append(r)
-        table.add_row(size, kind, prec, str(compile), f"{r.updates_per_s:.2f}",
-                      f"{r.ms_per_update:.0f}", f"{r.peak_mb:.0f}")
-        console.print(f"{size:8s} {kind:6s} {prec}: {r.updates_per_s:.2f} updates/s, peak {r.peak_mb:.0f} MB")
-    console.print(table)
+        if pack == 1:
+            single[(size, kind, prec)] = r.seed_updates_per_s
+        base = single.get((size, kind, prec))
+        ratio = f"{r.seed_updates_per_s / base:.2f}" if base else "-"
+        table.add_row(size, kind, prec, str(compile), str(pack), f"{r.updates_per_s:.2f}", f"{r.seed_updates_per_s:.2f}",
+                      ratio, f"{r.ms_per_update:.0f}", f"{r.peak_mb:.0f}")
+        console.print(f"{size:8s} {kind:6s} {prec} pack {pack}: {r.seed_updates_per_s:.2f} seed-updates/s "
+                      f"({ratio} × pack 1), peak {r.peak_mb:.0f} MB")
+    Console(width=max(console.width, 140)).print(table)
     return results
 
 
@@ -221,7 +242,7 @@ def bench_store(results, overrides, warmup, json_out: Optional[Path]) -> None:
         console.print("not stored for --dry-run estimates: only default configurations measured after at least "
                       "one warm-up update are")
     else:
-        remember([bench_mod.as_dict(r) for r in results])
+        remember([bench_mod.as_dict(r) for r in results if r.pack == 1])
     if json_out:
         json_out.write_text(json.dumps({"machine": bench_mod.machine_description(),
                                         "results": [bench_mod.as_dict(r) for r in results]}, indent=2))

@@ -32,3 +32,15 @@ def test_off_scale_is_one_and_keeps_no_statistics():
     norm = ReturnNorm(make_config("debug", off=["return_norm"]))
     assert norm.update(torch.linspace(-1e4, 1e4, 1000)).item() == 1.0
     assert norm.low.item() == 0.0 and norm.high.item() == 0.0
+
+
+def test_percentiles_are_torch_quantile_exactly():
+    """The return statistics' percentiles (written with ops vmap can batch) equal torch.quantile's."""
+    from dreamer_bench.agent.losses import percentiles
+
+    g = torch.Generator().manual_seed(0)
+    q = torch.tensor([0.05, 0.95])
+    for n in (1, 2, 3, 7, 100, 15360):
+        for _ in range(5):
+            x = torch.randn(n, generator=g) * 10 ** float(torch.randint(-3, 4, (), generator=g))
+            assert torch.equal(percentiles(x, q), torch.quantile(x, q)), n

@@ -79,16 +79,22 @@ def test_smoke_suite_end_to_end_writes_the_documented_layout(smoke_results):
     assert out.returncode == 0 and "4 done" in out.stdout
 
 
-def test_rerun_skips_finished_runs_and_ablate_trains_only_the_missing_variant(smoke_results):
-    full = run_dir(smoke_results, suite="smoke")
-    before = json.loads((full / "status.json").read_text())
-    out = cli("run", "--suite", "smoke", "--tasks", "gym_CartPole-v1", "--results", smoke_results)
+def test_rerun_skips_finished_runs_and_ablate_trains_only_the_missing_variant(tmp_path):
+    suite = tmp_path / "tiny.yaml"  # one short task: what is checked is which runs train, not how well
+    suite.write_text("name: tiny\ndefaults: {steps: 300, train_ratio: 4, preset: debug, set: {warmup: 5}}\n"
+                     "tasks:\n  gym_CartPole-v1: {}\n")
+    results = tmp_path / "r"
+    out = cli("run", "--suite", suite, "--results", results)
     assert out.returncode == 0, out.stderr
-    out = cli("ablate", "--off", "symlog", "--suite", "smoke", "--tasks", "gym_CartPole-v1", "--results", smoke_results)
+    full = run_dir(results, suite="tiny")
+    before = json.loads((full / "status.json").read_text())
+    out = cli("run", "--suite", suite, "--results", results)
+    assert out.returncode == 0, out.stderr
+    out = cli("ablate", "--off", "symlog", "--suite", suite, "--results", results)
     assert out.returncode == 0, out.stderr
     after = json.loads((full / "status.json").read_text())
     assert after == before  # the full agent's run was neither retrained nor touched
-    off = run_dir(smoke_results, variant="off-symlog", suite="smoke")
+    off = run_dir(results, variant="off-symlog", suite="tiny")
     assert json.loads((off / "status.json").read_text())["state"] == "done"
     assert json.loads((off / "config.json").read_text())["agent"]["off"] == ["symlog"]
     assert json.loads((off / "scores.json").read_text())[0]["method"] == "off-symlog"

@@ -85,6 +85,16 @@ def trajectory_weights(cont: torch.Tensor) -> torch.Tensor:
     return torch.cumprod(cont[:, :-1], 1)
 
 
+def percentiles(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """torch.quantile(x, q) of a 1-D tensor (linear interpolation between the order statistics
+    around q·(n − 1)), from ops torch.func.vmap can batch."""
+    ordered = x.sort().values
+    pos = q * (x.shape[0] - 1)
+    below = pos.floor().long()
+    above = pos.ceil().long()
+    return torch.lerp(ordered[below], ordered[above], pos - below)
+
+
 class ReturnNorm(nn.Module):
     """EMAs of the 5th and 95th percentiles of the imagined returns (rate 0.01, from 0, not
     debiased). ``update`` moves them with this batch first; the scale is max(1, hi − lo).
@@ -103,9 +113,11 @@ class ReturnNorm(nn.Module):
         """Move the EMAs with all returns of the batch, then return the scale S."""
         if not self.enabled:
             return torch.ones((), device=returns.device)
-        low, high = torch.quantile(returns.detach().float().flatten(), self.quantiles)
-        self.low.lerp_(low, self.rate)
-        self.high.lerp_(high, self.rate)
+        low, high = percentiles(returns.detach().float().flatten(), self.quantiles)
+        # x ← x + rate·(new − x), written out: torch.func.vmap has batching rules for these ops
+        # (a packed update moves every seed's statistics at once), not for lerp_
+        self.low.add_(self.rate * (low - self.low))
+        self.high.add_(self.rate * (high - self.high))
         return self.scale()
 
     def scale(self) -> torch.Tensor:
