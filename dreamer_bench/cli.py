@@ -307,6 +307,7 @@ KeepReplayOpt = typer.Option(False, "--keep-replay", help="Keep a finished run's
 EvalEveryOpt = typer.Option(0, "--eval-every", help="Evaluation episodes every N env steps, apart from training, and at the end (0: none).")
 EvalEpisodesOpt = typer.Option(10, "--eval-episodes", help="Episodes per evaluation.")
 EvalModeOpt = typer.Option("sample", "--eval-mode", help="Evaluation actions: sample (as the official agent) or mode (the most likely action).")
+PackOpt = typer.Option("1", "--pack", help="Train up to K seeds of a configuration in one process with batched updates (K, or auto: from the bench cache); 1: one run per process.")
 PluginOpt = typer.Option(None, "--plugin", help="A technique of your own: a .py file, a module or an installed entry point (repeatable; see the README).")
 LogOpt = typer.Option(None, "--log", help="Live metrics beside metrics.jsonl (repeatable): tensorboard (<run>/tensorboard/), wandb (offline unless WANDB_MODE is set).")
 
@@ -327,10 +328,10 @@ def check_device(device: str) -> None:
         fail(str(e))
 
 
-def print_plan(runs) -> None:
+def print_plan(runs, pack: int = 1) -> None:
     from .runner.plan import plan_rows
 
-    rows, total = plan_rows(runs)
+    rows, total = plan_rows(runs, pack)
     table = Table(title=f"{len(runs)} runs, {total['updates']:,} gradient updates, "
                         f"about {total['hours_text']} of training on this machine")
     for col in ("suite", "variant", "task", "seeds", "env steps", "updates/run", "s/update", "hours/run", "state"):
@@ -353,6 +354,7 @@ def _grid_options(
     retries: int = RetriesOpt, checkpoint_minutes: float = CkptOpt, threads: int = ThreadsOpt,
     keep_replay: bool = KeepReplayOpt, log: Optional[List[str]] = LogOpt, eval_every: int = EvalEveryOpt,
     eval_episodes: int = EvalEpisodesOpt, eval_mode: str = EvalModeOpt, plugin: Optional[List[str]] = PluginOpt,
+    pack: str = PackOpt,
 ) -> None:
     """The options `run` and `ablate` share: their signature only (see grid_command)."""
 
@@ -386,7 +388,7 @@ def grid_command(command):
 
 def train_grid(grid, variants: list[tuple[str, ...]]) -> None:
     """Build the grid (every input checked first), then print its cost or train it."""
-    from .runner.build import GridError, build_grid, check_existing, queue
+    from .runner.build import GridError, build_grid, check_existing, queue, resolve_pack
     from .runner.grid import execute, status_rows, status_table
 
     try:
@@ -394,12 +396,18 @@ def train_grid(grid, variants: list[tuple[str, ...]]) -> None:
         check_existing(runs)
     except GridError as e:
         fail(str(e))
+    pack, pack_lines = resolve_pack(grid, runs)
     if grid.dry_run:
-        print_plan(runs)
+        print_plan(runs, pack)
+        for line in pack_lines:
+            typer.echo(line)
         return
     queue(runs)
+    for line in pack_lines:
+        console.print(line)
     console.print(f"training {len(runs)} runs into {grid.results} with {grid.jobs} job(s) on {grid.backend}")
-    results = execute(runs, jobs=grid.jobs, backend=grid.backend, address=grid.address, retries=grid.retries)
+    results = execute(runs, jobs=grid.jobs, backend=grid.backend, address=grid.address, retries=grid.retries,
+                      pack=pack)
     rows = status_rows([r.directory for r in runs])
     Console(width=max(console.width, 140)).print(status_table(rows, title="summary"))
     failed = [r for r in results if r["state"] not in ("done",)]
@@ -616,6 +624,10 @@ def main() -> None:
 
     tune_cpu_allocator()
     signal.signal(signal.SIGTERM, _terminate)
+    # A shell starts background jobs with SIGINT ignored, and Python then leaves it ignored: a grid
+    # started with `&` would run on through `kill -INT`. SIGINT stops it as Ctrl-C does, however
+    # it was started (and the worker processes it starts inherit a caught signal as the default).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # Click's exception classes, wherever this typer takes Click from (recent typer vendors it)
     usage_error, click_error = (next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
                                 for name in ("UsageError", "ClickException"))

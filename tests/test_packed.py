@@ -114,3 +114,18 @@ def test_what_cannot_be_packed_is_refused_in_one_line():
     backprop = [Agent(VECTOR, CONTINUOUS, make_config("debug", overrides={"seed": s, "actor_grad_cont": "backprop"}))
                 for s in range(2)]
     assert "backprop" in packable(backprop)
+
+
+def test_a_seed_whose_loss_is_not_finite_does_not_touch_the_others():
+    """A packed update keeps the seeds apart: NaN rewards in seed 0's batch leave seed 1's update as
+    it is alone (the runner then fails seed 0's run by itself)."""
+    alone, packed = group(2), group(2)
+    batches = [random_batch(a.obs_space, a.act_space, a.cfg, seed=k) for k, a in enumerate(alone)]
+    batches[0]["reward"] = torch.full_like(torch.as_tensor(batches[0]["reward"]), float("nan"))
+    out = PackedUpdate(packed).train([dict(b) for b in batches])
+    assert not all(torch.isfinite(torch.tensor(v)) for k, v in out[0].items() if k.startswith("loss/"))
+    mine = alone[1].train(dict(batches[1]))
+    for k in mine:
+        if k.startswith("loss/"):
+            assert out[1][k] == pytest.approx(mine[k], rel=LOSS_RTOL), k
+    torch.testing.assert_close(grads(alone[1]), grads(packed[1]), rtol=GRAD_RTOL, atol=1e-8)

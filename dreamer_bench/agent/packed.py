@@ -71,33 +71,43 @@ class PackedUpdate:
     def _forward_one(self, params, buffers, data, draws):
         return functional_call(self.template, (params, buffers), (data, draws), strict=True)
 
-    def train(self, batches: Sequence[dict[str, Any]]) -> list[dict[str, float]]:
+    def train(self, batches: Sequence[dict[str, Any]], agents: Sequence[Agent] | None = None) -> list[dict[str, float]]:
         """One update of every agent, agent k on ``batches[k]``; returns each agent's metrics
-        and writes each agent's posteriors back into its batch, as ``Agent.train`` does."""
-        if len(batches) != len(self.agents):
-            raise ValueError(f"{len(self.agents)} agents need {len(self.agents)} batches, got {len(batches)}")
-        datas = [a._prepare(b) for a, b in zip(self.agents, batches)]
+        and writes each agent's posteriors back into its batch, as ``Agent.train`` does.
+        ``agents``: another group of the same configuration (e.g. the members of a packed group
+        that are due an update now); default: the group it was made with."""
+        if agents is None:
+            agents = self.agents
+        elif agents is not self.agents:
+            why = packable([self.agents[0], *agents])
+            if why:
+                raise NotPackable(why)
+        if len(batches) != len(agents):
+            raise ValueError(f"{len(agents)} agents need {len(agents)} batches, got {len(batches)}")
+        if len(agents) == 1:  # nothing to batch: the agent's own update (and its compiled pieces)
+            return [agents[0].train(batches[0])]
+        datas = [a._prepare(b) for a, b in zip(agents, batches)]
         b, t = datas[0]["reward"].shape[0], datas[0]["reward"].shape[1] - 1
-        for a, d in zip(self.agents, datas):
+        for a, d in zip(agents, datas):
             if d["reward"].shape != datas[0]["reward"].shape:
                 raise ValueError("the batches of a packed update must have one shape")
             for p in a.trained_parameters():
                 p.grad = None
-        draws = [a.draws(b, t) for a in self.agents]
-        params, buffers = stack_module_state(self.agents)
+        draws = [a.draws(b, t) for a in agents]
+        params, buffers = stack_module_state(list(agents))
         data = {k: torch.stack([d[k] for d in datas]) for k in datas[0]}
         noise = {k: torch.stack([d[k] for d in draws]) for k in draws[0]}
         total, losses, metrics, deters, stochs = self._step(params, buffers, data, noise)
         total.sum().backward()  # the agents share nothing: each slice's gradient is its own
         out = []
         with torch.no_grad():
-            for k, agent in enumerate(self.agents):
+            for k, agent in enumerate(agents):
                 for name, p in agent.named_parameters():
                     g = params[name].grad
                     p.grad = None if g is None or not p.requires_grad else g[k]
                 for name, buf in agent.named_buffers():
                     buf.copy_(buffers[name][k])  # the return statistics moved by this update
-        for k, agent in enumerate(self.agents):
+        for k, agent in enumerate(agents):
             mine = {key: v[k] for key, v in metrics.items()}
             mine.update({f"loss/{key}": v[k] for key, v in losses.items()})
             mine["loss/total"] = total[k].detach()

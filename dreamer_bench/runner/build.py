@@ -51,6 +51,7 @@ class GridOptions:
     eval_episodes: int = 10
     eval_mode: str = "sample"
     plugins: list[str] = field(default_factory=list)  # users' techniques (agent/plugins.py), as runs record them
+    pack: str = "1"  # seeds per process with batched updates (runner/pack.py): a number, or auto (the bench cache)
 
 
 def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
@@ -119,6 +120,11 @@ def check_options(opts: GridOptions, presets) -> None:
         raise GridError(f"unknown size {opts.size!r}; valid: {', '.join(presets)}")
     if opts.backend not in ("local", "dask"):
         raise GridError(f"unknown backend {opts.backend!r}; valid: local, dask")
+    pack = str(opts.pack).strip()
+    if pack != "auto" and not (pack.isdigit() and 1 <= int(pack) <= 64):
+        raise GridError(f"--pack takes a number of seeds per process from 1 to 64, or auto; got {opts.pack!r}")
+    if opts.backend == "dask" and pack != "1":
+        raise GridError("--pack packs seeds on the local backend only; with --backend dask give --pack 1")
     if opts.backend == "dask" and not opts.address:
         raise GridError("--backend dask needs --address tcp://HOST:PORT of a running Dask scheduler")
     if opts.backend == "local" and opts.address:
@@ -208,3 +214,24 @@ def queue(runs: list[RunSpec]) -> None:
         if not (run.directory / "status.json").exists():
             run.directory.mkdir(parents=True, exist_ok=True)
             write_status(run.directory, state="pending", budget=run.budget())
+
+
+def resolve_pack(opts: GridOptions, runs: list[RunSpec]) -> tuple[int, list[str]]:
+    """The seeds per process the grid trains with, and the lines that say how it packs."""
+    from .grid import pack_groups, unpackable
+    from .plan import choose_pack
+
+    lines = []
+    if str(opts.pack) == "auto":
+        pack, why = choose_pack(runs)
+        lines.append(why)
+    else:
+        pack = int(opts.pack)
+    if pack > 1:
+        reasons = sorted({why for why in map(unpackable, runs) if why})
+        lines += [f"not packed: {why}" for why in reasons]
+        groups = pack_groups(runs, pack)
+        packed = [g for g in groups if len(g) > 1]
+        lines.append(f"packing: {sum(map(len, packed))} of {len(runs)} runs in {len(packed)} process(es) of up to "
+                     f"{pack} seeds; {len(groups) - len(packed)} run(s) alone")
+    return pack, lines

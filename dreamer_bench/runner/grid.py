@@ -9,6 +9,7 @@ fails alone (KilledWorker), and a stopped client makes its runs checkpoint and s
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -49,20 +50,23 @@ def die_with(parent: int) -> None:
     threading.Thread(target=watch, name="die-with-grid", daemon=True).start()
 
 
-def run_one(spec_dict: dict, retries: int = 0, parent: int | None = None, stop_event: str | None = None) -> dict:
+def run_one(spec_dict: dict, retries: int = 0, parent: int | None = None, stop_event: str | None = None,
+            trainer=None, should_stop=None) -> dict:
     """Train one run to its budget (worker side); never raises, returns its final status. With
     ``parent`` (local grids), the worker dies with that process; with ``stop_event`` (the name of a
-    Dask Event, Dask grids), the run checkpoints and stops once the grid's client sets it."""
+    Dask Event, Dask grids) or ``should_stop`` (a packed group's request), the run checkpoints and
+    stops once asked. ``trainer``: a packed group's update service (runner/pack.py)."""
     if parent is not None and parent != os.getpid():
         die_with(parent)
     spec = RunSpec(**spec_dict)
-    should_stop = _dask_stop_request(stop_event) if stop_event else None
+    if stop_event:
+        should_stop = _dask_stop_request(stop_event)
     attempt = 0
     while True:
         try:
             if should_stop is not None and should_stop():
                 return {"label": spec.label, "state": "stopped", "error": None}
-            status = Run(spec, should_stop=should_stop).execute()
+            status = Run(spec, should_stop=should_stop, trainer=trainer).execute()
             if status.get("error") == STOPPED:
                 return {"label": spec.label, "state": "stopped", "error": None}
             return {"label": spec.label, "state": status.get("state", "done"), "error": None}
@@ -98,16 +102,51 @@ def threads_per_run(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
+def pack_groups(runs: list[RunSpec], pack: int) -> list[list[RunSpec]]:
+    """The runs in groups of at most ``pack`` that differ only in their seed (grid order kept;
+    ``pack`` 1: one group per run). Which runs cannot be packed is ``unpackable``'s to say."""
+    if pack <= 1:
+        return [[r] for r in runs]
+    groups: dict[str, list[list[RunSpec]]] = {}
+    order: list[list[RunSpec]] = []
+    for r in runs:
+        key = json.dumps({**asdict(r), "seed": None}, sort_keys=True, default=str)
+        chunks = groups.setdefault(key, [])
+        if not chunks or len(chunks[-1]) >= pack or unpackable(r):
+            chunks.append([])
+            order.append(chunks[-1])
+        chunks[-1].append(r)
+    return order
+
+
+def unpackable(run: RunSpec) -> str | None:
+    """Why a run trains alone even with --pack, or None (agent/packed.py packs the update only)."""
+    if run.plugins:
+        return "runs with plug-ins are not packed"
+    if "wandb" in run.live:
+        return "runs logging to W&B are not packed (one W&B run per process)"
+    cfg = run.agent_config()
+    if cfg.actor_grad_cont == "backprop":
+        return "runs with actor_grad_cont=backprop are not packed"
+    if cfg.compile:
+        return "compiled runs are not packed (the packed update runs eagerly)"
+    return None
+
+
 def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address: str | None = None,
-            retries: int = 0, live: bool | None = None) -> list[dict]:
+            retries: int = 0, live: bool | None = None, pack: int = 1) -> list[dict]:
     """Train every run of the grid; returns one result per run (state done, failed, busy or
-    stopped)."""
+    stopped). ``pack`` > 1 (local backend): runs that differ only in their seed train in groups of
+    up to ``pack`` in one process each, their updates batched (runner/pack.py)."""
     import joblib
 
     if live is None:
         live = sys.stdout.isatty()
+    groups = pack_groups(runs, pack if backend == "local" else 1)
     if backend == "local":
-        runs = [r if r.threads else replace(r, threads=threads_per_run(min(jobs, len(runs)))) for r in runs]
+        per_job = threads_per_run(min(jobs, len(groups)))
+        runs = [r if r.threads else replace(r, threads=per_job) for r in runs]
+        groups = pack_groups(runs, pack)
     results: list[dict] = []
     view = LiveView(runs) if live else None
     if view:
@@ -116,8 +155,11 @@ def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address:
         if backend == "dask":
             results = _execute_dask(runs, address, retries, view)
         else:
-            tasks = [joblib.delayed(run_one)(asdict(r), retries, os.getpid()) for r in runs]
-            parallel = joblib.Parallel(n_jobs=min(jobs, max(1, len(runs))), backend="loky",
+            from .pack import run_group
+
+            tasks = [joblib.delayed(run_group)([asdict(r) for r in g], retries, os.getpid()) if len(g) > 1 else
+                     joblib.delayed(run_one)(asdict(g[0]), retries, os.getpid()) for g in groups]
+            parallel = joblib.Parallel(n_jobs=min(jobs, max(1, len(tasks))), backend="loky",
                                        return_as="generator_unordered")
             results = _collect(parallel(tasks), view)
     finally:
@@ -171,17 +213,18 @@ def _dask_outcome(future, spec: RunSpec) -> dict:
     return {"label": spec.label, "state": "failed", "error": message}
 
 
-def _collect(generator: Iterable[dict], view) -> list[dict]:
+def _collect(generator: Iterable[dict | list[dict]], view) -> list[dict]:
     results = []
-    for result in generator:
-        results.append(result)
-        if view is None:
-            mark = {"done": "done", "failed": "FAILED", "busy": "skipped (busy)",
-                    "stopped": "stopped (checkpointed)"}.get(result["state"], result["state"])
-            line = f"[{len(results)}] {result['label']}: {mark}"
-            if result.get("error"):
-                line += f" — {result['error']}"
-            print(line, flush=True)
+    for outcome in generator:  # a run's result, or a packed group's list of them
+        for result in outcome if isinstance(outcome, list) else [outcome]:
+            results.append(result)
+            if view is None:
+                mark = {"done": "done", "failed": "FAILED", "busy": "skipped (busy)",
+                        "stopped": "stopped (checkpointed)"}.get(result["state"], result["state"])
+                line = f"[{len(results)}] {result['label']}: {mark}"
+                if result.get("error"):
+                    line += f" — {result['error']}"
+                print(line, flush=True)
     return results
 
 

@@ -38,8 +38,49 @@ def remember(results: list[dict]) -> None:
         cache = {}
     for r in results:
         if r.get("precision", "fp32") == "fp32":
-            cache[cache_key(r["device"], r["size"], r["obs"], r.get("compile", False))] = 1.0 / r["updates_per_s"]
+            key = cache_key(r["device"], r["size"], r["obs"], r.get("compile", False))
+            pack = int(r.get("pack", 1))
+            if pack == 1:
+                cache[key] = 1.0 / r["updates_per_s"]
+            else:  # seconds per seed-update of a packed update of `pack` seeds (agent/packed.py)
+                cache[f"{key}|pack={pack}"] = 1.0 / r["seed_updates_per_s"]
     atomic_write_json(path, cache)
+
+
+def pack_speedups(device: str, size: str, obs: str, compiled: bool = False) -> dict[int, float]:
+    """Seed-updates per second of each measured packing over the unpacked update's, from the bench
+    cache (``bench --pack 1,2,4,8`` fills it); {} when it has no such figures."""
+    try:
+        cache = json.loads(cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    key = cache_key(device, size, obs, compiled)
+    if key not in cache:
+        return {}
+    out = {}
+    for name, seconds in cache.items():
+        if name.startswith(key + "|pack="):
+            out[int(name.rsplit("=", 1)[1])] = cache[key] / seconds
+    return dict(sorted(out.items()))
+
+
+def choose_pack(runs: list[RunSpec]) -> tuple[int, str]:
+    """``--pack auto``: the packing the bench cache says is fastest per seed for the grid's model
+    on this device (1 when no packing measured faster), and a line saying why."""
+    if not runs:
+        return 1, "no runs"
+    first = runs[0]
+    size, obs, device = first.settings()["preset"], obs_kind(first.task), first.device
+    speedups = pack_speedups(device, size, obs)
+    if not speedups:
+        return 1, (f"--pack auto: no packed figures for {size} {obs} on {device} in the bench cache, so runs train "
+                   f"unpacked (`dreamer-bench bench --size {size} --obs {obs} --pack 1,2,4,8` measures them)")
+    best = max(speedups, key=speedups.get)
+    if speedups[best] <= 1.05:
+        return 1, (f"--pack auto: packing measured no faster per seed for {size} {obs} on {device} "
+                   f"({', '.join(f'{k}: ×{v:.2f}' for k, v in speedups.items())}): runs train unpacked")
+    return best, (f"--pack auto: {best} seeds per process, ×{speedups[best]:.2f} the seed-updates/s of unpacked runs "
+                  f"for {size} {obs} on {device} (bench cache)")
 
 
 def obs_kind(task: dict) -> str:
@@ -111,7 +152,9 @@ def _hours(seconds: float | None) -> str:
     return f"{hours:.2f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
-def plan_rows(runs: list[RunSpec]) -> tuple[list[dict], dict]:
+def plan_rows(runs: list[RunSpec], pack: int = 1) -> tuple[list[dict], dict]:
+    """Rows per (suite, variant, task) and the totals; with ``pack`` > 1 the hours of runs that
+    would be packed are divided by the bench cache's measured speed-up of that packing."""
     groups: dict[tuple, list[RunSpec]] = {}
     for r in runs:
         groups.setdefault((r.suite, r.variant, r.task_name), []).append(r)
@@ -129,7 +172,19 @@ def plan_rows(runs: list[RunSpec]) -> tuple[list[dict], dict]:
         if per_update is None:
             unknown.append(size)
         else:
-            total_seconds += per_update * updates * len(remaining)
+            speedup = 1.0
+            if pack > 1 and len(remaining) > 1:
+                from .grid import unpackable
+
+                measured_packs = pack_speedups(first.device, size, obs_kind(first.task))
+                k = min(pack, len(remaining))
+                if not unpackable(first) and k in measured_packs:
+                    speedup = measured_packs[k]
+                elif not unpackable(first):
+                    measured.setdefault("sources", {})[f"pack{k}"] = (
+                        f"packing {k} seeds: no measured speed-up in the bench cache, so counted as unpacked "
+                        f"(`dreamer-bench bench --pack 1,{k}` measures it)")
+            total_seconds += per_update * updates * len(remaining) / speedup
         rows.append({"suite": suite, "variant": variant, "task": task,
                      "seeds": ",".join(str(m.seed) for m in members), "steps": first.budget(), "updates": updates,
                      "seconds_text": "?" if per_update is None else f"{per_update:.3f}",

@@ -159,7 +159,8 @@ def beyond_preset(preset: str, agent: dict) -> dict[str, Any]:
 
     defaults = make_config(preset).to_dict()
     skip = ("seed", "off", "plugins", "plugin_sources", *IDENTITY_EXCLUDED)  # the variant names those
-    return {k: v for k, v in sorted(agent.items()) if k in defaults and k not in skip and defaults[k] != v}
+    return {k: v for k, v in sorted(agent.items()) if k in defaults and k not in skip and defaults[k] != v
+            and not (k in PLUGIN_FIELDS and not defaults[k] and not v)}  # no plug-in settings, however written
 
 
 def config_differences(old: dict, new: dict) -> list[str]:
@@ -218,8 +219,11 @@ class Run:
     """A run's training loop. ``execute`` trains it to its budget, resuming from its checkpoint."""
 
     def __init__(self, spec: RunSpec, on_progress: Callable[[dict], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None):
+                 should_stop: Callable[[], bool] | None = None, trainer: Callable | None = None):
         self.spec = spec
+        # trainer(agent, batch) → metrics in place of agent.train(batch): a packed group's update
+        # service (runner/pack.py), which batches this run's update with its group's
+        self.trainer = trainer
         self.dir = spec.directory
         self.on_progress = on_progress
         # asked every two seconds of training: True makes the run checkpoint and stop (state
@@ -486,7 +490,7 @@ class Run:
         batch = {k: torch.from_numpy(v) for k, v in sample.items() if k not in ("stream", "start", "deter", "stoch")}
         batch["deter"] = torch.from_numpy(sample["deter"].astype(np.float32))
         batch["stoch"] = torch.nn.functional.one_hot(torch.from_numpy(sample["stoch"].astype(np.int64)), cfg.classes).float()
-        metrics = agent.train(batch)
+        metrics = self.trainer(agent, batch) if self.trainer is not None else agent.train(batch)
         bad = [k for k, v in metrics.items() if k.startswith("loss/") and not math.isfinite(v)]
         if bad:
             raise Diverged(f"non-finite {', '.join(bad)} at update {agent.updates}")

@@ -1,0 +1,106 @@
+"""Packed groups: several runs that differ only in their seed, trained in one process with their
+updates batched (agent/packed.py).
+
+Each member is an ordinary ``Run`` in a thread of its own — its own run folder, lock, status,
+logs, environments, replay, checkpoints and resume — except that its gradient updates go to the
+group's ``PackService``: when every member still training is waiting for an update, the last one
+to ask runs one packed update for all of them. Members that are due an update at different times
+(resumed from different checkpoints) are packed with whoever is waiting; a member alone gets the
+unpacked update. A member that fails (a diverged loss, a broken environment) leaves the group and
+the others go on. Nothing of the packing is part of a run's identity: a packed run resumes
+unpacked and the other way round.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+
+class PackService:
+    """The update service of a packed group (see the module's docstring)."""
+
+    def __init__(self, members: int):
+        self.cond = threading.Condition()
+        self.active = members  # members still training
+        self.waiting: dict[int, tuple[Any, dict]] = {}  # member → (agent, batch) due an update
+        self.results: dict[int, Any] = {}  # member → its metrics, or the exception of the update
+        self.packed = None  # the PackedUpdate, made at the first update
+        self.updates = 0  # packed updates run (one per call that trained two or more members)
+
+    def trainer(self, member: int) -> Callable[[Any, dict], dict]:
+        """What member ``member`` calls instead of ``agent.train(batch)``."""
+        return lambda agent, batch: self.update(member, agent, batch)
+
+    def update(self, member: int, agent, batch: dict) -> dict:
+        with self.cond:
+            self.waiting[member] = (agent, batch)
+            self._run_if_all_wait()
+            while member not in self.results:
+                self.cond.wait()
+            out = self.results.pop(member)
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    def leave(self) -> None:
+        """A member stopped training (finished, failed or stopped): the others no longer wait for it."""
+        with self.cond:
+            self.active -= 1
+            self._run_if_all_wait()
+
+    def _run_if_all_wait(self) -> None:
+        if not self.waiting or len(self.waiting) < self.active:
+            return
+        from ..agent.packed import PackedUpdate
+
+        members = sorted(self.waiting)
+        agents = [self.waiting[m][0] for m in members]
+        batches = [self.waiting[m][1] for m in members]
+        self.waiting = {}
+        try:
+            if self.packed is None:
+                self.packed = PackedUpdate(agents)
+            outs = self.packed.train(batches, agents)
+            self.updates += len(members) > 1
+            self.results.update(zip(members, outs))
+        except BaseException as e:  # noqa: BLE001 - every member of this update hears of it
+            self.results.update({m: e for m in members})
+        self.cond.notify_all()
+
+
+def run_group(spec_dicts: list[dict], retries: int = 0, parent: int | None = None) -> list[dict]:
+    """Train a packed group to its budget (worker side): one thread per member, each an ordinary
+    run (``grid.run_one``) whose updates go to the group's PackService. Returns each member's
+    result; a stop request (SIGTERM, Ctrl-C) makes every member checkpoint and stop."""
+    from .grid import die_with, run_one
+
+    if parent is not None:
+        import os
+
+        if parent != os.getpid():
+            die_with(parent)
+    service = PackService(len(spec_dicts))
+    stop = threading.Event()
+    results: list[dict | None] = [None] * len(spec_dicts)
+
+    def member(i: int) -> None:
+        try:
+            results[i] = run_one(spec_dicts[i], retries, trainer=service.trainer(i), should_stop=stop.is_set)
+        finally:
+            service.leave()
+
+    threads = [threading.Thread(target=member, args=(i,), name=f"pack-{i}", daemon=True)
+               for i in range(len(spec_dicts))]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(timeout=0.5)
+    except KeyboardInterrupt:  # the members checkpoint and stop; then the interrupt goes on
+        stop.set()
+        for t in threads:
+            t.join()
+        raise
+    return [r for r in results if r is not None]
