@@ -68,3 +68,16 @@ class _Result(subprocess.CompletedProcess):
 
     def __iter__(self):
         return iter((self.returncode, self.stdout, self.stderr))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`-n`, `--dist loadgroup`), the tests that share a module-scoped fixture
+    (a trained grid, say) run on one worker, so that it is built once; all others spread freely."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        shared = sorted(name for name, defs in info.name2fixturedefs.items()  # ours, not pytest's (baseid "")
+                        if defs and defs[-1].baseid and defs[-1].scope in ("module", "package", "session"))
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{'+'.join(shared)}"))

@@ -63,12 +63,10 @@ def compare(alone: list[Agent], packed: list[Agent], updates: int = 3, pack=None
 @pytest.mark.parametrize("obs,act,off", [
     (BOTH, DISCRETE, ()),
     (BOTH, DISCRETE, ALL_OFF),
-    (VECTOR, CONTINUOUS, ()),
-    (VECTOR, DISCRETE, ("return_norm", "laprop")),
-    (VECTOR, DISCRETE, ("slow_critic", "block_gru", "twohot")),
+    (VECTOR, CONTINUOUS, ("return_norm", "laprop", "slow_critic")),
 ])
 def test_slice_k_of_a_packed_update_is_the_update_of_seed_k(obs, act, off):
-    worst = compare(group(3, obs, act, off), group(3, obs, act, off))
+    worst = compare(group(2, obs, act, off), group(2, obs, act, off))
     assert worst["loss"] < LOSS_RTOL and worst["grad"] < GRAD_RTOL, worst
     assert worst["step"] < STEP_RTOL and worst["cos"] > 1 - 1e-6, worst
 
