@@ -71,13 +71,14 @@ class _Result(subprocess.CompletedProcess):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`-n`, `--dist loadgroup`), the tests that share a module-scoped fixture
-    (a trained grid, say) run on one worker, so that it is built once; all others spread freely."""
+    """Under pytest-xdist (`-n`, `--dist loadgroup`), the tests of a module that use its
+    module-scoped fixtures (a trained grid, say) run on one worker, so that each is built once;
+    all others spread freely."""
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         if info is None:
             continue
         shared = sorted(name for name, defs in info.name2fixturedefs.items()  # ours, not pytest's (baseid "")
                         if defs and defs[-1].baseid and defs[-1].scope in ("module", "package", "session"))
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{'+'.join(shared)}"))
+        if shared:  # one group per module: its tests that share any of its fixtures build each once
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

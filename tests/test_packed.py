@@ -126,4 +126,5 @@ def test_a_seed_whose_loss_is_not_finite_does_not_touch_the_others():
     for k in mine:
         if k.startswith("loss/"):
             assert out[1][k] == pytest.approx(mine[k], rel=LOSS_RTOL), k
-    torch.testing.assert_close(grads(alone[1]), grads(packed[1]), rtol=GRAD_RTOL, atol=1e-8)
+    ga, gb = grads(alone[1]), grads(packed[1])
+    assert float((ga - gb).norm() / ga.norm()) < GRAD_RTOL
