@@ -24,8 +24,9 @@ import numpy as np
 
 
 def train(results: Path, steps: int, seeds: int, task: str, extra: list[str]) -> None:
+    # eager on both sides: the packed update runs eagerly (compile is not part of a run's identity)
     cmd = [sys.executable, "-m", "dreamer_bench", "run", "--suite", "learning", "--tasks", task, "--seeds", str(seeds),
-           "--steps", str(steps), "--results", str(results), *extra]
+           "--steps", str(steps), "--results", str(results), "--set", "compile=false", *extra]
     print(" ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
 
