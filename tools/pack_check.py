@@ -1,7 +1,7 @@
 """Learning check of packed training (issue 24): the same seeds of one task trained packed and
 unpacked, compared seed for seed.
 
-    python tools/pack_check.py RESULTS [--steps 2000] [--seeds 3] [--task gym_CartPole-v1]
+    python tools/pack_check.py RESULTS [--steps 2700] [--seeds 3] [--task gym_CartPole-v1]
 
 Trains ``learning``'s task with ``--pack SEEDS`` into RESULTS/packed and with ``--pack 1 --jobs 2
 --threads 1`` into RESULTS/alone (resumable: rerun to continue), then prints and writes
@@ -59,7 +59,7 @@ def compare(packed: Path, alone: Path, upto: int = 200) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", type=Path)
-    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--steps", type=int, default=2700)  # CartPole: ~200 updates after the replay first fills a batch
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--task", default="gym_CartPole-v1")
     args = ap.parse_args()
