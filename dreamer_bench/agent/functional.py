@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import zlib
 
 import torch
@@ -34,6 +35,9 @@ def init_weight_(weight: torch.Tensor, fan_in: int, scale: float = 1.0) -> torch
     return weight
 
 
+_SEEDED = threading.RLock()
+
+
 @contextlib.contextmanager
 def seeded(seed: int, name: str):
     """Seed torch's CPU generator from (seed, name) for the block, then restore it.
@@ -41,6 +45,8 @@ def seeded(seed: int, name: str):
     Every module is initialised under its own name, so that switching a technique that changes
     one module's shape (block_gru, twohot) leaves every other module's initial weights identical.
     """
-    with torch.random.fork_rng(devices=[]):
+    # torch's CPU generator is one per process: the members of a packed group (runner/pack.py)
+    # build their agents in threads at once, so one block at a time
+    with _SEEDED, torch.random.fork_rng(devices=[]):
         torch.manual_seed((seed * 1_000_003 + zlib.crc32(name.encode())) % (2**63))
         yield
