@@ -302,6 +302,7 @@ AddressOpt = typer.Option(None, "--address", help="Dask scheduler address, e.g. 
 DryOpt = typer.Option(False, "--dry-run", help="Print the grid with its cost and exit.")
 RetriesOpt = typer.Option(0, "--retries", help="Retry a failed run this many times.")
 CkptOpt = typer.Option(10.0, "--checkpoint-minutes", help="Minutes between checkpoints (work since the last one is lost on a crash).")
+LogUpdatesOpt = typer.Option(0, "--log-updates", help="Also write a metrics row after every N updates (1: one row per update; 0: every 30 s only).")
 ThreadsOpt = typer.Option(0, "--threads", help="torch threads per run (0: cores / jobs locally).")
 KeepReplayOpt = typer.Option(False, "--keep-replay", help="Keep a finished run's replay in its last checkpoint (for analysis; can be large).")
 EvalEveryOpt = typer.Option(0, "--eval-every", help="Evaluation episodes every N env steps, apart from training, and at the end (0: none).")
@@ -351,8 +352,8 @@ def _grid_options(
     steps: Optional[int] = StepsOpt, size: Optional[str] = SizeOpt, train_ratio: Optional[float] = RatioOpt,
     device: str = DeviceOpt, sets: Optional[List[str]] = SetOpt, results: Path = ResultsOpt, jobs: int = JobsOpt,
     backend: str = BackendOpt, address: Optional[str] = AddressOpt, dry_run: bool = DryOpt,
-    retries: int = RetriesOpt, checkpoint_minutes: float = CkptOpt, threads: int = ThreadsOpt,
-    keep_replay: bool = KeepReplayOpt, log: Optional[List[str]] = LogOpt, eval_every: int = EvalEveryOpt,
+    retries: int = RetriesOpt, checkpoint_minutes: float = CkptOpt, log_updates: int = LogUpdatesOpt,
+    threads: int = ThreadsOpt, keep_replay: bool = KeepReplayOpt, log: Optional[List[str]] = LogOpt, eval_every: int = EvalEveryOpt,
     eval_episodes: int = EvalEpisodesOpt, eval_mode: str = EvalModeOpt, plugin: Optional[List[str]] = PluginOpt,
     pack: str = PackOpt,
 ) -> None:

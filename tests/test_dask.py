@@ -81,22 +81,22 @@ def consistent(d, budget):
     return status
 
 
-def test_grid_runs_on_dask_workers(tmp_path, cluster):
+def test_grid_runs_on_dask_workers_with_each_task_s_seeds_packed(tmp_path, cluster):
     suite = tmp_path / "pair.yaml"
     suite.write_text("name: pair\ndefaults: {steps: 800, train_ratio: 8, preset: debug, set: {warmup: 5}}\n"
                      "tasks:\n  gym_CartPole-v1: {}\n  gym_Pendulum-v1: {}\n")
     out = cli("run", "--suite", suite, "--seeds", "2", "--results", tmp_path / "r", "--backend", "dask",
-              "--address", cluster)
+              "--address", cluster, "--pack", "2")
     assert out.returncode == 0, out.stdout + out.stderr
-    pids = set()
+    assert "packing: 4 of 4 runs in 2 process(es)" in out.stdout, out.stdout
+    pids = {}
     for task in ("gym_CartPole-v1", "gym_Pendulum-v1"):
         for seed in (0, 1):
             d = tmp_path / "r" / "pair" / "full" / task / f"seed_{seed}"
-            status = json.loads((d / "status.json").read_text())
-            assert status["state"] == "done" and status["updates"] > 0
-            pids.add(status["pid"])
-            assert (d / "episodes.jsonl").read_text()
-    assert len(pids) == 2 and os.getpid() not in pids  # trained by the two workers, not here
+            consistent(d, 800)
+            pids.setdefault(task, set()).add(json.loads((d / "status.json").read_text())["pid"])
+    # each task's two seeds trained together in one Dask task, on one of the two workers, not here
+    assert [len(p) for p in pids.values()] == [1, 1] and os.getpid() not in set.union(*pids.values())
 
 
 def test_a_worker_killed_mid_run_is_replaced_and_the_run_resumes_from_its_checkpoint(tmp_path):
@@ -143,14 +143,17 @@ def test_a_run_whose_workers_keep_dying_fails_alone_and_the_grid_goes_on(tmp_pat
 def test_stopping_the_client_makes_its_runs_on_the_workers_checkpoint_and_stop(tmp_path, cluster, sig):
     # Once, SIGTERM or Ctrl-C of the client left its runs training on the workers. A killed
     # client cannot say stop: the scheduler lets go of its tasks and the runs notice that.
+    # With SIGTERM the two runs are one task's seeds packed together (runner/pack.py), else two tasks.
     suite = tmp_path / "pair.yaml"
+    packed = sig == signal.SIGTERM
     suite.write_text("name: pair\ndefaults: {steps: 2500, train_ratio: 8, preset: debug, set: {warmup: 5}}\n"
-                     "tasks:\n  gym_CartPole-v1: {}\n  gym_Acrobot-v1: {}\n")
+                     "tasks:\n  gym_CartPole-v1: {}\n" + ("" if packed else "  gym_Acrobot-v1: {}\n"))
     args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--backend", "dask", "--address", cluster,
-            "--checkpoint-minutes", "60"]
+            "--checkpoint-minutes", "60", *(["--seeds", "2", "--pack", "2"] if packed else [])]
     client = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *args], stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True, env=ENV)
-    dirs = [tmp_path / "r/pair/full" / t / "seed_0" for t in ("gym_CartPole-v1", "gym_Acrobot-v1")]
+    dirs = ([tmp_path / "r/pair/full/gym_CartPole-v1" / f"seed_{s}" for s in (0, 1)] if packed else
+            [tmp_path / "r/pair/full" / t / "seed_0" for t in ("gym_CartPole-v1", "gym_Acrobot-v1")])
     deadline = time.time() + 120
     while time.time() < deadline and not all(read_status(d).get("updates") for d in dirs):
         time.sleep(0.2)
@@ -172,6 +175,8 @@ def test_stopping_the_client_makes_its_runs_on_the_workers_checkpoint_and_stop(t
         loop = json.loads(next((d / "checkpoint").glob("ckpt-*")).joinpath("loop.json").read_text())
         assert not loop["final"] and loop["env_steps"] == status["env_steps"]  # checkpointed where it stopped
         stopped_at.append(status["env_steps"])
+    if packed:  # both seeds trained in one Dask task, whose stop request both heard
+        assert len({json.loads((d / "status.json").read_text())["pid"] for d in dirs}) == 1
     time.sleep(3)  # nothing trains them any more
     assert [json.loads((d / "status.json").read_text())["env_steps"] for d in dirs] == stopped_at
     out = cli(*args)

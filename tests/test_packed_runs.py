@@ -72,7 +72,7 @@ def test_packing_is_checked_and_shown_before_anything_starts(tmp_path):
     s = suite(tmp_path)
     results = tmp_path / "r"
     for bad, message in ((["--pack", "0"], "--pack takes"), (["--pack", "x"], "--pack takes"),
-                         (["--pack", "2", "--backend", "dask", "--address", "tcp://127.0.0.1:1"], "local backend only")):
+                         (["--pack", "2", "--backend", "dask", "--address", "tcp://127.0.0.1:1"], "no Dask scheduler")):
         out = cli("run", "--suite", s, "--results", results, *bad)
         assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     plan = cli("run", "--suite", s, "--results", results, "--pack", "2", "--dry-run")

@@ -207,6 +207,7 @@ def test_the_official_prefetch_trains_by_the_same_schedule(tmp_path):
     # a run shorter than the 30 s between metrics rows logs its row at the end too (one row when idle)
     metrics = read_jsonl(d / "metrics.jsonl")
     assert metrics and metrics[-1]["updates"] == status["updates"] and "loss/total" in metrics[-1]
+    assert len(metrics) <= 3
     assert status["updates"] == planned_updates(status["policy_steps"], 1, 8, 8, 10) > 0
     plan = cli("run", "--suite", suite, "--results", tmp_path / "plan", "--dry-run")  # the grid's cost, exactly
     assert plan.returncode == 0 and f"1 runs, {status['updates']:,} gradient updates" in plan.stdout, plan.stdout
@@ -293,6 +294,7 @@ def test_a_rerun_with_another_configuration_is_refused(tmp_path):
     (["run", "--retries", "-1"], "--retries must be ≥ 0, got -1"),
     (["run", "--checkpoint-minutes", "0"], "--checkpoint-minutes must be"),
     (["run", "--threads", "-1"], "--threads must be ≥ 0"),
+    (["run", "--log-updates", "-2"], "--log-updates must be ≥ 0"),
 ])
 def test_bad_input_is_one_line_exit_two_and_touches_nothing(tmp_path, args, needle, cli_here):
     code, out_text, err = cli_here(*args, "--results", tmp_path / "r")
@@ -688,3 +690,23 @@ def test_a_run_that_never_trained_does_not_block_a_corrected_rerun(tmp_path):
     # once it has trained, a configuration change is refused as before
     out = cli("run", "--suite", suite(5), "--results", tmp_path / "r")
     assert out.returncode == 2 and "another configuration" in out.stderr
+
+
+def test_log_updates_writes_a_metrics_row_per_update(tmp_path):
+    """--log-updates 1: a row after each update (the packed learning check compares seeds update by
+    update); with the tiny suite's ratio a policy step brings at most one update."""
+    suite = write_suite(tmp_path / "tiny.yaml", steps=300)
+    out = cli("run", "--suite", suite, "--results", tmp_path / "r", "--log-updates", "1")
+    assert out.returncode == 0, out.stderr
+    d = run_dir(tmp_path / "r")
+    status = json.loads((d / "status.json").read_text())
+    rows = read_jsonl(d / "metrics.jsonl")
+    metrics = [r for r in rows if r["updates"] > 0]
+    assert status["updates"] > 5
+    assert [r["updates"] for r in metrics] == list(range(1, status["updates"] + 1))
+    assert all("loss/total" in r for r in metrics)
+    # how often a run logs is not part of its identity: a rerun without the flag finds it done
+    again = cli("run", "--suite", suite, "--results", tmp_path / "r")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((d / "status.json").read_text())["updates"] == status["updates"]
+    assert read_jsonl(d / "metrics.jsonl") == rows

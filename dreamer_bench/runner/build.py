@@ -43,6 +43,7 @@ class GridOptions:
     address: str | None = None  # the Dask scheduler
     retries: int = 0
     checkpoint_minutes: float = 10.0
+    log_updates: int = 0  # a metrics row after every N updates too (0: every 30 s only)
     threads: int = 0  # torch threads per run (0: cores / jobs locally)
     keep_replay: bool = False
     dry_run: bool = False
@@ -96,7 +97,7 @@ def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
                 run = RunSpec(suite=suite.name, task=spec.to_dict(), off=off, seed=seed, results=str(opts.results),
                               steps=opts.steps, preset=opts.size, train_ratio=opts.train_ratio, sets=opts.sets,
                               device=opts.device, threads=opts.threads, checkpoint_minutes=opts.checkpoint_minutes,
-                              keep_replay=opts.keep_replay, live=tuple(dict.fromkeys(opts.log)),
+                              log_updates=opts.log_updates, keep_replay=opts.keep_replay, live=tuple(dict.fromkeys(opts.log)),
                               eval_every=opts.eval_every, eval_episodes=opts.eval_episodes, eval_mode=opts.eval_mode,
                               plugins=tuple(opts.plugins))
                 try:
@@ -123,8 +124,6 @@ def check_options(opts: GridOptions, presets) -> None:
     pack = str(opts.pack).strip()
     if pack != "auto" and not (pack.isdigit() and 1 <= int(pack) <= 64):
         raise GridError(f"--pack takes a number of seeds per process from 1 to 64, or auto; got {opts.pack!r}")
-    if opts.backend == "dask" and pack != "1":
-        raise GridError("--pack packs seeds on the local backend only; with --backend dask give --pack 1")
     if opts.backend == "dask" and not opts.address:
         raise GridError("--backend dask needs --address tcp://HOST:PORT of a running Dask scheduler")
     if opts.backend == "local" and opts.address:
@@ -137,6 +136,8 @@ def check_options(opts: GridOptions, presets) -> None:
         raise GridError(f"--retries must be ≥ 0, got {opts.retries}")
     if not (math.isfinite(opts.checkpoint_minutes) and opts.checkpoint_minutes > 0):
         raise GridError(f"--checkpoint-minutes must be a finite number > 0, got {opts.checkpoint_minutes}")
+    if opts.log_updates < 0:
+        raise GridError(f"--log-updates must be ≥ 0 (0: a metrics row every 30 s only), got {opts.log_updates}")
     if opts.threads < 0:
         raise GridError(f"--threads must be ≥ 0 (0: torch's default), got {opts.threads}")
     check_device(opts.device)
@@ -222,7 +223,11 @@ def resolve_pack(opts: GridOptions, runs: list[RunSpec]) -> tuple[int, list[str]
     from .plan import choose_pack
 
     lines = []
-    if str(opts.pack) == "auto":
+    if str(opts.pack) == "auto" and opts.backend == "dask":
+        pack, why = 1, ("--pack auto: the bench cache measured this machine, not the Dask workers', so runs train "
+                        "unpacked (give --pack K to pack K seeds per task)")
+        lines.append(why)
+    elif str(opts.pack) == "auto":
         pack, why = choose_pack(runs)
         lines.append(why)
     else:

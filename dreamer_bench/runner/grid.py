@@ -60,7 +60,7 @@ def run_one(spec_dict: dict, retries: int = 0, parent: int | None = None, stop_e
         die_with(parent)
     spec = RunSpec(**spec_dict)
     if stop_event:
-        should_stop = _dask_stop_request(stop_event)
+        should_stop = dask_stop_request(stop_event)
     attempt = 0
     while True:
         try:
@@ -82,7 +82,7 @@ def run_one(spec_dict: dict, retries: int = 0, parent: int | None = None, stop_e
                     "traceback": traceback.format_exc()}
 
 
-def _dask_stop_request(name: str):
+def dask_stop_request(name: str):
     """From a task on a Dask worker: whether its grid asked it to stop, by setting the Event
     ``name`` (SIGTERM or Ctrl-C of the client) or by letting go of the task (the client was killed
     or cancelled it: the scheduler then tells the worker the task is no longer wanted)."""
@@ -136,26 +136,28 @@ def unpackable(run: RunSpec) -> str | None:
 def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address: str | None = None,
             retries: int = 0, live: bool | None = None, pack: int = 1) -> list[dict]:
     """Train every run of the grid; returns one result per run (state done, failed, busy or
-    stopped). ``pack`` > 1 (local backend): runs that differ only in their seed train in groups of
-    up to ``pack`` in one process each, their updates batched (runner/pack.py)."""
+    stopped). ``pack`` > 1: runs that differ only in their seed train in groups of up to ``pack``
+    in one process (local) or one Dask task each, their updates batched (runner/pack.py)."""
     import joblib
+
+    from .pack import run_group
 
     if live is None:
         live = sys.stdout.isatty()
-    groups = pack_groups(runs, pack if backend == "local" else 1)
-    if backend == "local":
+    groups = pack_groups(runs, pack)
+    if backend == "local":  # the cores shared among the processes that train at once
         per_job = threads_per_run(min(jobs, len(groups)))
-        runs = [r if r.threads else replace(r, threads=per_job) for r in runs]
-        groups = pack_groups(runs, pack)
+        threaded = {id(r): r if r.threads else replace(r, threads=per_job) for r in runs}
+        groups = [[threaded[id(r)] for r in g] for g in groups]
+        runs = [threaded[id(r)] for r in runs]
     results: list[dict] = []
     view = LiveView(runs) if live else None
     if view:
         view.start()
     try:
         if backend == "dask":
-            results = _execute_dask(runs, address, retries, view)
+            results = _execute_dask(groups, address, retries, view)
         else:
-            from .pack import run_group
 
             tasks = [joblib.delayed(run_group)([asdict(r) for r in g], retries, os.getpid()) if len(g) > 1 else
                      joblib.delayed(run_one)(asdict(g[0]), retries, os.getpid()) for g in groups]
@@ -168,25 +170,34 @@ def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address:
     return results
 
 
-def _execute_dask(runs: list[RunSpec], address: str, retries: int, view) -> list[dict]:
-    """One Dask future per run. A run whose workers kept dying (the scheduler gives up with
-    KilledWorker) is failed with that reason and the grid goes on; SIGTERM or Ctrl-C of this
-    process sets the grid's stop Event, and each run on a worker checkpoints and stops."""
+def _execute_dask(groups: list[list[RunSpec]], address: str, retries: int, view) -> list[dict]:
+    """One Dask future per run, or per packed group (runner/pack.py). A run whose workers kept
+    dying (the scheduler gives up with KilledWorker) is failed with that reason and the grid goes
+    on; SIGTERM or Ctrl-C of this process sets the grid's stop Event, and each run on a worker
+    checkpoints and stops."""
     import uuid
 
     from distributed import Client, Event, as_completed, wait
 
+    from .pack import run_group
+
     token = uuid.uuid4().hex[:12]
     with Client(address, timeout="20s") as client:
         stop = Event(f"dreamer-bench-stop-{token}", client=client)
-        futures = {client.submit(run_one, asdict(r), retries, None, stop.name, key=f"dreamer-bench-{token}-{i}",
-                                 pure=False): r for i, r in enumerate(runs)}
+        futures = {}
+        for i, g in enumerate(groups):
+            key = f"dreamer-bench-{token}-{i}"
+            if len(g) > 1:
+                future = client.submit(run_group, [asdict(r) for r in g], retries, None, stop.name, key=key, pure=False)
+            else:
+                future = client.submit(run_one, asdict(g[0]), retries, None, stop.name, key=key, pure=False)
+            futures[future] = g
         try:
             return _collect((_dask_outcome(f, futures[f]) for f in as_completed(futures)), view)
         except KeyboardInterrupt:
             stop.set()
             running = [f for f in futures if not f.done()]
-            print(f"stopping: {len(running)} run(s) on the Dask workers checkpoint and stop "
+            print(f"stopping: {sum(len(futures[f]) for f in running)} run(s) on the Dask workers checkpoint and stop "
                   f"(waiting up to {STOP_WAIT_S} s)", file=sys.stderr, flush=True)
             try:
                 wait(running, timeout=STOP_WAIT_S)
@@ -196,8 +207,8 @@ def _execute_dask(runs: list[RunSpec], address: str, retries: int, view) -> list
             raise
 
 
-def _dask_outcome(future, spec: RunSpec) -> dict:
-    """A finished future as a run's result; a task the scheduler gave up on is the run's failure."""
+def _dask_outcome(future, group: list[RunSpec]) -> dict | list[dict]:
+    """A finished future as its runs' results; a task the scheduler gave up on is its runs' failure."""
     if future.status == "finished":
         return future.result()
     from distributed import KilledWorker
@@ -208,9 +219,14 @@ def _dask_outcome(future, spec: RunSpec) -> dict:
                    f"{error}); rerun to resume it from its last checkpoint")
     else:
         message = f"{type(error).__name__}: {error}"
-    if read_status(spec.directory).get("state") != "done":
-        write_status(spec.directory, state="failed", error=message)
-    return {"label": spec.label, "state": "failed", "error": message}
+    results = []
+    for spec in group:
+        if read_status(spec.directory).get("state") != "done":
+            write_status(spec.directory, state="failed", error=message)
+            results.append({"label": spec.label, "state": "failed", "error": message})
+        else:
+            results.append({"label": spec.label, "state": "done", "error": None})
+    return results if len(group) > 1 else results[0]
 
 
 def _collect(generator: Iterable[dict | list[dict]], view) -> list[dict]:

@@ -69,11 +69,13 @@ class PackService:
         self.cond.notify_all()
 
 
-def run_group(spec_dicts: list[dict], retries: int = 0, parent: int | None = None) -> list[dict]:
+def run_group(spec_dicts: list[dict], retries: int = 0, parent: int | None = None,
+              stop_event: str | None = None) -> list[dict]:
     """Train a packed group to its budget (worker side): one thread per member, each an ordinary
     run (``grid.run_one``) whose updates go to the group's PackService. Returns each member's
-    result; a stop request (SIGTERM, Ctrl-C) makes every member checkpoint and stop."""
-    from .grid import die_with, run_one
+    result; a stop request (SIGTERM, Ctrl-C; on Dask, the grid's Event ``stop_event`` or the
+    scheduler letting go of the task) makes every member checkpoint and stop."""
+    from .grid import dask_stop_request, die_with, run_one
 
     if parent is not None:
         import os
@@ -82,6 +84,8 @@ def run_group(spec_dicts: list[dict], retries: int = 0, parent: int | None = Non
             die_with(parent)
     service = PackService(len(spec_dicts))
     stop = threading.Event()
+    # asked here, in the Dask task's own thread (the members' threads are not the task's)
+    asked = dask_stop_request(stop_event) if stop_event else None
     results: list[dict | None] = [None] * len(spec_dicts)
 
     def member(i: int) -> None:
@@ -98,6 +102,8 @@ def run_group(spec_dicts: list[dict], retries: int = 0, parent: int | None = Non
         for t in threads:
             while t.is_alive():
                 t.join(timeout=0.5)
+                if asked is not None and not stop.is_set() and asked():
+                    stop.set()
     except KeyboardInterrupt:  # the members checkpoint and stop; then the interrupt goes on
         stop.set()
         for t in threads:

@@ -68,6 +68,7 @@ class RunSpec:
     checkpoint_minutes: float = 10.0
     keep_replay: bool = False  # keep the replay of a finished run (it can be large)
     log_seconds: float = 30.0
+    log_updates: int = 0  # also a metrics row after every N updates (0: by time only); not identity
     replay_capacity: int = 0  # steps per environment stream (0: the whole run, at most 1M)
     live: tuple = ()  # loggers beside the JSONL files: tensorboard, wandb (runner/live.py); not identity
     eval_every: int = 0  # evaluation episodes every N env steps (runner/evaluate.py); not identity
@@ -441,9 +442,10 @@ class Run:
         return policy_state, env_actions
 
     def _periodic_writes(self, agent, replay, st, episodes, metrics_log, clock, now) -> None:
-        """A metrics row every ``log_seconds``, the logs at least every 5 s, a checkpoint every
-        ``checkpoint_minutes``."""
-        if now - clock.log >= self.spec.log_seconds:
+        """A metrics row every ``log_seconds`` (and after every ``log_updates`` updates, when set),
+        the logs at least every 5 s, a checkpoint every ``checkpoint_minutes``."""
+        by_updates = self.spec.log_updates and self.window.updates >= self.spec.log_updates
+        if by_updates or now - clock.log >= self.spec.log_seconds:
             metrics_log.append(self._metrics_row(st, self.window))
             clock.log = clock.write = now
             self._write_logs(episodes, metrics_log)
