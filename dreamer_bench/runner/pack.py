@@ -14,6 +14,7 @@ unpacked and the other way round.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 
@@ -27,6 +28,10 @@ class PackService:
         self.results: dict[int, Any] = {}  # member → its metrics, or the exception of the update
         self.packed = None  # the PackedUpdate, made at the first update
         self.updates = 0  # packed updates run (one per call that trained two or more members)
+        # Every update runs on this one thread, whichever member asked last, so its large tensors
+        # come and go in one thread (8 measurements against members running it in turn: 0.76-1.01x
+        # the time, median 0.93; size1m, 3 seeds, AMD EPYC, 2026-12-04).
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pack-update")
 
     def trainer(self, member: int) -> Callable[[Any, dict], dict]:
         """What member ``member`` calls instead of ``agent.train(batch)``."""
@@ -52,21 +57,27 @@ class PackService:
     def _run_if_all_wait(self) -> None:
         if not self.waiting or len(self.waiting) < self.active:
             return
-        from ..agent.packed import PackedUpdate
-
         members = sorted(self.waiting)
         agents = [self.waiting[m][0] for m in members]
         batches = [self.waiting[m][1] for m in members]
         self.waiting = {}
         try:
-            if self.packed is None:
-                self.packed = PackedUpdate(agents)
-            outs = self.packed.train(batches, agents)
+            outs = self.worker.submit(self._train, agents, batches).result()
             self.updates += len(members) > 1
             self.results.update(zip(members, outs))
         except BaseException as e:  # noqa: BLE001 - every member of this update hears of it
             self.results.update({m: e for m in members})
         self.cond.notify_all()
+
+    def _train(self, agents: list, batches: list) -> list:
+        from ..agent.packed import PackedUpdate
+
+        if self.packed is None:
+            self.packed = PackedUpdate(agents)
+        return self.packed.train(batches, agents)
+
+    def close(self) -> None:
+        self.worker.shutdown(wait=True)
 
 
 def run_group(spec_dicts: list[dict], retries: int = 0, parent: int | None = None,
@@ -75,6 +86,7 @@ def run_group(spec_dicts: list[dict], retries: int = 0, parent: int | None = Non
     run (``grid.run_one``) whose updates go to the group's PackService. Returns each member's
     result; a stop request (SIGTERM, Ctrl-C; on Dask, the grid's Event ``stop_event`` or the
     scheduler letting go of the task) makes every member checkpoint and stop."""
+    from ..agent.runtime import tune_cpu_allocator
     from .grid import dask_stop_request, die_with, run_one
 
     if parent is not None:
@@ -82,6 +94,7 @@ def run_group(spec_dicts: list[dict], retries: int = 0, parent: int | None = Non
 
         if parent != os.getpid():
             die_with(parent)
+    tune_cpu_allocator()  # one malloc arena for the member threads, set before they start
     service = PackService(len(spec_dicts))
     stop = threading.Event()
     # asked here, in the Dask task's own thread (the members' threads are not the task's)
@@ -109,4 +122,6 @@ def run_group(spec_dicts: list[dict], retries: int = 0, parent: int | None = Non
         for t in threads:
             t.join()
         raise
+    finally:
+        service.close()
     return [r for r in results if r is not None]
