@@ -242,7 +242,7 @@ def bench_store(results, overrides, warmup, json_out: Optional[Path]) -> None:
         console.print("not stored for --dry-run estimates: only default configurations measured after at least "
                       "one warm-up update are")
     else:
-        remember([bench_mod.as_dict(r) for r in results if r.pack == 1])
+        remember([bench_mod.as_dict(r) for r in results])
     if json_out:
         json_out.write_text(json.dumps({"machine": bench_mod.machine_description(),
                                         "results": [bench_mod.as_dict(r) for r in results]}, indent=2))
@@ -329,10 +329,10 @@ def check_device(device: str) -> None:
         fail(str(e))
 
 
-def print_plan(runs, pack: int = 1) -> None:
+def print_plan(runs, pack: int = 1, threads: int = 1) -> None:
     from .runner.plan import plan_rows
 
-    rows, total = plan_rows(runs, pack)
+    rows, total = plan_rows(runs, pack, threads)
     table = Table(title=f"{len(runs)} runs, {total['updates']:,} gradient updates, "
                         f"about {total['hours_text']} of training on this machine")
     for col in ("suite", "variant", "task", "seeds", "env steps", "updates/run", "s/update", "hours/run", "state"):
@@ -389,7 +389,7 @@ def grid_command(command):
 
 def train_grid(grid, variants: list[tuple[str, ...]]) -> None:
     """Build the grid (every input checked first), then print its cost or train it."""
-    from .runner.build import GridError, build_grid, check_existing, queue, resolve_pack
+    from .runner.build import GridError, build_grid, check_existing, process_threads, queue, resolve_pack
     from .runner.grid import execute, status_rows, status_table
 
     try:
@@ -399,7 +399,7 @@ def train_grid(grid, variants: list[tuple[str, ...]]) -> None:
         fail(str(e))
     pack, pack_lines = resolve_pack(grid, runs)
     if grid.dry_run:
-        print_plan(runs, pack)
+        print_plan(runs, pack, process_threads(grid))
         for line in pack_lines:
             typer.echo(line)
         return

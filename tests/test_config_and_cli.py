@@ -197,8 +197,8 @@ def test_dry_run_estimates_say_their_source_and_the_cache_holds_only_default_war
     assert cli_here(*common, "--warmup", "0").returncode == 0
     assert cli_here(*common, "--warmup", "1", "--set", "batch_size=4").returncode == 0
     assert not cache.exists()  # neither a cold nor a non-default measurement is kept
-    assert cli_here(*common, "--warmup", "1").returncode == 0
-    assert list(json.loads(cache.read_text())) == ["cpu|debug|vector"]
+    assert cli_here(*common, "--warmup", "1", "--threads", "1").returncode == 0
+    assert sorted(json.loads(cache.read_text())) == ["cpu|debug|vector", "cpu|debug|vector|threads=1|pack=1"]
     out = cli_here("run", "--suite", "smoke", "--tasks", "gym_CartPole-v1", "--results", tmp_path / "r", "--dry-run")
     assert out.returncode == 0 and "s/update: debug vector on cpu: from the bench cache" in out.stdout, out.stdout
     # an entry-point task with image observations is estimated as an image task
@@ -206,6 +206,18 @@ def test_dry_run_estimates_say_their_source_and_the_cache_holds_only_default_war
     suite.write_text("name: s\ndefaults: {steps: 100, train_ratio: 8, preset: debug}\ntasks:\n  custom_env:Grayscale: {}\n")
     out = cli_here("run", "--suite", suite, "--results", tmp_path / "r", "--dry-run")
     assert out.returncode == 0 and "debug image on cpu: measured now" in out.stdout, out.stdout
+    # --pack auto reads the packed figures measured at the threads each of the grid's processes gets
+    assert cli_here(*common, "--warmup", "1", "--threads", "1", "--pack", "2").returncode == 0
+    figures = json.loads(cache.read_text())
+    speedup = figures["cpu|debug|vector|threads=1|pack=1"] / figures["cpu|debug|vector|threads=1|pack=2"]
+    args = ["run", "--suite", "smoke", "--tasks", "gym_CartPole-v1", "--seeds", "2", "--results", tmp_path / "r",
+            "--dry-run", "--pack", "auto"]
+    out = cli_here(*args, "--threads", "1")
+    expected = (f"2 seeds per process, ×{speedup:.2f}" if speedup > 1.05 else
+                f"packing measured no faster per seed for debug vector on cpu at 1 thread(s) per process (2: ×{speedup:.2f})")
+    assert out.returncode == 0 and expected in out.stdout, out.stdout
+    out = cli_here(*args, "--threads", "2")
+    assert out.returncode == 0 and "no packed figures for debug vector on cpu at 2 thread(s)" in out.stdout, out.stdout
 
 
 # ------------------------------------------------------------------------------------------------

@@ -20,9 +20,9 @@ def tune_cpu_allocator() -> bool:
     the trim threshold to 1 GiB keeps that memory mapped between updates. One arena for all
     threads: glibc gives each thread that allocates its own arena, and a packed group
     (runner/pack.py) trains in several threads; with an arena each, a size1m group of 3 seeds
-    peaked at 5.4 GB and page-faulted 2.5× as often as with one (1.98 GB; tools/ has no bench for
-    it: measured with a script, AMD EPYC, 2026-12-04). Call it before starting threads. No effect
-    off glibc.
+    peaked at 5.4 GB and page-faulted 2.5× as often as with one (1.98 GB; `tools/pack_threads.py
+    --arenas 8` against no flag, AMD EPYC, 2026-12-04). Call it before starting threads. No
+    effect off glibc.
     """
     global _tuned
     if _tuned or not sys.platform.startswith("linux"):

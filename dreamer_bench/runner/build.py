@@ -217,6 +217,13 @@ def queue(runs: list[RunSpec]) -> None:
             write_status(run.directory, state="pending", budget=run.budget())
 
 
+def process_threads(opts: GridOptions) -> int:
+    """The torch threads each of the grid's processes gets (``--threads``, else cores / jobs)."""
+    from .grid import threads_per_run
+
+    return opts.threads or threads_per_run(opts.jobs)
+
+
 def resolve_pack(opts: GridOptions, runs: list[RunSpec]) -> tuple[int, list[str]]:
     """The seeds per process the grid trains with, and the lines that say how it packs."""
     from .grid import pack_groups, unpackable
@@ -228,7 +235,7 @@ def resolve_pack(opts: GridOptions, runs: list[RunSpec]) -> tuple[int, list[str]
                         "unpacked (give --pack K to pack K seeds per task)")
         lines.append(why)
     elif str(opts.pack) == "auto":
-        pack, why = choose_pack(runs)
+        pack, why = choose_pack(runs, process_threads(opts))
         lines.append(why)
     else:
         pack = int(opts.pack)

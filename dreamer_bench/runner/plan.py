@@ -42,45 +42,48 @@ def remember(results: list[dict]) -> None:
             pack = int(r.get("pack", 1))
             if pack == 1:
                 cache[key] = 1.0 / r["updates_per_s"]
-            else:  # seconds per seed-update of a packed update of `pack` seeds (agent/packed.py)
-                cache[f"{key}|pack={pack}"] = 1.0 / r["seed_updates_per_s"]
+            # seconds per seed-update of a (packed, agent/packed.py) update of `pack` seeds at the
+            # bench's thread count: packing is judged against unpacked runs on as many threads
+            cache[f"{key}|threads={int(r.get('threads', 0))}|pack={pack}"] = 1.0 / r["seed_updates_per_s"]
     atomic_write_json(path, cache)
 
 
-def pack_speedups(device: str, size: str, obs: str, compiled: bool = False) -> dict[int, float]:
-    """Seed-updates per second of each measured packing over the unpacked update's, from the bench
-    cache (``bench --pack 1,2,4,8`` fills it); {} when it has no such figures."""
+def pack_speedups(device: str, size: str, obs: str, threads: int, compiled: bool = False) -> dict[int, float]:
+    """Seed-updates per second of each packing measured at ``threads`` torch threads over the
+    unpacked update's at as many threads, from the bench cache (``bench --pack 1,2,4,8 --threads
+    N`` fills it); {} when it has no such figures."""
     try:
         cache = json.loads(cache_path().read_text())
     except (OSError, ValueError):
         return {}
-    key = cache_key(device, size, obs, compiled)
-    if key not in cache:
+    key = f"{cache_key(device, size, obs, compiled)}|threads={threads}|pack="
+    base = cache.get(key + "1")
+    if base is None:
         return {}
-    out = {}
-    for name, seconds in cache.items():
-        if name.startswith(key + "|pack="):
-            out[int(name.rsplit("=", 1)[1])] = cache[key] / seconds
+    out = {int(name[len(key):]): base / seconds for name, seconds in cache.items()
+           if name.startswith(key) and name[len(key):] != "1"}
     return dict(sorted(out.items()))
 
 
-def choose_pack(runs: list[RunSpec]) -> tuple[int, str]:
+def choose_pack(runs: list[RunSpec], threads: int) -> tuple[int, str]:
     """``--pack auto``: the packing the bench cache says is fastest per seed for the grid's model
-    on this device (1 when no packing measured faster), and a line saying why."""
+    on this device at ``threads`` torch threads per process (what each of the grid's ``--jobs``
+    processes gets), 1 when no packing measured faster, and a line saying why."""
     if not runs:
         return 1, "no runs"
     first = runs[0]
     size, obs, device = first.settings()["preset"], obs_kind(first.task), first.device
-    speedups = pack_speedups(device, size, obs)
+    speedups = pack_speedups(device, size, obs, threads)
+    where = f"{size} {obs} on {device} at {threads} thread(s) per process"
     if not speedups:
-        return 1, (f"--pack auto: no packed figures for {size} {obs} on {device} in the bench cache, so runs train "
-                   f"unpacked (`dreamer-bench bench --size {size} --obs {obs} --pack 1,2,4,8` measures them)")
+        return 1, (f"--pack auto: no packed figures for {where} in the bench cache, so runs train unpacked "
+                   f"(`dreamer-bench bench --size {size} --obs {obs} --threads {threads} --pack 1,2,4,8` measures them)")
     best = max(speedups, key=speedups.get)
     if speedups[best] <= 1.05:
-        return 1, (f"--pack auto: packing measured no faster per seed for {size} {obs} on {device} "
+        return 1, (f"--pack auto: packing measured no faster per seed for {where} "
                    f"({', '.join(f'{k}: ×{v:.2f}' for k, v in speedups.items())}): runs train unpacked")
     return best, (f"--pack auto: {best} seeds per process, ×{speedups[best]:.2f} the seed-updates/s of unpacked runs "
-                  f"for {size} {obs} on {device} (bench cache)")
+                  f"for {where} (bench cache)")
 
 
 def obs_kind(task: dict) -> str:
@@ -152,9 +155,10 @@ def _hours(seconds: float | None) -> str:
     return f"{hours:.2f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
-def plan_rows(runs: list[RunSpec], pack: int = 1) -> tuple[list[dict], dict]:
+def plan_rows(runs: list[RunSpec], pack: int = 1, threads: int = 1) -> tuple[list[dict], dict]:
     """Rows per (suite, variant, task) and the totals; with ``pack`` > 1 the hours of runs that
-    would be packed are divided by the bench cache's measured speed-up of that packing."""
+    would be packed are divided by the bench cache's measured speed-up of that packing at
+    ``threads`` torch threads per process."""
     groups: dict[tuple, list[RunSpec]] = {}
     for r in runs:
         groups.setdefault((r.suite, r.variant, r.task_name), []).append(r)
@@ -176,14 +180,14 @@ def plan_rows(runs: list[RunSpec], pack: int = 1) -> tuple[list[dict], dict]:
             if pack > 1 and len(remaining) > 1:
                 from .grid import unpackable
 
-                measured_packs = pack_speedups(first.device, size, obs_kind(first.task))
+                measured_packs = pack_speedups(first.device, size, obs_kind(first.task), threads)
                 k = min(pack, len(remaining))
                 if not unpackable(first) and k in measured_packs:
                     speedup = measured_packs[k]
                 elif not unpackable(first):
                     measured.setdefault("sources", {})[f"pack{k}"] = (
                         f"packing {k} seeds: no measured speed-up in the bench cache, so counted as unpacked "
-                        f"(`dreamer-bench bench --pack 1,{k}` measures it)")
+                        f"(`dreamer-bench bench --threads {threads} --pack 1,{k}` measures it)")
             total_seconds += per_update * updates * len(remaining) / speedup
         rows.append({"suite": suite, "variant": variant, "task": task,
                      "seeds": ",".join(str(m.seed) for m in members), "steps": first.budget(), "updates": updates,
