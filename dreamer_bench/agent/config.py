@@ -239,6 +239,21 @@ class ConfigError(ValueError):
     """A bad preset, field name or value."""
 
 
+def typed_like(default: Any, text: str) -> Any:
+    """``text`` as a value of ``default``'s type (bool: true/false, 1/0, yes/no, on/off; tuple:
+    comma- or plus-separated); ValueError when it is not one."""
+    if isinstance(default, bool):
+        low = text.strip().lower()
+        if low not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise ValueError(text)
+        return low in ("true", "1", "yes", "on")
+    if isinstance(default, (int, float)):
+        return type(default)(text)
+    if isinstance(default, tuple):
+        return tuple(x for x in text.replace("+", ",").split(",") if x.strip())
+    return str(text)
+
+
 def parse_value(name: str, text: str) -> Any:
     """Parse ``text`` into the type of the config field ``name`` (or its former name)."""
     name = ALIASES.get(name, name)
@@ -246,18 +261,7 @@ def parse_value(name: str, text: str) -> Any:
         raise ConfigError(f"unknown config field {name!r}; valid: {', '.join(FIELDS)}")
     default = getattr(AgentConfig(), name)
     try:
-        if isinstance(default, bool):
-            low = text.strip().lower()
-            if low not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-                raise ValueError(text)
-            return low in ("true", "1", "yes", "on")
-        if isinstance(default, int):
-            return int(text)
-        if isinstance(default, float):
-            return float(text)
-        if isinstance(default, tuple):
-            return tuple(x for x in text.replace("+", ",").split(",") if x.strip())
-        return str(text)
+        return typed_like(default, text)
     except ValueError:
         raise ConfigError(
             f"cannot parse {name}={text!r} as {type(default).__name__}"

@@ -260,19 +260,15 @@ def parse_setting(key: str, text: Any) -> tuple[str, Any]:
     defaults = CLASSES[name].settings
     if field not in defaults:
         raise PluginError(f"plug-in {name} has no setting {field!r}; valid: {', '.join(defaults) or 'none'}")
+    from .config import typed_like
+
     default = defaults[field]
     if not isinstance(text, str):
-        value = text
-    elif isinstance(default, bool):
-        if text.strip().lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-            raise PluginError(f"cannot parse {key}={text!r} as bool")
-        value = text.strip().lower() in ("true", "1", "yes", "on")
-    else:
-        try:
-            value = type(default)(text)
-        except ValueError:
-            raise PluginError(f"cannot parse {key}={text!r} as {type(default).__name__}") from None
-    return key, value
+        return key, text
+    try:
+        return key, typed_like(default, text)
+    except ValueError:
+        raise PluginError(f"cannot parse {key}={text!r} as {type(default).__name__}") from None
 
 
 def build(cfg, obs_space, act_space) -> dict[str, Plugin]:
