@@ -8,7 +8,9 @@ size1m vector, 3 seeds, eager fp32, synthetic batch.
 
 Measured on AMD EPYC (AVX2, 2 cores), 2026-12-04, before the package kept one arena: peak RSS
 5.4 GB with an arena per thread, 2.0 GB with one; page faults per 6 updates in turns 3.3M
-against 1.3M.
+against 1.3M. With one arena, on the idle machine (2 seeds): 2.20 / 2.31 / 2.55 s and, with
+OMP_WAIT_POLICY=PASSIVE, 2.20 / 2.20 / 2.02 and 2.00 / 1.90 / 2.12 s: the three ways are equal
+within this machine's noise.
 """
 
 from __future__ import annotations
@@ -67,8 +69,9 @@ def main() -> None:
                 pool.submit(step).result() if via_pool else step()
                 done.release()
 
-        for i in range(len(agents)):
-            threading.Thread(target=member, args=(i,), daemon=True).start()
+        threads = [threading.Thread(target=member, args=(i,)) for i in range(len(agents))]
+        for t in threads:
+            t.start()
         start = time.perf_counter()
         for i in range(n):
             go[i % len(agents)].release()
@@ -77,6 +80,8 @@ def main() -> None:
         stop.set()
         for g in go:
             g.release()
+        for t in threads:
+            t.join()
         return seconds
 
     def measured(f, *a) -> str:
@@ -90,6 +95,7 @@ def main() -> None:
         print(f"s/packed update: main thread {measured(main_thread, 4)}, members take turns {measured(turns, 6, False)}, "
               f"members hand it to one thread {measured(turns, 6, True)}; "
               f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
+    pool.shutdown()
 
 
 if __name__ == "__main__":

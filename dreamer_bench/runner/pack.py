@@ -29,8 +29,8 @@ class PackService:
         self.packed = None  # the PackedUpdate, made at the first update
         self.updates = 0  # packed updates run (one per call that trained two or more members)
         # Every update runs on this one thread, whichever member asked last, so its large tensors
-        # come and go in one thread (8 measurements against members running it in turn: 0.76-1.01x
-        # the time, median 0.93; size1m, 3 seeds, AMD EPYC, 2026-12-04).
+        # come and go in one thread (tools/pack_threads.py: as fast as members running it in turn,
+        # within the noise of a 2-core EPYC).
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pack-update")
 
     def trainer(self, member: int) -> Callable[[Any, dict], dict]:
