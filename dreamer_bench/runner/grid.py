@@ -158,7 +158,6 @@ def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address:
         if backend == "dask":
             results = _execute_dask(groups, address, retries, view)
         else:
-
             tasks = [joblib.delayed(run_group)([asdict(r) for r in g], retries, os.getpid()) if len(g) > 1 else
                      joblib.delayed(run_one)(asdict(g[0]), retries, os.getpid()) for g in groups]
             parallel = joblib.Parallel(n_jobs=min(jobs, max(1, len(tasks))), backend="loky",
