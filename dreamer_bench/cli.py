@@ -308,7 +308,7 @@ KeepReplayOpt = typer.Option(False, "--keep-replay", help="Keep a finished run's
 EvalEveryOpt = typer.Option(0, "--eval-every", help="Evaluation episodes every N env steps, apart from training, and at the end (0: none).")
 EvalEpisodesOpt = typer.Option(10, "--eval-episodes", help="Episodes per evaluation.")
 EvalModeOpt = typer.Option("sample", "--eval-mode", help="Evaluation actions: sample (as the official agent) or mode (the most likely action).")
-PackOpt = typer.Option("1", "--pack", help="Train up to K seeds of a configuration in one process with batched updates (K, or auto: from the bench cache); 1: one run per process.")
+PackOpt = typer.Option(None, "--pack", help="Train up to K seeds of a configuration in one process with batched updates: K, or auto (the default: K from the bench cache's `bench --pack` figures, 1 where it has none or packing measured no faster); 1: one run per process.", show_default=False)
 PluginOpt = typer.Option(None, "--plugin", help="A technique of your own: a .py file, a module or an installed entry point (repeatable; see the README).")
 LogOpt = typer.Option(None, "--log", help="Live metrics beside metrics.jsonl (repeatable): tensorboard (<run>/tensorboard/), wandb (offline unless WANDB_MODE is set).")
 
@@ -355,7 +355,7 @@ def _grid_options(
     retries: int = RetriesOpt, checkpoint_minutes: float = CkptOpt, log_updates: int = LogUpdatesOpt,
     threads: int = ThreadsOpt, keep_replay: bool = KeepReplayOpt, log: Optional[List[str]] = LogOpt, eval_every: int = EvalEveryOpt,
     eval_episodes: int = EvalEpisodesOpt, eval_mode: str = EvalModeOpt, plugin: Optional[List[str]] = PluginOpt,
-    pack: str = PackOpt,
+    pack: Optional[str] = PackOpt,
 ) -> None:
     """The options `run` and `ablate` share: their signature only (see grid_command)."""
 

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
+import tempfile
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports dm_control
+# The bench cache (dry-run estimates, --pack auto) of each test process is its own, started empty:
+# figures a user measured on this machine must not change what the tests' grids do.
+_CACHE = tempfile.mkdtemp(prefix="dreamer-bench-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 import pytest
 import torch

@@ -218,6 +218,12 @@ def test_dry_run_estimates_say_their_source_and_the_cache_holds_only_default_war
     assert out.returncode == 0 and expected in out.stdout, out.stdout
     out = cli_here(*args, "--threads", "2")
     assert out.returncode == 0 and "no packed figures for debug vector on cpu at 2 thread(s)" in out.stdout, out.stdout
+    # without --pack the grid packs as auto would, and says so only when it packs
+    quiet = [a for a in args if a not in ("--pack", "auto")]
+    out = cli_here(*quiet, "--threads", "1")
+    assert out.returncode == 0 and (("packing: 2 of 2 runs" in out.stdout) == (speedup > 1.05)), out.stdout
+    out = cli_here(*quiet, "--threads", "2")
+    assert out.returncode == 0 and "--pack auto" not in out.stdout and "packing:" not in out.stdout, out.stdout
 
 
 # ------------------------------------------------------------------------------------------------

@@ -52,7 +52,8 @@ class GridOptions:
     eval_episodes: int = 10
     eval_mode: str = "sample"
     plugins: list[str] = field(default_factory=list)  # users' techniques (agent/plugins.py), as runs record them
-    pack: str = "1"  # seeds per process with batched updates (runner/pack.py): a number, or auto (the bench cache)
+    pack: str | None = None  # seeds per process with batched updates (runner/pack.py): a number, or auto
+    # (the bench cache); None: auto, quietly unpacked where the cache has no packed figures
 
 
 def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
@@ -121,7 +122,7 @@ def check_options(opts: GridOptions, presets) -> None:
         raise GridError(f"unknown size {opts.size!r}; valid: {', '.join(presets)}")
     if opts.backend not in ("local", "dask"):
         raise GridError(f"unknown backend {opts.backend!r}; valid: local, dask")
-    pack = str(opts.pack).strip()
+    pack = str(opts.pack or "auto").strip()
     if pack != "auto" and not (pack.isdigit() and 1 <= int(pack) <= 64):
         raise GridError(f"--pack takes a number of seeds per process from 1 to 64, or auto; got {opts.pack!r}")
     if opts.backend == "dask" and not opts.address:
@@ -230,13 +231,14 @@ def resolve_pack(opts: GridOptions, runs: list[RunSpec]) -> tuple[int, list[str]
     from .plan import choose_pack
 
     lines = []
-    if str(opts.pack) == "auto" and opts.backend == "dask":
+    asked = opts.pack is not None  # --pack given; by default (auto) an unpacked grid says nothing of it
+    if str(opts.pack or "auto") == "auto" and opts.backend == "dask":
         pack, why = 1, ("--pack auto: the bench cache measured this machine, not the Dask workers', so runs train "
                         "unpacked (give --pack K to pack K seeds per task)")
-        lines.append(why)
-    elif str(opts.pack) == "auto":
+        lines += [why] if asked else []
+    elif str(opts.pack or "auto") == "auto":
         pack, why = choose_pack(runs, process_threads(opts))
-        lines.append(why)
+        lines += [why] if asked or pack > 1 else []
     else:
         pack = int(opts.pack)
     if pack > 1:
