@@ -232,11 +232,12 @@ def resolve_pack(opts: GridOptions, runs: list[RunSpec]) -> tuple[int, list[str]
 
     lines = []
     asked = opts.pack is not None  # --pack given; by default (auto) an unpacked grid says nothing of it
-    if str(opts.pack or "auto") == "auto" and opts.backend == "dask":
+    auto = str(opts.pack or "auto") == "auto"
+    if auto and opts.backend == "dask":
         pack, why = 1, ("--pack auto: the bench cache measured this machine, not the Dask workers', so runs train "
                         "unpacked (give --pack K to pack K seeds per task)")
         lines += [why] if asked else []
-    elif str(opts.pack or "auto") == "auto":
+    elif auto:
         pack, why = choose_pack(runs, process_threads(opts))
         lines += [why] if asked or pack > 1 else []
     else:
