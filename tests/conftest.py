@@ -78,6 +78,7 @@ class _Result(subprocess.CompletedProcess):
         return iter((self.returncode, self.stdout, self.stderr))
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the groups into the node ids
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (`-n`, `--dist loadgroup`), the tests of a module that use its
     module-scoped fixtures (a trained grid, say) run on one worker, so that each is built once;

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from dreamer_bench.results import read_jsonl
+from dreamer_bench.runner.run import latest_checkpoint
 
 pytest.importorskip("tensorboard")
 pytest.importorskip("wandb")
@@ -44,25 +45,38 @@ def tensorboard_scalars(run: Path) -> EventAccumulator:
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
-    """One tiny run with both loggers, killed (SIGKILL) seconds after its first checkpoint, when
-    it has sent rows the checkpoint does not know, then resumed to the end."""
+    """One tiny run with both loggers, killed (SIGKILL) just after its first checkpoint, once it
+    has sent rows the checkpoint does not know, then resumed to the end.
+
+    The kill must land mid-run on any machine: the first checkpoint comes after 6 s and the logs go
+    out every 10 updates (--log-updates), so the kill follows the checkpoint within a second or so,
+    while the run trains for several times that (a run that finished first fails the fixture)."""
     root = tmp_path_factory.mktemp("live")
     suite = tiny_suite(root / "tiny.yaml", steps=3000)
-    args = ["run", "--suite", suite, "--results", root / "r", "--threads", "1", "--checkpoint-minutes", "0.25",
-            "--log", "tensorboard", "--log", "wandb", "--eval-every", "1000", "--eval-episodes", "2"]
+    args = ["run", "--suite", suite, "--results", root / "r", "--threads", "1", "--checkpoint-minutes", "0.1",
+            "--log-updates", "10", "--log", "tensorboard", "--log", "wandb", "--eval-every", "1000",
+            "--eval-episodes", "2"]
     run = root / "r" / "tiny" / "full" / "gym_CartPole-v1" / "seed_0"
+    log = (root / "killed.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *map(str, args)], env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def sent_episodes():
+        return json.loads((run / "live.json").read_text())["tensorboard"]["episodes"]
+
     deadline = time.time() + 300
-    while time.time() < deadline and not any((run / "checkpoint").glob("ckpt-000001")):
-        time.sleep(0.2)
-    sent_at_checkpoint = json.loads((run / "live.json").read_text())["tensorboard"]["episodes"]
-    while time.time() < deadline and json.loads((run / "live.json").read_text())["tensorboard"]["episodes"] <= sent_at_checkpoint:
-        time.sleep(0.2)
+    while time.time() < deadline and proc.poll() is None and latest_checkpoint(run) is None:
+        time.sleep(0.05)
+    assert latest_checkpoint(run) is not None, "no checkpoint: " + (root / "killed.log").read_text()[-2000:]
+    sent_at_checkpoint = sent_episodes()
+    while time.time() < deadline and proc.poll() is None and sent_episodes() <= sent_at_checkpoint:
+        time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)  # the process and W&B's service with it, as a node failure would
     proc.wait()
-    loop = json.loads((run / "checkpoint" / "ckpt-000001" / "loop.json").read_text())
+    log.close()
+    loop = json.loads((latest_checkpoint(run) / "loop.json").read_text())
     assert not loop["final"], "the run finished before it could be killed"
+    assert sent_episodes() > loop["episodes"]  # rows the resumed run must purge from the loggers
     resumed = cli(*args)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     return run, loop
@@ -72,7 +86,7 @@ def test_tensorboard_holds_every_metric_and_episode_of_the_jsonl_files_once(logg
     logged, _ = logged
     acc = tensorboard_scalars(logged)
     metrics, episodes = read_jsonl(logged / "metrics.jsonl"), read_jsonl(logged / "episodes.jsonl")
-    assert metrics and len(episodes) >= 20  # a metrics row every 30 s and at the end: one or more
+    assert len(metrics) >= 20 and len(episodes) >= 20  # a metrics row every 10 updates and at the end
     tags = set(acc.Tags()["scalars"])
     expected = {k for row in metrics for k in row if k not in ("env_steps", "time")}
     assert {"loss/dyn", "loss/rep", "loss/policy", "updates_per_s", "updates"} <= expected
