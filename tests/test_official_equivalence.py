@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import zlib
 
 import numpy as np
 import pytest
@@ -94,9 +95,31 @@ OFF_FLAGS = {
 }
 
 
+def read_fixture(path: pathlib.Path) -> dict:
+    """A fixture's arrays by name. The files keep each dtype's arrays in one flat array,
+    ``packed/<dtype>``, listed in order by ``packed/index`` as [key, dtype, shape]
+    (tools/official/fixture_format.py: a thousand small .npz entries cost more than their data)."""
+    with np.load(path) as f:
+        stored = {k: f[k] for k in f.files}
+    data = {k: v for k, v in stored.items() if not k.startswith("packed/")}
+    start = {k[len("packed/"):]: 0 for k in stored if k.startswith("packed/") and k != "packed/index"}
+    for key, dtype, shape in json.loads(str(stored["packed/index"])):
+        n = int(np.prod(shape, dtype=np.int64))
+        data[key] = stored[f"packed/{dtype}"][start[dtype]:start[dtype] + n].reshape(shape)
+        start[dtype] += n
+    assert all(start[d] == stored[f"packed/{d}"].size for d in start), f"{path}: packed arrays left over"
+    return data
+
+
 def load(case: str) -> tuple[dict, dict]:
-    with np.load(FIXTURES / f"{case}.npz") as f:
-        data = {k: f[k] for k in f.files}
+    data = read_fixture(FIXTURES / f"{case}.npz")
+    meta = json.loads(str(data["meta"]))
+    for key, (mean, std, shape) in meta.get("drawn_kernels", {}).items():
+        # size1m: the initial kernels the official agent started from, drawn from the seed of their
+        # name (tools/official/export_fixtures.py, drawn_kernel), not stored
+        z = np.random.RandomState(zlib.crc32(key.encode())).standard_normal(shape)
+        name = f"slow0/{key[len('slowval/'):]}" if key.startswith("slowval/") else f"param/{key}"
+        data[name] = (mean + std * z).astype(np.float16)
     scaled = [k for k in data if k.startswith("scale/")]
     for key in scaled:  # float16 / max|x| (size1m cases)
         name = key[len("scale/"):]

@@ -19,7 +19,10 @@ records, per case, in one compressed .npz:
 - ``u<k>/grad/<name>``: every parameter's gradient (the raw gradient, before AGC);
 
   The size1m cases are kept small: their initial parameters are rounded to float16 before the
-  official agent runs (so storing them in half loses nothing), and they hold the gradient of
+  official agent runs (so storing them in half loses nothing), their kernels are replaced by
+  numbers drawn from a seed of each kernel's name with the official kernel's mean and std
+  (``drawn_kernel``; the file keeps mean, std and shape in meta ``drawn_kernels``, not the
+  kernel), and they hold the gradient of
   update 1 and the direction after update 3 in float16, each divided by its largest element
   (``scale/<key>`` holds that; rounding stays within 5e-4 of the tensor's norm, under the test's
   tolerance), and no moments, deter or head outputs;
@@ -34,6 +37,9 @@ records, per case, in one compressed .npz:
   non-zero start, so that returns and the return scale take part);
 - ``meta``: a JSON string with the case, the official config overrides, shapes and versions.
 
+The arrays are stored by tools/official/fixture_format.py's ``pack``: one flat array per dtype
+and an index of names and shapes (a thousand small .npz entries cost more than their data).
+
 Samples are recorded, not injected: the official agent samples with its own random generator,
 and the test feeds the recorded samples to ours, so no rounding can flip a sample.
 """
@@ -47,6 +53,9 @@ import sys
 import zlib
 
 import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from fixture_format import pack  # noqa: E402  (beside this script)
 
 # name: (preset, obs kind, action kind, batch (B, T), extra official flags, what it is)
 CASES = {
@@ -173,6 +182,18 @@ def make_batch(rng, obs_kind, act_kind, B, T, deter, stoch, classes):
     return data
 
 
+MODULES = ("dyn", "enc", "dec", "rew", "con", "pol", "val")  # the trained networks' parameter prefixes
+
+
+def drawn_kernel(name: str, mean: float, std: float, shape) -> np.ndarray:
+    """The size1m cases' initial kernel ``name``: mean + std·N(0, 1) in float64 from numpy's legacy
+    generator (a stream numpy keeps fixed across versions) seeded by the CRC-32 of the name, then
+    float16 and back to float32. The test draws the same numbers from the mean, std and shape the
+    file keeps (meta ``drawn_kernels``); the mean and std are those of the official initial kernel."""
+    z = np.random.RandomState(zlib.crc32(name.encode())).standard_normal(shape)
+    return (mean + std * z).astype(np.float16).astype(np.float32)
+
+
 def perturb_initial_state(state, rng, bins):
     """Give the zero-initialised output layers of the reward head, critic and slow critic random
     weights, and the return statistics a non-zero start (lo -2, hi 3): at the official initial
@@ -226,11 +247,19 @@ def export(name, out_dir):
     data = make_batch(rng, obs_kind, act_kind, B, T, rssm.deter, rssm.stoch, rssm.classes)
     agent.params = perturb_initial_state(dict(agent.params), rng, config.agent.value.bins)
     compact = preset != "debug"
+    generated = {}
     if compact:  # parameters exactly representable in float16, so that the file stores them in half
         agent.params = {k: (jnp.asarray(np.asarray(v).astype(np.float16).astype(np.float32))
                             if np.asarray(v).dtype == np.float32 else v) for k, v in agent.params.items()}
+        # ... and every kernel drawn again from a seed of its own name (see ``drawn_kernel``), so
+        # that the file holds only its mean, std and shape
+        for k, v in list(agent.params.items()):
+            v = np.asarray(v)
+            if k.split("/")[0] in MODULES + ("slowval",) and k.endswith("/kernel") and v.dtype == np.float32:
+                generated[k] = [float(v.astype(np.float64).mean()), float(v.astype(np.float64).std()), list(v.shape)]
+                agent.params[k] = jnp.asarray(drawn_kernel(k, *generated[k]))
     state0 = {k: np.asarray(v) for k, v in agent.params.items()}
-    param_names = sorted(k for k in state0 if k.split("/")[0] in ("dyn", "enc", "dec", "rew", "con", "pol", "val"))
+    param_names = sorted(k for k in state0 if k.split("/")[0] in MODULES)
 
     # --- capture hooks (the official functions are called unchanged; their results are kept) ---
     captured = {}
@@ -305,8 +334,9 @@ def export(name, out_dir):
         scale = float(np.abs(value).max()) or 1.0
         record[key] = (value / scale).astype(np.float16)
         record[f"scale/{key}"] = np.float32(scale)
-    record = {f"param/{k}": half(state0[k]) for k in param_names}
-    record.update({f"slow0/{k[len('slowval/'):]}": half(state0[k]) for k in state0 if k.startswith("slowval/")})
+    record = {f"param/{k}": half(state0[k]) for k in param_names if k not in generated}
+    record.update({f"slow0/{k[len('slowval/'):]}": half(state0[k]) for k in state0
+                   if k.startswith("slowval/") and k not in generated})
     if "retnorm/lo/value" in state0:
         record["retnorm0"] = np.array([state0["retnorm/lo/value"], state0["retnorm/hi/value"]], np.float32)
     record.update({f"batch/{k}": v for k, v in data.items()})
@@ -367,14 +397,14 @@ def export(name, out_dir):
         "batch": [B, T], "updates": UPDATES, "lr": LR, "official_flags": overrides,
         "official_commit": "e3f02248693a79dc8b0ebd62c93683888ddaccfe",
         "state_keys": sorted(state0), "jax": jax.__version__,
-        "rssm": dict(rssm), "vector_dim": VECTOR_DIM, "actions": ACTIONS,
+        "rssm": dict(rssm), "vector_dim": VECTOR_DIM, "actions": ACTIONS, "drawn_kernels": generated,
         "vector_keys": {k: list(shape) for k, (shape, _) in PROPRIO.items()} if obs_kind == "proprio" else None,
     }
     record["meta"] = np.array(json.dumps(meta))
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.npz"
     tmp = out_dir / f"{name}.tmp.npz"
-    np.savez_compressed(tmp, **record)
+    np.savez_compressed(tmp, **pack(record))
     tmp.replace(path)
     model.dyn.imagine = orig_imagine
     official_agent.imag_loss = orig_imag_loss

@@ -1,0 +1,75 @@
+"""The fixtures' file layout: every numeric array of a case in one flat array per dtype.
+
+A case has about a thousand arrays (each parameter's value, gradient, direction, moments, ...).
+Stored one per .npz entry, the zip and .npy headers (~250 bytes each) outweighed the data of the
+debug cases. ``pack`` concatenates the arrays of each dtype in a fixed order into ``packed/<dtype>``
+and lists them in ``packed/index`` (JSON: ``[[key, dtype, shape], ...]`` in that order); string
+arrays (``meta``) stay as they are. tests/test_official_equivalence.py reads it back.
+
+    python tools/official/fixture_format.py tests/fixtures/official/*.npz
+
+rewrites existing files in this layout (lossless: each file is read back and compared bit for bit
+before it replaces the original; files already packed are left alone).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def pack(record: dict) -> dict:
+    out, index, flats = {}, [], {}
+    for key in sorted(record):
+        value = np.asarray(record[key])
+        if value.dtype.kind in "US":
+            out[key] = value
+            continue
+        index.append([key, value.dtype.str, list(value.shape)])
+        flats.setdefault(value.dtype.str, []).append(value.reshape(-1))
+    for dtype, parts in flats.items():
+        out[f"packed/{dtype}"] = np.concatenate(parts)
+    out["packed/index"] = np.array(json.dumps(index))
+    return out
+
+
+def unpack(stored: dict) -> dict:
+    data = {k: v for k, v in stored.items() if not k.startswith("packed/")}
+    offsets = {}
+    for key, dtype, shape in json.loads(str(stored["packed/index"])):
+        start = offsets.get(dtype, 0)
+        size = int(np.prod(shape, dtype=np.int64))
+        data[key] = stored[f"packed/{dtype}"][start:start + size].reshape(shape)
+        offsets[dtype] = start + size
+    return data
+
+
+def repack(path: Path) -> None:
+    with np.load(path) as f:
+        original = {k: f[k] for k in f.files}
+    if "packed/index" in original:
+        print(f"{path}: already packed")
+        return
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez_compressed(tmp, **pack(original))
+    with np.load(tmp) as f:
+        back = unpack({k: f[k] for k in f.files})
+    same = back.keys() == original.keys() and all(
+        back[k].dtype == original[k].dtype and back[k].shape == original[k].shape
+        and back[k].tobytes() == original[k].tobytes() for k in original)
+    if not same:
+        tmp.unlink()
+        sys.exit(f"error: {path} did not read back identically; left unchanged")
+    before = path.stat().st_size
+    tmp.replace(path)
+    print(f"{path}: {before / 1e6:.2f} MB -> {path.stat().st_size / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit("usage: python tools/official/fixture_format.py FIXTURE.npz ...")
+    for name in sys.argv[1:]:
+        repack(Path(name))
