@@ -45,12 +45,13 @@ def tensorboard_scalars(run: Path) -> EventAccumulator:
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
-    """One tiny run with both loggers, killed (SIGKILL) just after its first checkpoint, once it
-    has sent rows the checkpoint does not know, then resumed to the end.
+    """One tiny run with both loggers, killed (SIGKILL) once both have been sent rows its newest
+    checkpoint does not know, then resumed to the end.
 
-    The kill must land mid-run on any machine: the first checkpoint comes after 6 s and the logs go
-    out every 10 updates (--log-updates), so the kill follows the checkpoint within a second or so,
-    while the run trains for several times that (a run that finished first fails the fixture)."""
+    Checkpoints come every 6 s and the logs go out every 10 updates (--log-updates); the fixture
+    freezes the process group (SIGSTOP) to look, so that what it saw is what the kill leaves: the
+    newest complete checkpoint is not the final one, TensorBoard was sent episodes beyond it, and
+    W&B's file of this process holds rows beyond it. A run that ends first fails the fixture."""
     root = tmp_path_factory.mktemp("live")
     suite = tiny_suite(root / "tiny.yaml", steps=3000)
     args = ["run", "--suite", suite, "--results", root / "r", "--threads", "1", "--checkpoint-minutes", "0.1",
@@ -61,22 +62,31 @@ def logged(tmp_path_factory):
     proc = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *map(str, args)], env=ENV,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def sent_episodes():
-        return json.loads((run / "live.json").read_text())["tensorboard"]["episodes"]
+    def newest_checkpoint_left_behind():
+        """The newest checkpoint's loop state, if both loggers already hold rows beyond it."""
+        checkpoint = latest_checkpoint(run)
+        if checkpoint is None or not (run / "live.json").exists():
+            return None
+        loop = json.loads((checkpoint / "loop.json").read_text())
+        sent = json.loads((run / "live.json").read_text())["tensorboard"]["episodes"]
+        in_wandb = [h["env_steps"] for h in wandb_history(wandb_records(run)) if "return" in h]
+        if loop["final"] or sent <= loop["episodes"] or not any(x > loop["env_steps"] for x in in_wandb):
+            return None
+        return loop
 
     deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and latest_checkpoint(run) is None:
-        time.sleep(0.05)
-    assert latest_checkpoint(run) is not None, "no checkpoint: " + (root / "killed.log").read_text()[-2000:]
-    sent_at_checkpoint = sent_episodes()
-    while time.time() < deadline and proc.poll() is None and sent_episodes() <= sent_at_checkpoint:
-        time.sleep(0.05)
+    while True:
+        assert time.time() < deadline and proc.poll() is None, \
+            "the run ended before it could be killed: " + (root / "killed.log").read_text()[-2000:]
+        time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGSTOP)
+        loop = newest_checkpoint_left_behind()
+        if loop is not None:
+            break
+        os.killpg(proc.pid, signal.SIGCONT)
     os.killpg(proc.pid, signal.SIGKILL)  # the process and W&B's service with it, as a node failure would
     proc.wait()
     log.close()
-    loop = json.loads((latest_checkpoint(run) / "loop.json").read_text())
-    assert not loop["final"], "the run finished before it could be killed"
-    assert sent_episodes() > loop["episodes"]  # rows the resumed run must purge from the loggers
     resumed = cli(*args)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     return run, loop
