@@ -244,9 +244,20 @@ def test_the_published_runs_alone_reproduce_the_published_aggregates(tmp_path, c
     assert (agg["lower"] < agg["value"]).all() and (agg["value"] < agg["upper"]).all()
     text = (results / "report" / "report.md").read_text()
     assert "published runs alone" in text and text.count("| atari_") == 26
+    # what made them is stated beside them, and only for the files the report used
+    assert "`atari100k-dreamerv3.json.gz`: 2024 runs: episodes capped at 100,000 frames" in text
+    assert "dmc_proprio-dreamerv3" not in text
     # the same without --suite is the usual one-line error, which now says how to see them
     r = cli_here("report", tmp_path / "elsewhere")
     assert r.returncode == 2 and "--compare dreamerv3 --suite atari100k" in r.stderr
+
+
+def test_the_report_states_that_the_published_dmc_proprio_runs_came_from_the_2023_agent(tmp_path, cli_here):
+    r = cli_here("report", tmp_path / "results", "--compare", "dreamerv3", "--suite", "dmc_proprio", "--reps", "200")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "results" / "report" / "report.md").read_text()
+    assert ("`dmc_proprio-dreamerv3.json.gz`: 2023 runs of the 2023 agent: its \"small\" model (deter 512, "
+            "units 512, 2-layer MLPs), the continuous actor trained by backpropagation") in text
 
 
 @pytest.mark.parametrize("suite, file, budget", [("dmc_proprio", "dmc_proprio-dreamerv3.json.gz", 490_000),

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import figures, stats
-from .data import (ReportError, RunRecord, as_score_records, load_published, load_results, opened_results,
+from .data import (PUBLISHED_PROTOCOL, ReportError, RunRecord, as_score_records, load_published, load_results, opened_results,
                    published_alone, records_from_score_file, separate_configurations)
 from .. import scoring
 from ..results import baseline_variant, write_score_file
@@ -281,8 +281,10 @@ def _introduction(s: _Suite) -> list[str]:
         text.append("Agent settings that differ from the preset: " + "; ".join(beyond) + ".")
     published = [m for m in methods if m.endswith("(published)")]
     if published:
-        text.append("Published runs are scored with the same rule at the same budget; their protocols differ "
-                    "(see `dreamer_bench/report/published/SOURCE.md`).")
+        sources = sorted({r.source.split(":", 1)[1] for r in s.runs if r.source.startswith("published:")})
+        made = "; ".join(f"`{f}`: {PUBLISHED_PROTOCOL[f]}" for f in sources if f in PUBLISHED_PROTOCOL)
+        text.append("Published runs are scored with the same rule at the same budget. What made them: "
+                    f"{made} (`dreamer_bench/report/published/SOURCE.md`).")
     return text
 
 

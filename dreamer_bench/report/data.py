@@ -148,6 +148,18 @@ def separate_configurations(runs: list[RunRecord]) -> list[RunRecord]:
     return runs
 
 
+# What made each published file (dreamer_bench/report/published/SOURCE.md; the official
+# configurations at the commits that added them): stated in the report beside the curves
+PUBLISHED_PROTOCOL = {
+    "atari100k-dreamerv3.json.gz": "2024 runs: episodes capped at 100,000 frames, the full 18-action set, "
+                                   "no no-ops, the official frame-pooling bug of the time",
+    "dmc_proprio-dreamerv3.json.gz": "2023 runs of the 2023 agent: its \"small\" model (deter 512, "
+                                     "units 512, 2-layer MLPs), the continuous actor trained by "
+                                     "backpropagation, 4 environments, action repeat 2, train ratio 512",
+    "dmc_vision-dreamerv3.json.gz": "2024 runs: 8 parallel environments at action repeat 2",
+}
+
+
 def published_file(name: str, family: str, obs: str) -> Path | None:
     files = PUBLISHED.get(name)
     if files is None:
@@ -186,7 +198,8 @@ def load_published(name: str, like: list[RunRecord]) -> list[RunRecord]:
                     budget = xs[-1]
                 out.append(RunRecord(suite=suite, task=task, method=f"{name} (published)", seed=int(rec["seed"]),
                                      xs=xs, ys=[float(y) for y in rec["ys"]],
-                                     budget=budget, task_settings=r.task_settings, source="published"))
+                                     budget=budget, task_settings=r.task_settings,
+                                     source=f"published:{path.name}"))
     return out
 
 
