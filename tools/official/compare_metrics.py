@@ -28,7 +28,7 @@ QUANTITIES = {
     "loss/rep": ("loss/rep", 1, "train/loss/rep"),
     "loss/rew": ("loss/rew", 1, "train/loss/rew"),
     "loss/con": ("loss/con", 1, "train/loss/con"),
-    "loss/decoder": ("loss/rec_vector", 1, "train/loss/vector"),
+    "loss/decoder": (None, 1, None),  # summed over the observation keys on both sides (decoder_loss)
     "loss/value": ("loss/value", 1, "train/loss/value"),
     "loss/repval": ("loss/repval", 1, "train/loss/repval"),
     "loss/policy": ("loss/policy", 1, "train/loss/policy"),
@@ -39,6 +39,21 @@ QUANTITIES = {
     "posterior entropy": ("wm/post_entropy", "latents", "train/rep_ent"),
     "grad norm": ("grad_norm", 1, "train/opt/grad_norm"),
 }
+
+
+# the official loss terms that are not a decoder's: every other ``train/loss/<key>`` is the loss of
+# observation key <key> (CartPole: vector; DMC proprio: one per key, e.g. walker's height)
+OFFICIAL_TERMS = {"dyn", "rep", "rew", "con", "value", "repval", "policy"}
+
+
+def decoder_loss(row: dict, official: bool) -> float | None:
+    """The decoder's loss summed over observation keys: ours ``loss/rec_<key>``, the official
+    ``train/loss/<key>``; None where the row has none."""
+    if official:
+        parts = [v for k, v in row.items() if k.startswith("train/loss/") and k.split("/", 2)[2] not in OFFICIAL_TERMS]
+    else:
+        parts = [v for k, v in row.items() if k.startswith("loss/rec_")]
+    return float(sum(parts)) if parts else None
 
 
 def read_jsonl(path: pathlib.Path) -> list[dict]:
@@ -58,8 +73,10 @@ def ours(run: pathlib.Path) -> tuple[str, list[dict]]:
     for m in read_jsonl(run / "metrics.jsonl"):
         row = {"x": m["env_steps"]}
         for name, (key, factor, _) in QUANTITIES.items():
-            if key in m:
+            if key is not None and key in m:
                 row[name] = m[key] * (latents if factor == "latents" else factor)
+        if decoder_loss(m, official=False) is not None:
+            row["loss/decoder"] = decoder_loss(m, official=False)
         rows.append(row)
     return f"ours seed {config['run']['seed']}", rows
 
@@ -70,7 +87,9 @@ def official(logdir: pathlib.Path) -> tuple[str, list[dict]]:
     rows = []
     for m in read_jsonl(logdir / "metrics.jsonl"):
         row = {"x": m["step"]}
-        row.update({name: m[key] for name, (_, _, key) in QUANTITIES.items() if key in m})
+        row.update({name: m[key] for name, (_, _, key) in QUANTITIES.items() if key is not None and key in m})
+        if decoder_loss(m, official=True) is not None:
+            row["loss/decoder"] = decoder_loss(m, official=True)
         if len(row) > 1:
             rows.append(row)
     # a resumed run repeats the steps after its checkpoint: keep the last attempt's rows
