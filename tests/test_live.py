@@ -1,6 +1,7 @@
 """--log tensorboard and --log wandb on real runs: the event files read back with TensorBoard's own
 reader, the offline W&B run files read record by record, both against the run's JSONL files."""
 
+import contextlib
 import json
 import os
 import signal
@@ -49,9 +50,10 @@ def logged(tmp_path_factory):
     checkpoint does not know, then resumed to the end.
 
     Checkpoints come every 6 s and the logs go out every 10 updates (--log-updates); the fixture
-    freezes the process group (SIGSTOP) to look, so that what it saw is what the kill leaves: the
-    newest complete checkpoint is not the final one, TensorBoard was sent episodes beyond it, and
-    W&B's file of this process holds rows beyond it. A run that ends first fails the fixture."""
+    freezes the run's process group (SIGSTOP) to look, so that what it saw is what the kill leaves:
+    the newest complete checkpoint is not the final one, TensorBoard was sent episodes beyond it,
+    and W&B's file of this process holds rows beyond it (W&B's service runs in its own session and
+    may add rows meanwhile, never remove them). A run that ends first fails the fixture."""
     root = tmp_path_factory.mktemp("live")
     suite = tiny_suite(root / "tiny.yaml", steps=3000)
     args = ["run", "--suite", suite, "--results", root / "r", "--threads", "1", "--checkpoint-minutes", "0.1",
@@ -74,19 +76,25 @@ def logged(tmp_path_factory):
             return None
         return loop
 
-    deadline = time.time() + 300
-    while True:
-        assert time.time() < deadline and proc.poll() is None, \
-            "the run ended before it could be killed: " + (root / "killed.log").read_text()[-2000:]
-        time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGSTOP)
-        loop = newest_checkpoint_left_behind()
-        if loop is not None:
-            break
-        os.killpg(proc.pid, signal.SIGCONT)
-    os.killpg(proc.pid, signal.SIGKILL)  # the process and W&B's service with it, as a node failure would
-    proc.wait()
-    log.close()
+    deadline, loop = time.time() + 300, None
+    try:
+        while loop is None:
+            assert proc.poll() is None, "the run ended before it could be killed: " + (root / "killed.log").read_text()[-2000:]
+            assert time.time() < deadline, "no checkpoint with rows beyond it in either logger within 300 s"
+            time.sleep(0.2)
+            os.killpg(proc.pid, signal.SIGSTOP)
+            try:
+                loop = newest_checkpoint_left_behind()
+            finally:
+                if loop is None:
+                    os.killpg(proc.pid, signal.SIGCONT)
+    finally:
+        # whatever happened, nothing is left running or stopped: SIGKILL, as a node failure would
+        # (W&B's service, in its own session, ends when it finds the run gone)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        log.close()
     resumed = cli(*args)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     return run, loop
