@@ -114,12 +114,14 @@ def read_fixture(path: pathlib.Path) -> dict:
 def load(case: str) -> tuple[dict, dict]:
     data = read_fixture(FIXTURES / f"{case}.npz")
     meta = json.loads(str(data["meta"]))
-    for key, (mean, std, shape) in meta.get("drawn_kernels", {}).items():
-        # size1m: the initial kernels the official agent started from, drawn from the seed of their
+    for key, (mean, std, shape, seed_name, crc) in meta.get("drawn_kernels", {}).items():
+        # size1m: the initial kernels the official agent started from, drawn from the seed of a
         # name (tools/official/export_fixtures.py, drawn_kernel), not stored
-        z = np.random.RandomState(zlib.crc32(key.encode())).standard_normal(shape)
+        z = np.random.RandomState(zlib.crc32(seed_name.encode())).standard_normal(shape)
+        drawn = (mean + std * z).astype(np.float16)
+        assert zlib.crc32(drawn.tobytes()) == crc, f"{case}: {key} drawn unlike the exporter (numpy {np.__version__})"
         name = f"slow0/{key[len('slowval/'):]}" if key.startswith("slowval/") else f"param/{key}"
-        data[name] = (mean + std * z).astype(np.float16)
+        data[name] = drawn
     scaled = [k for k in data if k.startswith("scale/")]
     for key in scaled:  # float16 / max|x| (size1m cases)
         name = key[len("scale/"):]

@@ -252,6 +252,13 @@ def test_the_published_runs_alone_reproduce_the_published_aggregates(tmp_path, c
     assert r.returncode == 2 and "--compare dreamerv3 --suite atari100k" in r.stderr
 
 
+def test_every_published_file_has_its_protocol_stated():
+    from dreamer_bench.report.data import PUBLISHED, PUBLISHED_PROTOCOL
+
+    files = {f for family in PUBLISHED.values() for f in family.values()}
+    assert files == set(PUBLISHED_PROTOCOL) and all((PUBLISHED_DIR / f).exists() for f in files)
+
+
 def test_the_report_states_that_the_published_dmc_proprio_runs_came_from_the_2023_agent(tmp_path, cli_here):
     r = cli_here("report", tmp_path / "results", "--compare", "dreamerv3", "--suite", "dmc_proprio", "--reps", "200")
     assert r.returncode == 0, r.stderr

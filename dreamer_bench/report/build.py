@@ -282,7 +282,7 @@ def _introduction(s: _Suite) -> list[str]:
     published = [m for m in methods if m.endswith("(published)")]
     if published:
         sources = sorted({r.source.split(":", 1)[1] for r in s.runs if r.source.startswith("published:")})
-        made = "; ".join(f"`{f}`: {PUBLISHED_PROTOCOL[f]}" for f in sources if f in PUBLISHED_PROTOCOL)
+        made = "; ".join(f"`{f}`: {PUBLISHED_PROTOCOL.get(f, 'see SOURCE.md')}" for f in sources)
         text.append("Published runs are scored with the same rule at the same budget. What made them: "
                     f"{made} (`dreamer_bench/report/published/SOURCE.md`).")
     return text

@@ -40,7 +40,7 @@ class RunRecord:
     task_settings: dict = field(default_factory=dict)  # steps, score, normalise, refs, family, env…
     achievements: list[dict] | None = None
     identity: str | None = None
-    source: str = "results"  # results | published | file
+    source: str = "results"  # results | published:<file name> | file
     # the agent settings that differ from the preset, as the runner recorded them (config.json)
     beyond_preset: dict = field(default_factory=dict)
     # `dreamer-bench predict`'s figures in the run's predictions/ folder: file name → PNG bytes

@@ -21,8 +21,8 @@ records, per case, in one compressed .npz:
   The size1m cases are kept small: their initial parameters are rounded to float16 before the
   official agent runs (so storing them in half loses nothing), their kernels are replaced by
   numbers drawn from a seed of each kernel's name with the official kernel's mean and std
-  (``drawn_kernel``; the file keeps mean, std and shape in meta ``drawn_kernels``, not the
-  kernel), and they hold the gradient of
+  (``drawn_kernel``; the file keeps mean, std, shape, seed name and a CRC-32 in meta
+  ``drawn_kernels``, not the kernel), and they hold the gradient of
   update 1 and the direction after update 3 in float16, each divided by its largest element
   (``scale/<key>`` holds that; rounding stays within 5e-4 of the tensor's norm, under the test's
   tolerance), and no moments, deter or head outputs;
@@ -185,12 +185,13 @@ def make_batch(rng, obs_kind, act_kind, B, T, deter, stoch, classes):
 MODULES = ("dyn", "enc", "dec", "rew", "con", "pol", "val")  # the trained networks' parameter prefixes
 
 
-def drawn_kernel(name: str, mean: float, std: float, shape) -> np.ndarray:
-    """The size1m cases' initial kernel ``name``: mean + std·N(0, 1) in float64 from numpy's legacy
-    generator (a stream numpy keeps fixed across versions) seeded by the CRC-32 of the name, then
-    float16 and back to float32. The test draws the same numbers from the mean, std and shape the
-    file keeps (meta ``drawn_kernels``); the mean and std are those of the official initial kernel."""
-    z = np.random.RandomState(zlib.crc32(name.encode())).standard_normal(shape)
+def drawn_kernel(seed_name: str, mean: float, std: float, shape) -> np.ndarray:
+    """A size1m case's initial kernel: mean + std·N(0, 1) in float64 from numpy's legacy generator
+    (a stream numpy keeps fixed across versions) seeded by the CRC-32 of ``seed_name``, then float16
+    and back to float32. The test draws the same numbers from what the file keeps in meta
+    ``drawn_kernels`` — per kernel [mean, std, shape, seed name, CRC-32 of the float16 bytes] —
+    and checks the CRC; the mean and std are those of the official initial kernel."""
+    z = np.random.RandomState(zlib.crc32(seed_name.encode())).standard_normal(shape)
     return (mean + std * z).astype(np.float16).astype(np.float32)
 
 
@@ -251,13 +252,21 @@ def export(name, out_dir):
     if compact:  # parameters exactly representable in float16, so that the file stores them in half
         agent.params = {k: (jnp.asarray(np.asarray(v).astype(np.float16).astype(np.float32))
                             if np.asarray(v).dtype == np.float32 else v) for k, v in agent.params.items()}
-        # ... and every kernel drawn again from a seed of its own name (see ``drawn_kernel``), so
-        # that the file holds only its mean, std and shape
-        for k, v in list(agent.params.items()):
-            v = np.asarray(v)
+        # ... and every kernel drawn again from a seed of its name (see ``drawn_kernel``), so that
+        # the file holds only its mean, std and shape; a slow-critic kernel that starts as a copy
+        # of the critic's (all but the output layer, which perturb_initial_state made its own)
+        # is drawn from the critic's seed, so it starts as the same copy
+        official = {k: np.asarray(v) for k, v in agent.params.items()}
+        for k in sorted(official, key=lambda k: k.startswith("slowval/")):  # the critic's first
+            v = official[k]
             if k.split("/")[0] in MODULES + ("slowval",) and k.endswith("/kernel") and v.dtype == np.float32:
-                generated[k] = [float(v.astype(np.float64).mean()), float(v.astype(np.float64).std()), list(v.shape)]
-                agent.params[k] = jnp.asarray(drawn_kernel(k, *generated[k]))
+                twin = "val/" + k[len("slowval/"):]
+                copy = k.startswith("slowval/") and twin in generated and np.array_equal(v, official[twin])
+                seed_name = twin if copy else k
+                mean, std = float(v.astype(np.float64).mean()), float(v.astype(np.float64).std())
+                drawn = drawn_kernel(seed_name, mean, std, v.shape)
+                generated[k] = [mean, std, list(v.shape), seed_name, zlib.crc32(drawn.astype(np.float16).tobytes())]
+                agent.params[k] = jnp.asarray(drawn)
     state0 = {k: np.asarray(v) for k, v in agent.params.items()}
     param_names = sorted(k for k in state0 if k.split("/")[0] in MODULES)
 
