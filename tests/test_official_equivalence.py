@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import sys
 import zlib
 
 import numpy as np
@@ -47,6 +48,9 @@ from dreamer_bench.agent import ActSpace, Agent, make_config
 from dreamer_bench.agent.official import load_official, to_ours
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "official"
+# the fixtures' file layout, shared with the exporter (numpy only; the harness needs no import here)
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "tools" / "official"))
+from fixture_format import drawn_kernel, unpack  # noqa: E402
 CASES = sorted(p.stem for p in FIXTURES.glob("*.npz"))
 FORWARD_RTOL = 1e-4
 GRAD_RTOL = 1e-3
@@ -95,30 +99,13 @@ OFF_FLAGS = {
 }
 
 
-def read_fixture(path: pathlib.Path) -> dict:
-    """A fixture's arrays by name. The files keep each dtype's arrays in one flat array,
-    ``packed/<dtype>``, listed in order by ``packed/index`` as [key, dtype, shape]
-    (tools/official/fixture_format.py: a thousand small .npz entries cost more than their data)."""
-    with np.load(path) as f:
-        stored = {k: f[k] for k in f.files}
-    data = {k: v for k, v in stored.items() if not k.startswith("packed/")}
-    start = {k[len("packed/"):]: 0 for k in stored if k.startswith("packed/") and k != "packed/index"}
-    for key, dtype, shape in json.loads(str(stored["packed/index"])):
-        n = int(np.prod(shape, dtype=np.int64))
-        data[key] = stored[f"packed/{dtype}"][start[dtype]:start[dtype] + n].reshape(shape)
-        start[dtype] += n
-    assert all(start[d] == stored[f"packed/{d}"].size for d in start), f"{path}: packed arrays left over"
-    return data
-
-
 def load(case: str) -> tuple[dict, dict]:
-    data = read_fixture(FIXTURES / f"{case}.npz")
+    with np.load(FIXTURES / f"{case}.npz") as f:
+        data = unpack({k: f[k] for k in f.files})  # one flat array per dtype (fixture_format.py)
     meta = json.loads(str(data["meta"]))
     for key, (mean, std, shape, seed_name, crc) in meta.get("drawn_kernels", {}).items():
-        # size1m: the initial kernels the official agent started from, drawn from the seed of a
-        # name (tools/official/export_fixtures.py, drawn_kernel), not stored
-        z = np.random.RandomState(zlib.crc32(seed_name.encode())).standard_normal(shape)
-        drawn = (mean + std * z).astype(np.float16)
+        # size1m: the initial kernels the official agent started from, drawn again, not stored
+        drawn = drawn_kernel(seed_name, mean, std, shape)
         assert zlib.crc32(drawn.tobytes()) == crc, f"{case}: {key} drawn unlike the exporter (numpy {np.__version__})"
         name = f"slow0/{key[len('slowval/'):]}" if key.startswith("slowval/") else f"param/{key}"
         data[name] = drawn

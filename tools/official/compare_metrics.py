@@ -75,8 +75,8 @@ def ours(run: pathlib.Path) -> tuple[str, list[dict]]:
         for name, (key, factor, _) in QUANTITIES.items():
             if key is not None and key in m:
                 row[name] = m[key] * (latents if factor == "latents" else factor)
-        if decoder_loss(m, official=False) is not None:
-            row["loss/decoder"] = decoder_loss(m, official=False)
+        if (decoder := decoder_loss(m, official=False)) is not None:
+            row["loss/decoder"] = decoder
         rows.append(row)
     return f"ours seed {config['run']['seed']}", rows
 
@@ -88,8 +88,8 @@ def official(logdir: pathlib.Path) -> tuple[str, list[dict]]:
     for m in read_jsonl(logdir / "metrics.jsonl"):
         row = {"x": m["step"]}
         row.update({name: m[key] for name, (_, _, key) in QUANTITIES.items() if key is not None and key in m})
-        if decoder_loss(m, official=True) is not None:
-            row["loss/decoder"] = decoder_loss(m, official=True)
+        if (decoder := decoder_loss(m, official=True)) is not None:
+            row["loss/decoder"] = decoder
         if len(row) > 1:
             rows.append(row)
     # a resumed run repeats the steps after its checkpoint: keep the last attempt's rows

@@ -55,7 +55,7 @@ import zlib
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from fixture_format import pack  # noqa: E402  (beside this script)
+from fixture_format import drawn_kernel, pack  # noqa: E402  (beside this script)
 
 # name: (preset, obs kind, action kind, batch (B, T), extra official flags, what it is)
 CASES = {
@@ -185,16 +185,6 @@ def make_batch(rng, obs_kind, act_kind, B, T, deter, stoch, classes):
 MODULES = ("dyn", "enc", "dec", "rew", "con", "pol", "val")  # the trained networks' parameter prefixes
 
 
-def drawn_kernel(seed_name: str, mean: float, std: float, shape) -> np.ndarray:
-    """A size1m case's initial kernel: mean + std·N(0, 1) in float64 from numpy's legacy generator
-    (a stream numpy keeps fixed across versions) seeded by the CRC-32 of ``seed_name``, then float16
-    and back to float32. The test draws the same numbers from what the file keeps in meta
-    ``drawn_kernels`` — per kernel [mean, std, shape, seed name, CRC-32 of the float16 bytes] —
-    and checks the CRC; the mean and std are those of the official initial kernel."""
-    z = np.random.RandomState(zlib.crc32(seed_name.encode())).standard_normal(shape)
-    return (mean + std * z).astype(np.float16).astype(np.float32)
-
-
 def perturb_initial_state(state, rng, bins):
     """Give the zero-initialised output layers of the reward head, critic and slow critic random
     weights, and the return statistics a non-zero start (lo -2, hi 3): at the official initial
@@ -265,8 +255,8 @@ def export(name, out_dir):
                 seed_name = twin if copy else k
                 mean, std = float(v.astype(np.float64).mean()), float(v.astype(np.float64).std())
                 drawn = drawn_kernel(seed_name, mean, std, v.shape)
-                generated[k] = [mean, std, list(v.shape), seed_name, zlib.crc32(drawn.astype(np.float16).tobytes())]
-                agent.params[k] = jnp.asarray(drawn)
+                generated[k] = [mean, std, list(v.shape), seed_name, zlib.crc32(drawn.tobytes())]
+                agent.params[k] = jnp.asarray(drawn.astype(np.float32))
     state0 = {k: np.asarray(v) for k, v in agent.params.items()}
     param_names = sorted(k for k in state0 if k.split("/")[0] in MODULES)
 

@@ -1,4 +1,5 @@
-"""The fixtures' file layout: every numeric array of a case in one flat array per dtype.
+"""The fixtures' file layout: every numeric array of a case in one flat array per dtype, and the
+size1m cases' initial kernels drawn from a seed rather than stored (``drawn_kernel``).
 
 A case has about a thousand arrays (each parameter's value, gradient, direction, moments, ...).
 Stored one per .npz entry, the zip and .npy headers (~250 bytes each) outweighed the data of the
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,7 @@ def pack(record: dict) -> dict:
 
 
 def unpack(stored: dict) -> dict:
+    """The arrays by name, from what ``pack`` stored (read with ``np.load``)."""
     data = {k: v for k, v in stored.items() if not k.startswith("packed/")}
     offsets = {}
     for key, dtype, shape in json.loads(str(stored["packed/index"])):
@@ -44,7 +47,19 @@ def unpack(stored: dict) -> dict:
         size = int(np.prod(shape, dtype=np.int64))
         data[key] = stored[f"packed/{dtype}"][start:start + size].reshape(shape)
         offsets[dtype] = start + size
+    left = [d for d in offsets if offsets[d] != stored[f"packed/{d}"].size]
+    assert not left and len(offsets) == sum(k.startswith("packed/") for k in stored) - 1, "packed arrays left over"
     return data
+
+
+def drawn_kernel(seed_name: str, mean: float, std: float, shape) -> np.ndarray:
+    """A size1m case's initial kernel, which its file does not store: mean + std·N(0, 1) in float64
+    from numpy's legacy generator (a stream numpy keeps fixed across versions) seeded by the CRC-32
+    of ``seed_name``, rounded to float16. The file keeps, per kernel, in meta ``drawn_kernels``:
+    [mean, std, shape, seed name, CRC-32 of these float16 bytes] (tools/official/export_fixtures.py;
+    the mean and std are those of the official initial kernel)."""
+    z = np.random.RandomState(zlib.crc32(seed_name.encode())).standard_normal(shape)
+    return (mean + std * z).astype(np.float16)
 
 
 def repack(path: Path) -> None:
