@@ -7,7 +7,16 @@ tools/official/train.py or their copies in evidence/learning/official (the offic
 logger's ``metrics.jsonl``, keyed by ``step``, which it counts in env steps). Writes
 ``DIR/metrics.png`` (one panel per quantity, one line per seed, a colour per implementation) and
 ``DIR/metrics.csv`` (per implementation, seed and quantity: the mean over each quarter of the
-budget). The quantities are those defined alike on both sides, as tests/test_official_equivalence.py
+budget) and ``DIR/summary.csv`` (per quantity and quarter: each implementation's mean over its
+seeds, the relative difference, and each side's range over seeds).
+
+Each logged row is the mean over the updates since the row before, stamped with the env steps at
+its end; the two sides log at different intervals (ours every 30 s, the official every ~2 min), so
+a row stands for the interval it averages, (previous row, this row] (the first one as long as the
+second), and a quarter's mean weights each row by the part of its interval inside the quarter. The
+lines are drawn at the intervals' midpoints. (Averaging the rows stamped in a quarter instead
+shifts the side with the longer interval later: in a falling quantity such as the early policy
+entropy it reads high.) The quantities are those defined alike on both sides, as tests/test_official_equivalence.py
 checks them for one update: the loss terms, the policy entropy, the imagined value and trajectory
 weight, the prior and posterior entropies (summed over latents on both sides here) and the
 gradient norm. (The official ``train/ret`` is the normalised return, (R − P5)/S, and ours
@@ -101,6 +110,48 @@ def official(logdir: pathlib.Path) -> tuple[str, list[dict]]:
     return f"official seed {seed}", kept
 
 
+def intervals(pts: list[tuple[float, float]]) -> tuple[list[float], list[float], list[float]]:
+    """Rows (env steps at the row, mean since the row before) → the intervals they average:
+    (previous row's steps, this row's steps]; the first as long as the second (one row: length 1)."""
+    pts = sorted(pts)
+    ends = [x for x, _ in pts]
+    first = ends[1] - ends[0] if len(ends) > 1 else 1.0
+    starts = [ends[0] - first] + ends[:-1]
+    return starts, ends, [y for _, y in pts]
+
+
+def quarter_means(starts, ends, ys, budget: float) -> list[float | None]:
+    """The mean of a quantity over each quarter of [0, budget], each interval weighted by its
+    overlap with the quarter (None for a quarter no interval reaches)."""
+    means = []
+    for q in range(4):
+        lo, hi = budget * q / 4, budget * (q + 1) / 4
+        total = weight = 0.0
+        for a, b, y in zip(starts, ends, ys):
+            w = max(0.0, min(b, hi) - max(a, lo))
+            total += w * y
+            weight += w
+        means.append(total / weight if weight > 0 else None)
+    return means
+
+
+def side_by_side(frame):
+    """Per quantity and quarter: each side's mean over seeds, (ours − official) / |official|, and
+    each side's lowest and highest seed."""
+    import pandas as pd
+
+    out = []
+    for (name, q), sub in frame.groupby(["quantity", "quarter"], sort=False):
+        row = {"quantity": name, "quarter": int(q)}
+        for impl in ("ours", "official"):
+            vals = sub.loc[sub["implementation"] == impl, "mean"]
+            row.update({f"{impl}_mean": vals.mean(), f"{impl}_min": vals.min(), f"{impl}_max": vals.max(),
+                        f"{impl}_seeds": int(vals.size)})
+        row["relative_difference"] = (row["ours_mean"] - row["official_mean"]) / abs(row["official_mean"])
+        out.append(row)
+    return pd.DataFrame(out)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--ours", nargs="+", type=pathlib.Path, required=True)
@@ -129,13 +180,13 @@ def main(argv=None) -> int:
             pts = [(r["x"], r[name]) for r in rows if name in r]
             if not pts:
                 continue
-            frame = pd.DataFrame(pts, columns=["x", "y"])
-            ax.plot(frame["x"], frame["y"], color=colours[impl], alpha=0.7, lw=1,
+            starts, ends, ys = intervals(pts)
+            ax.plot([(a + b) / 2 for a, b in zip(starts, ends)], ys, color=colours[impl], alpha=0.7, lw=1,
                     label=impl if label.endswith(" 0") else None)
-            quarter = (frame["x"] / budget * 4).clip(upper=3.999).astype(int)
-            for q, sub in frame.groupby(quarter):
-                summary.append({"implementation": impl, "run": label, "quantity": name, "quarter": int(q) + 1,
-                                "mean": float(sub["y"].mean())})
+            for q, mean in enumerate(quarter_means(starts, ends, ys, budget), start=1):
+                if mean is not None:
+                    summary.append({"implementation": impl, "run": label, "quantity": name, "quarter": q,
+                                    "mean": mean})
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("env steps", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -146,7 +197,9 @@ def main(argv=None) -> int:
     fig.tight_layout()
     args.out.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out / "metrics.png", dpi=110)
-    pd.DataFrame(summary).to_csv(args.out / "metrics.csv", index=False)
+    frame = pd.DataFrame(summary)
+    frame.to_csv(args.out / "metrics.csv", index=False)
+    side_by_side(frame).to_csv(args.out / "summary.csv", index=False)
     print(args.out / "metrics.png", file=sys.stderr)
     return 0
 

@@ -1,0 +1,94 @@
+"""tools/official/compare_metrics.py: the two implementations' training metrics, quarter by quarter.
+
+Both sides log the mean over the updates since their last row, at different intervals (ours every
+30 s, the official every ~2 min), so each row stands for the interval it averages. Checked on
+logs in both file formats written here for a quantity whose quarter means are known in closed
+form: a linear fall q(x) = 2 − x/1000 over 12,000 env steps, each row the exact mean of q over
+its interval (for a line, its value at the midpoint). Each quarter's mean is then q at the
+quarter's midpoint, on both sides, whatever their intervals.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+import sys
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "tools" / "official"))
+import compare_metrics  # noqa: E402
+
+BUDGET = 12_000
+
+
+def q(x: float) -> float:
+    return 2 - x / 1000
+
+
+def stamps(every: int) -> list[tuple[int, float]]:
+    """Rows every ``every`` env steps and one at the budget (a run's last row), each with the
+    exact mean of q since the row before."""
+    ends = sorted({*range(every, BUDGET, every), BUDGET})
+    return [(b, q((a + b) / 2)) for a, b in zip([0] + ends[:-1], ends)]
+
+
+def our_run(folder: pathlib.Path, every: int) -> pathlib.Path:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"agent": {"latents": 4}, "run": {"seed": 0}}))
+    rows = [{"env_steps": x, "imag/entropy": y, "wm/prior_entropy": y / 4} for x, y in stamps(every)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def official_run(folder: pathlib.Path, every: int) -> pathlib.Path:
+    folder.mkdir(parents=True)
+    (folder / "harness.jsonl").write_text(json.dumps({"seed": 0}) + "\n")
+    rows = []
+    for x, y in stamps(every):
+        rows.append({"step": x - 7, "episode/score": 1.0})  # episodes are rows without train metrics
+        rows.append({"step": x, "train/ent/action": y, "train/dyn_ent": y})
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+@pytest.mark.parametrize("ours_every,official_every", [(300, 1500), (250, 1000), (600, 3000)])
+def test_quarter_means_weight_each_row_by_the_interval_it_averages(tmp_path, ours_every, official_every):
+    out = tmp_path / "out"
+    code = compare_metrics.main(["--ours", str(our_run(tmp_path / "ours", ours_every)),
+                                 "--official", str(official_run(tmp_path / "official", official_every)),
+                                 "--out", str(out)])
+    assert code == 0 and (out / "metrics.png").stat().st_size > 0
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    for name in ("policy entropy", "prior entropy"):  # the prior entropy: ours ×latents, theirs as logged
+        for impl in ("ours", "official"):
+            got = {int(r["quarter"]): float(r["mean"]) for r in rows
+                   if r["quantity"] == name and r["implementation"] == impl}
+            assert got == pytest.approx({k: q(BUDGET * (k - 0.5) / 4) for k in (1, 2, 3, 4)}, abs=1e-9), (name, impl)
+    summary = {(r["quantity"], int(r["quarter"])): r for r in csv.DictReader((out / "summary.csv").open())}
+    assert float(summary["policy entropy", 2]["relative_difference"]) == pytest.approx(0, abs=1e-9)
+    assert int(summary["policy entropy", 2]["official_seeds"]) == 1
+
+
+def test_rows_stamped_in_a_quarter_alone_would_read_the_longer_interval_high(tmp_path):
+    """Why the weighting: averaging the rows stamped inside a quarter puts the side with the
+    longer interval later, so a falling quantity reads higher there (what the old means did)."""
+    pts = stamps(1100)  # rows by time: their intervals straddle the quarters' bounds
+    truth = [q(BUDGET * (k + 0.5) / 4) for k in range(4)]
+    stamped = []
+    for k in range(4):
+        inside = [y for x, y in pts if BUDGET * k / 4 < x <= BUDGET * (k + 1) / 4]
+        stamped.append(sum(inside) / len(inside))
+    weighted = compare_metrics.quarter_means(*compare_metrics.intervals(pts), BUDGET)
+    for k, (s, w, t) in enumerate(zip(stamped, weighted, truth)):
+        assert abs(w - t) < abs(s - t) / 2, (k, s, w, t)
+        assert k == 3 or s - t > 0.2, (k, s, t)  # the last quarter ends with the budget's short row
+
+
+def test_a_run_without_metrics_is_a_clear_error(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code = compare_metrics.main(["--ours", str(empty), "--official", str(empty), "--out", str(tmp_path / "o")])
+    assert code == 2 and "has no metrics.jsonl" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
