@@ -12,6 +12,7 @@ from dreamer_bench.agent import make_config
 from dreamer_bench.agent.config import ConfigError
 from dreamer_bench.results import identity_hash
 from dreamer_bench.runner.run import config_differences
+from test_training import train_and_check
 
 def cli(*args):
     return subprocess.run([sys.executable, "-m", "dreamer_bench", *args], capture_output=True, text=True)
@@ -108,9 +109,8 @@ def test_switching_to_backprop_changes_the_policy_term_only():
         if k != "policy":
             assert torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7), k
     assert not torch.allclose(a["policy"], b["policy"])
-    # REINFORCE's surrogate depends on log π(a|s); the backprop loss does not
-    agent = make_agent(VECTOR, CONTINUOUS, off=("zero_init",))
-    assert not agent.backprop_actor
+    # and REINFORCE stays the continuous actor's default
+    assert not make_agent(VECTOR, CONTINUOUS, off=("zero_init",)).backprop_actor
 
 
 def test_a_discrete_actor_keeps_reinforce():
@@ -126,12 +126,17 @@ def test_a_discrete_actor_keeps_reinforce():
 
 def test_backprop_agent_trains_and_restores():
     agent = backprop_agent()
+    train_and_check(agent)  # finite losses, every module moved
     batch = make_batch(agent)
-    for _ in range(2):
-        metrics = agent.train(batch)
-    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
     other = backprop_agent()
     other.restore(agent.checkpoint())
+    theirs = other.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in agent.state_dict().items())
+    # the restored agent continues exactly as the original (parameters, moments, generators)
+    agent.train(batch)
+    other.train(batch)
+    theirs = other.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in agent.state_dict().items())
     with pytest.raises(ValueError, match="actor_grad_cont"):
         make_agent(VECTOR, CONTINUOUS).restore(agent.checkpoint())
 

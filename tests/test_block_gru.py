@@ -44,6 +44,45 @@ def test_block_linear_is_a_dense_layer_with_block_diagonal_weights():
     torch.testing.assert_close(layer(x), x @ dense + layer.bias)
 
 
+def block_gru(core, deter, stoch, action, slice_of=lambda g, G: g):
+    """The block-diagonal core written out block by block from its weights: block g takes the
+    three input layers' outputs and deter's slice ``slice_of(g)`` (its own: g), its own hidden
+    weights; RMSNorm runs over all blocks' outputs together; block g's gates (reset, candidate,
+    update) come from its own part of the normalised hidden state and update its own slice."""
+    def layer(dense, x):
+        return F.silu(rms(x @ dense.linear.weight.T + dense.linear.bias, dense.norm.scale))
+
+    G = core.blocks
+    d = deter.shape[-1] // G
+    x = torch.cat([layer(core.in_deter, deter), layer(core.in_stoch, stoch), layer(core.in_action, action)], -1)
+    pre = []
+    for g in range(G):
+        own = deter[:, slice_of(g, G) * d:(slice_of(g, G) + 1) * d]
+        pre.append(torch.cat([x, own], -1) @ core.hidden.weight[g] + core.hidden.bias[g * d:(g + 1) * d])
+    h = F.silu(rms(torch.cat(pre, -1), core.norm.scale))
+    out = []
+    for g in range(G):
+        gates = h[:, g * d:(g + 1) * d] @ core.gates.weight[g] + core.gates.bias[g * 3 * d:(g + 1) * 3 * d]
+        r, c, u = gates[:, :d], gates[:, d:2 * d], gates[:, 2 * d:]
+        c = torch.tanh(torch.sigmoid(r) * c)
+        u = torch.sigmoid(u - 1)
+        out.append(u * c + (1 - u) * deter[:, g * d:(g + 1) * d])
+    return torch.cat(out, -1)
+
+
+def test_four_blocks_equal_the_core_written_out_block_by_block():
+    torch.manual_seed(0)
+    core = BlockGRU(deter=16, stoch=12, act_dim=3, hidden=5, blocks=4)
+    with torch.no_grad():  # non-zero biases, so that each block's part of them is checked too
+        for bias in (core.hidden.bias, core.gates.bias):
+            bias.normal_()
+    deter, stoch, action = torch.randn(6, 16), torch.randn(6, 12), torch.randn(6, 3)
+    torch.testing.assert_close(core(deter, stoch, action), block_gru(core, deter, stoch, action))
+    # the comparison tells the blocks apart: each block given its mirror's slice differs
+    mirrored = block_gru(core, deter, stoch, action, slice_of=lambda g, G: G - 1 - g)
+    assert (core(deter, stoch, action) - mirrored).abs().max() > 1e-2
+
+
 def test_blocks_only_see_their_own_slice_of_deter():
     torch.manual_seed(0)
     core = BlockGRU(deter=16, stoch=12, act_dim=3, hidden=5, blocks=4)

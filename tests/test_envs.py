@@ -113,7 +113,14 @@ def test_dmc_vision_renders_64x64_images():
 
 
 def test_dmc_accepts_the_2023_cup_catch_name_and_rejects_unknown_tasks():
-    assert make_env("dmc_cup_catch").env is not None
+    from dm_control import suite
+
+    env = make_env("dmc_cup_catch", seed=3)  # the 2023 files' name of ball_in_cup catch
+    raw = suite.load("ball_in_cup", "catch", task_kwargs={"random": 3}).reset()
+    assert env.obs_space == {k: v.shape for k, v in raw.observation.items()} == {"position": (4,), "velocity": (4,)}
+    first = env.step(None).obs
+    for key, value in raw.observation.items():
+        np.testing.assert_array_equal(first[key], value.astype(np.float32))
     with pytest.raises(EnvError, match="walker_walk"):
         make_env("dmc_walker_fly")
 

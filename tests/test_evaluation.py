@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from dreamer_bench.results import read_jsonl
+from dreamer_bench.runner.run import latest_checkpoint
 
 from conftest import CONTINUOUS, DISCRETE, make_agent
 
@@ -85,26 +86,37 @@ def test_evaluation_settings_are_not_part_of_the_run_identity(pair):
 @pytest.mark.parametrize("fault", ["after-checkpoint", "after-evaluation"])
 def test_a_killed_run_resumes_its_evaluation_schedule(pair, tmp_path, fault):
     """Killed after a checkpoint (the rounds it knew stay), or right after a round that no
-    checkpoint knew (that round is dropped and run again): either way each round once."""
+    checkpoint knew (that round is dropped and run again): either way each round once. Rounds at
+    500, 1000 and 1200 env steps; checkpoints every ~0.1 s; the kill comes at the first such
+    point from 600 env steps on (after a checkpoint that knows round 0), or from 900 (right after
+    round 1, with round 0 in a checkpoint)."""
     _, straight, _ = pair
     suite = tiny(tmp_path)
     args = ["run", "--suite", suite, "--threads", "1", "--results", tmp_path / "r", "--eval-every", "500",
-            "--eval-episodes", "3", "--checkpoint-minutes", "0.1"]
-    killed = cli(*args, env={**ENV, "DREAMER_BENCH_FAULT": fault,
+            "--eval-episodes", "3", "--checkpoint-minutes", "0.002"]
+    start = {"after-checkpoint": 600, "after-evaluation": 900}[fault]
+    killed = cli(*args, env={**ENV, "DREAMER_BENCH_FAULT": fault, "DREAMER_BENCH_FAULT_FROM": str(start),
                              "DREAMER_BENCH_FAULT_ONCE": str(tmp_path / "once")})
     assert killed.returncode != 0 and (tmp_path / "once").exists()
     d = run_dir(tmp_path / "r")
     before = read_jsonl(d / "eval.jsonl") if (d / "eval.jsonl").exists() else []
+    ckpt = latest_checkpoint(d)  # what the resumed run starts from: the rounds it knows
+    known = json.loads((ckpt / "loop.json").read_text())["eval_rounds"] if ckpt else 0
     resumed = cli(*args)
     assert resumed.returncode == 0, resumed.stderr
     rows, reference = read_jsonl(d / "eval.jsonl"), read_jsonl(straight / "eval.jsonl")
-    # the same rounds at the same points, once each; the rounds before the kill as they were
+    # the same rounds at the same points, once each
     assert [(r["round"], r["episode"], r["env_steps"]) for r in rows] == \
         [(r["round"], r["episode"], r["env_steps"]) for r in reference]
-    kept = [r for r in before if r in rows]
-    assert strip(kept) == strip(reference[:len(kept)])
-    if fault == "after-evaluation":
-        assert before and len(kept) < len(before) or not (d / "checkpoint").exists()
+    # the rounds the checkpoint knew stay as they were written (times included); the others ran again
+    known_rows = [r for r in before if r["round"] < known]
+    assert known >= 1 and known_rows and all(r in rows for r in known_rows)
+    assert strip(known_rows) == strip([r for r in reference if r["round"] < known])
+    unknown = [r for r in before if r["round"] >= known]
+    if fault == "after-evaluation":  # killed right after a round no checkpoint knew: it was dropped
+        assert unknown and not any(r in rows for r in unknown)
+    else:  # killed right after a checkpoint: it knew every round written
+        assert not unknown
     assert json.loads((d / "status.json").read_text())["attempts"] == 2
 
 

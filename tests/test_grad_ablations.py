@@ -43,4 +43,4 @@ def test_reward_and_value_gradients_reach_the_representation_only_when_on(loss):
 
 def test_continue_gradient_still_reaches_the_representation_without_reward_grad():
     off = grad_norms(make_agent(BOTH, DISCRETE, off=("reward_grad",)), "con")
-    assert off["encoder"] > 0
+    assert off["encoder"] > 0 and off["rssm"] > 0

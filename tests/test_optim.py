@@ -87,14 +87,18 @@ def test_agc_off_leaves_the_gradient_unclipped():
 def test_warmup_is_linear_from_zero():
     # The official schedule (optax linear_schedule(0, lr, warmup) joined to a constant) is read at
     # the count of earlier updates: updates 1, 2, 3, ... use lr·0/w, lr·1/w, lr·2/w, ...
-    cfg = make_config("debug", overrides={"warmup": 4, "lr": 1.0})
+    # With a constant gradient of 1 (AGC off) LaProp's bias-corrected step is exactly the learning
+    # rate, so the parameter shows the rate each update used, not only the one reported.
+    cfg = make_config("debug", overrides={"warmup": 4, "lr": 1.0}, off=["agc"])
     opt = Optimizer([torch.nn.Parameter(torch.zeros(1))], cfg)
-    lrs = []
+    lrs, path = [], []
     for _ in range(6):
         opt.params[0].grad = torch.ones(1)
         opt.step()
         lrs.append(opt.learning_rate())
+        path.append(opt.params[0].item())
     assert lrs == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.0])
+    assert path == pytest.approx([0.0, -0.25, -0.75, -1.5, -2.5, -3.5], abs=1e-6)
 
 
 def test_one_optimiser_for_every_trained_module_but_not_the_slow_critic():

@@ -178,8 +178,12 @@ def test_a_returns_transformation_is_what_actor_and_critic_learn_from(files):
 def test_a_core_replacement_is_the_core_and_trains(files):
     agent = agent_with("plain_gru")
     assert isinstance(agent.rssm.core.cell, torch.nn.GRUCell)
-    metrics = agent.train(make_batch(agent, seed=6))
+    before = {k: v.detach().clone() for k, v in agent.named_parameters() if k.startswith("rssm.core.cell.")}
+    for _ in range(2):  # the first update has learning rate 0 (the warm-up)
+        metrics = agent.train(make_batch(agent, seed=6))
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    moved = [k for k, v in agent.named_parameters() if k in before and not torch.equal(v, before[k])]
+    assert before and sorted(moved) == sorted(before)  # the replacement core is what the update trains
     assert not any(k.startswith("rssm.core.cell") for k in agent_with("plain_gru", off=("plain_gru",)).state_dict())
     assert isinstance(agent_with("plain_gru", off=("plain_gru",)).rssm.core, BlockGRU)
     with pytest.raises(plugins.PluginError, match="each replace the recurrent core"):

@@ -102,8 +102,8 @@ def test_after_the_context_the_model_sees_no_observation(obs, act):
                "is_terminal": np.zeros(steps, bool)}
     base = open_loop(agent, episode, context=4, window=steps, seed=1)
     later = {**episode, "vector": episode["vector"].copy(), "image": episode["image"].copy()}
-    later["vector"][6:] += 5.0
-    later["image"][6:] = 255 - later["image"][6:]
+    later["vector"][4:] += 5.0  # every step from the first one after the context
+    later["image"][4:] = 255 - later["image"][4:]
     after = open_loop(agent, later, context=4, window=steps, seed=1)
     for k in ("image", "vector"):
         np.testing.assert_array_equal(base["pred"][k], after["pred"][k])

@@ -58,7 +58,7 @@ def test_repval_targets_by_hand():
     r1 = reward[2] + GAMMA * (1 - term[2]) * ((1 - lp(2)) * boot[2] + lp(2) * r2)
     r0 = reward[1] + GAMMA * (1 - term[1]) * ((1 - lp(1)) * boot[1] + lp(1) * r1)
     torch.testing.assert_close(got, torch.tensor([r0, r1, r2, r3]))
-    assert r1 == 2.0  # the terminal step cuts the return
+    assert r1 == 2.0 and got[1].item() == pytest.approx(2.0)  # the terminal step cuts the return
 
 
 def test_replay_value_loss_masks_last_steps_and_drops_the_final_step():

@@ -204,10 +204,9 @@ def test_the_official_prefetch_trains_by_the_same_schedule(tmp_path):
     assert config["agent"]["replay_prefetch"] is True and status["state"] == "done"
     # what differs from the preset is recorded for the report: the --set value and the suite's set:
     assert config["beyond_preset"] == {"replay_prefetch": True, "warmup": 5}
-    # a run shorter than the 30 s between metrics rows logs its row at the end too (one row when idle)
+    # the run logs a row at its end too, however short it is (rows every 30 s besides)
     metrics = read_jsonl(d / "metrics.jsonl")
     assert metrics and metrics[-1]["updates"] == status["updates"] and "loss/total" in metrics[-1]
-    assert len(metrics) <= 3
     assert status["updates"] == planned_updates(status["policy_steps"], 1, 8, 8, 10) > 0
     plan = cli("run", "--suite", suite, "--results", tmp_path / "plan", "--dry-run")  # the grid's cost, exactly
     assert plan.returncode == 0 and f"1 runs, {status['updates']:,} gradient updates" in plan.stdout, plan.stdout

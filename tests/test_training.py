@@ -67,7 +67,9 @@ def test_policy_acts_on_a_batch_of_environments():
         else:
             assert action.shape == (5, act.size) and abs(action).max() <= 1.0
         obs["is_first"][:] = False
+        deter = state["deter"].clone()
         state, action = agent.policy(state, obs)
+        assert state["deter"].shape == deter.shape and not torch.equal(state["deter"], deter)  # the step went on
 
 
 def params_of(agent):

@@ -482,7 +482,7 @@ class Run:
         self.eval_rows += rows
         record = score_record(self.spec.task_name, self.spec.variant, self.spec.seed, self.eval_rows)
         write_evaluation(self.dir, self.eval_rows, record)
-        fault_point("after-evaluation")
+        fault_point("after-evaluation", st.env_steps)
 
     def _update(self, agent, replay, schedule) -> dict:
         import torch
@@ -552,7 +552,7 @@ class Run:
         fault_point("checkpoint-write")
         os.replace(tmp, root / f"ckpt-{number:06d}")
         if not final:
-            fault_point("after-checkpoint")
+            fault_point("after-checkpoint", st.env_steps)
         for old in root.glob("ckpt-*"):
             if old.name != f"ckpt-{number:06d}":
                 shutil.rmtree(old, ignore_errors=True)
@@ -656,11 +656,16 @@ class NonFiniteReward(RuntimeError):
     """The environment, not the agent, produced NaN or an infinity."""
 
 
-def fault_point(name: str) -> None:
+def fault_point(name: str, env_steps: int | None = None) -> None:
     """Fault injection for the fault tests: with DREAMER_BENCH_FAULT=name the process kills itself
-    (SIGKILL) here, at a named point; with DREAMER_BENCH_FAULT_ONCE=path as well, only the first
-    process to reach it (the one that creates that file). Never set outside tests."""
+    (SIGKILL) here, at a named point; with DREAMER_BENCH_FAULT_FROM=N as well, only once the run
+    has ``env_steps`` ≥ N (so that a test need not race the clock for a point late in a run); with
+    DREAMER_BENCH_FAULT_ONCE=path, only the first process to reach it (the one that creates that
+    file). Never set outside tests."""
     if os.environ.get("DREAMER_BENCH_FAULT") != name:
+        return
+    start = os.environ.get("DREAMER_BENCH_FAULT_FROM")
+    if start is not None and (env_steps is None or env_steps < int(start)):
         return
     once = os.environ.get("DREAMER_BENCH_FAULT_ONCE")
     if once:
