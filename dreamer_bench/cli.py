@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -154,7 +155,11 @@ def bench(
         if json_out.is_dir():
             fail(f"--json {json_out} is a directory; give a file name")
     if envs:
+        if not (math.isfinite(seconds) and seconds > 0):
+            fail(f"--seconds must be a finite number > 0, got {seconds}")
         return bench_envs(seconds, json_out)
+    if threads < 0:
+        fail(f"--threads must be ≥ 0 (0: all cores), got {threads}")
     cases, overrides = bench_cases(sizes, obs, precision, device, updates, warmup, off, sets)
     packs = bench_packs(pack)
     cases = [(*case, k) for case in cases for k in packs]
@@ -482,7 +487,8 @@ def status(results: Path = typer.Argument(Path("results"), help="Results directo
     from .runner.grid import status_rows, status_table
 
     if not results.is_dir():
-        fail(f"results directory {results} does not exist")
+        fail(f"{results} is a file, not a results directory" if results.exists()
+             else f"results directory {results} does not exist")
     dirs = find_runs(results)
     if not dirs:
         fail(f"no runs in {results}")
@@ -524,12 +530,16 @@ def report(
             fail(f"score file {path} is not a valid score file: {str(e).splitlines()[0]}")
     if reps < 100:
         fail("--reps must be at least 100")
+    if seed < 0:
+        fail(f"--seed must be ≥ 0, got {seed}")
     if episodes not in ("train", "eval"):
         fail(f"unknown --episodes {episodes!r}; valid: train, eval")
     archive = is_archive(results)
     from .report.build import published_only
 
     published_alone = published_only(compare, suite, results)  # nothing of yours yet: the reference alone
+    if not archive and results.is_file():
+        fail(f"{results} is a file, not a results directory or a .tar.gz of one")
     if not (results.is_file() if archive else results.is_dir()) and not published_alone:
         fail(f"results {'archive' if archive else 'directory'} {results} does not exist"
              + ("" if compare else " (to see the published runs alone: --compare dreamerv3 --suite atari100k)"))

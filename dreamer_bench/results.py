@@ -224,7 +224,32 @@ def read_score_file(path: Path) -> list[dict]:
     records = json.loads(raw)
     if not isinstance(records, list) or not all(isinstance(r, dict) and SCORE_KEYS <= set(r) for r in records):
         raise ValueError(f"{path} is not a list of {{task, method, seed, xs, ys}} records")
+    for i, r in enumerate(records):
+        problem = score_record_problem(r)
+        if problem:
+            raise ValueError(f"record {i} ({r.get('task')!r}, {r.get('method')!r}): {problem}")
     return records
+
+
+def score_record_problem(r: dict) -> str | None:
+    """What is wrong with one score record's values (None: nothing): task and method are strings,
+    seed an integer, xs and ys lists of numbers of the same length."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if not isinstance(r["task"], str) or not isinstance(r["method"], str):
+        return "task and method must be strings"
+    seed = r["seed"]
+    if not (isinstance(seed, int) and not isinstance(seed, bool) or isinstance(seed, float) and seed.is_integer()):
+        return f"seed must be an integer, got {seed!r}"
+    if not isinstance(r["xs"], list) or not isinstance(r["ys"], list):
+        return "xs and ys must be lists"
+    if len(r["xs"]) != len(r["ys"]):
+        return f"xs and ys differ in length ({len(r['xs'])} and {len(r['ys'])})"
+    bad = next((v for v in r["xs"] + r["ys"] if not number(v)), None)
+    if bad is not None:
+        return f"xs and ys must be numbers, got {bad!r}"
+    return None
 
 
 def write_score_file(path: Path, records: Iterable[dict]) -> None:

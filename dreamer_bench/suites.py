@@ -84,7 +84,11 @@ class Suite:
     def select(self, names: list[str] | None) -> list[TaskSpec]:
         if not names:
             return list(self.tasks.values())
-        return [self.task(n) for n in names]
+        specs = [self.task(n) for n in names]
+        twice = sorted({s.task for s in specs if sum(t.task == s.task for t in specs) > 1})
+        if twice:
+            raise SuiteError(f"--tasks names {', '.join(twice)} more than once")
+        return specs
 
 
 def suite_dirs() -> list[Path]:

@@ -87,6 +87,9 @@ def test_cli_unknown_technique_is_one_line_and_exit_two(cli_here):
     (["bench", "--off", "nope"], "symlog"),
     (["bench", "--set", "units"], "key=value"),
     (["bench", "--set", "unitz=3"], "valid:"),
+    (["bench", "--envs", "--seconds", "-1"], "--seconds must be a finite number > 0"),  # once a table of zeros
+    (["bench", "--size", "debug", "--threads", "-1"], "--threads must be ≥ 0"),  # once after a measurement began
+    (["status", "pyproject.toml"], "pyproject.toml is a file, not a results directory"),
     # Click's own usage errors are one line too, naming the command's --help
     (["status", "--results", "x"], "No such option: --results (see 'dreamer-bench status --help')"),
     (["run", "--jobs", "many"], "'--jobs'"),

@@ -445,13 +445,36 @@ def test_a_score_file_run_still_training_is_left_out_unless_asked(tmp_path):
     assert [r.seed for r in records_from_score_file(path, settings, "toy", include_unfinished=True)] == [0, 1, 2]
 
 
-@pytest.mark.parametrize("case", ["scores-not-json", "filters-match-nothing", "out-unwritable"])
+BAD_RECORDS = {  # one record's values → what the one line says
+    "scores-xs-not-numbers": ({"xs": ["a"], "ys": [1.0]}, "record 0 ('gym_task_a', 'official'): xs and ys must be numbers, got 'a'"),
+    "scores-seed-not-integer": ({"seed": "zero"}, "seed must be an integer, got 'zero'"),
+    "scores-lengths-differ": ({"xs": [1, 2], "ys": [1.0]}, "xs and ys differ in length (2 and 1)"),
+}
+
+
+@pytest.mark.parametrize("case", ["scores-not-json", *BAD_RECORDS, "filters-match-nothing", "a-filter-value-matches-nothing",
+                                  "seed-negative", "results-is-a-file", "out-unwritable"])
 def test_report_input_errors_are_one_line_exit_two(synthetic, tmp_path, case, cli_here):
     args = ["report", synthetic, "--reps", "100", "--out", tmp_path / "rep"]
     if case == "scores-not-json":
         (tmp_path / "bad.json").write_text("{bad")
         args += ["--scores", tmp_path / "bad.json"]
         needle = "is not a valid score file"
+    elif case in BAD_RECORDS:  # once a traceback (or, for the lengths, a report of nonsense)
+        change, needle = BAD_RECORDS[case]
+        record = {"task": "gym_task_a", "method": "official", "seed": 0, "xs": [1000], "ys": [1.0], **change}
+        (tmp_path / "bad.json").write_text(json.dumps([record]))
+        args += ["--scores", tmp_path / "bad.json"]
+    elif case == "a-filter-value-matches-nothing":  # once dropped without a word beside a valid one
+        args += ["--tasks", "gym_task_a,gym_task_z"]
+        needle = "--tasks gym_task_z matches no run in"
+    elif case == "seed-negative":  # once a traceback after part of the report was written
+        args += ["--seed", "-1"]
+        needle = "--seed must be ≥ 0, got -1"
+    elif case == "results-is-a-file":
+        (tmp_path / "notes.txt").write_text("x")
+        args[1] = tmp_path / "notes.txt"
+        needle = "is a file, not a results directory or a .tar.gz of one"
     elif case == "filters-match-nothing":
         args += ["--tasks", "gym_task_z"]
         needle = "there are suites toy, variants full, off-symlog, tasks gym_task_a, gym_task_b"

@@ -225,6 +225,25 @@ def test_a_failing_run_records_its_traceback_and_the_others_go_on(tmp_path):
     assert bad["state"] == "failed" and "Traceback" in bad["traceback"] and bad["attempts"] == 2
 
 
+@pytest.mark.parametrize("task, env, needle", [
+    ("dmc_nosuch_walk", "{}", "unknown DMC task 'nosuch_walk'; valid: acrobot_swingup"),
+    ("dmc_cartpole_balance", "{obs: bogus}", "DMC observation must be 'vector' or 'image', got 'bogus'"),
+    ("dmc_cartpole_balance", "{nosuch: 1}", "unknown environment setting(s) nosuch for dmc_cartpole_balance; valid:"),
+    ("atari_nosuchgame", "{}", "unknown Atari game 'nosuchgame'"),
+    ("crafter", "{colour: red}", "unknown environment setting(s) colour for crafter"),
+])
+def test_an_unknown_game_task_or_setting_is_refused_before_anything_is_written(tmp_path, task, env, needle, cli_here):
+    """Once only gymnasium tasks were built before the grid: these were queued (a pending
+    status.json each) and failed in their workers."""
+    suite = tmp_path / "bad.yaml"
+    suite.write_text(f"name: bad\ndefaults: {{steps: 300, train_ratio: 4, preset: debug}}\n"
+                     f"tasks:\n  gym_CartPole-v1: {{}}\n  {task}: {{env: {env}, refs: {{random: 0, human: 1}}}}\n")
+    for extra in ([], ["--dry-run"]):
+        code, out_text, err = cli_here("run", "--suite", suite, "--results", tmp_path / "r", *extra)
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+        assert "Traceback" not in err and not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("task, needle", [
     ("custom_env:Broken", "failed to build: RuntimeError: this environment always fails"),
     ("custom_env:Missing", "has no attribute 'Missing'"),
@@ -294,6 +313,9 @@ def test_a_rerun_with_another_configuration_is_refused(tmp_path):
     (["run", "--checkpoint-minutes", "0"], "--checkpoint-minutes must be"),
     (["run", "--threads", "-1"], "--threads must be ≥ 0"),
     (["run", "--log-updates", "-2"], "--log-updates must be ≥ 0"),
+    (["run", "--seeds", ""], "--seeds must be a count"),  # once an IndexError's traceback
+    (["run", "--seeds", ","], "--seeds must be a count"),
+    (["run", "--suite", "smoke", "--tasks", "gym_CartPole-v1,gym_CartPole-v1"], "names gym_CartPole-v1 more than once"),
 ])
 def test_bad_input_is_one_line_exit_two_and_touches_nothing(tmp_path, args, needle, cli_here):
     code, out_text, err = cli_here(*args, "--results", tmp_path / "r")

@@ -88,6 +88,14 @@ def make_report(opts: ReportOptions) -> Path:
         runs = [r for r in runs if r.task in opts.tasks]
     if opts.variants:
         runs = [r for r in runs if r.method in opts.variants]
+    if runs:  # some match: a filter value that matches no run is a typo, not a narrower report
+        for flag, key, values in (("--suite", "suite", opts.suites), ("--tasks", "task", opts.tasks),
+                                  ("--variants", "method", opts.variants)):
+            missing = [v for v in values or [] if not any(getattr(r, key) == v for r in available)]
+            if missing:
+                valid = ", ".join(sorted({getattr(r, key) for r in available}))
+                raise ReportError(f"{flag} {', '.join(missing)} matches no run in {opts.results}; valid: {valid}"
+                                  + (" (unfinished runs: --include-unfinished)" if left_out else ""))
     alone = not runs and opts.compare and opts.suites and not (opts.tasks or opts.variants)
     if alone:  # no runs of the user's: the published runs of the suites on their own
         for name in opts.compare:

@@ -63,7 +63,7 @@ def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
     from ..agent import techniques
     from ..agent.config import PRESETS, ConfigError
     from ..agent.plugins import PluginError, load_all
-    from ..envs import observation_kinds, probe
+    from ..envs import check_task, observation_kinds, probe
     from ..suites import SuiteError, load
 
     try:
@@ -85,6 +85,11 @@ def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
             except Exception as e:  # noqa: BLE001 - a task that cannot be built is the user's input
                 raise GridError(f"task {spec.task}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
             kinds = {"image" if len(shape) == 3 else "vector" for shape in space.values()}
+        else:  # Atari games, DMC tasks, Crafter: built once with their settings (names and values checked)
+            try:
+                check_task(spec.task, spec.env)
+            except Exception as e:  # noqa: BLE001 - an unknown name or setting is the user's input
+                raise GridError(f"task {spec.task}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         for off in variants:
             if any(techniques.BY_NAME[n].needs for n in off):
                 if kinds is None:
@@ -157,6 +162,8 @@ def seed_list(text: str | None, default: int) -> list[int]:
     if text is None:
         return list(range(default))
     text = text.replace(" ", "")
+    if not text.strip(","):
+        raise GridError(f"--seeds must be a count (3), a list (0,4,7) or a range (5-9), got {text!r}")
     try:
         if "-" in text and "," not in text:
             lo, hi = (int(x) for x in text.split("-", 1))
@@ -182,6 +189,11 @@ def check_device(device: str) -> None:
 
         if not torch.cuda.is_available():
             raise GridError(f"device {device!r} is not available (no CUDA); valid here: cpu")
+        count = torch.cuda.device_count()
+        index = device.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= count):
+            valid = ", ".join(["cuda"] + [f"cuda:{i}" for i in range(count)])
+            raise GridError(f"device {device!r} is not on this machine; valid here: cpu, {valid}")
         return
     raise GridError(f"unknown device {device!r}; valid: cpu, cuda, cuda:N")
 
