@@ -92,3 +92,23 @@ def test_a_run_without_metrics_is_a_clear_error(tmp_path, capsys):
     code = compare_metrics.main(["--ours", str(empty), "--official", str(empty), "--out", str(tmp_path / "o")])
     assert code == 2 and "has no metrics.jsonl" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_summary_tests_the_two_sides_seed_means():
+    import math
+
+    import pandas as pd
+    from scipy import stats
+
+    rows = [{"implementation": impl, "run": f"{impl} seed {i}", "quantity": name, "quarter": 2, "mean": v}
+            for name, sides in {"shifted": ([1.0, 1.1, 0.9], [5.0, 5.2, 4.9, 5.1]),
+                                "alike": ([1.0, 2.0, 3.0], [3.0, 1.0, 2.0]),
+                                "one seed": ([1.0], [2.0, 3.0])}.items()
+            for impl, values in zip(("ours", "official"), sides) for i, v in enumerate(values)]
+    summary = compare_metrics.side_by_side(pd.DataFrame(rows)).set_index("quantity")
+    expected = stats.ttest_ind([1.0, 1.1, 0.9], [5.0, 5.2, 4.9, 5.1], equal_var=False).pvalue
+    assert summary.loc["shifted", "welch_p"] == pytest.approx(expected) and expected < 1e-4
+    assert summary.loc["shifted", "relative_difference"] == pytest.approx((1.0 - 5.05) / 5.05)
+    assert summary.loc["alike", "welch_p"] == pytest.approx(1.0)
+    assert math.isnan(summary.loc["one seed", "welch_p"])
+    assert summary.loc["shifted", ["ours_min", "ours_max", "official_seeds"]].tolist() == [0.9, 1.1, 4]

@@ -21,7 +21,7 @@ checks them for one update: the loss terms, the policy entropy, the imagined val
 weight, the prior and posterior entropies (summed over latents on both sides here) and the
 gradient norm. (The official ``train/ret`` is the normalised return, (R − P5)/S, and ours
 ``imag/return`` the raw one: not alike, so not drawn.)
-Plain Python with numpy, pandas and matplotlib (our environment).
+Plain Python with numpy, scipy, pandas and matplotlib (our environment).
 """
 
 from __future__ import annotations
@@ -136,9 +136,12 @@ def quarter_means(starts, ends, ys, budget: float) -> list[float | None]:
 
 
 def side_by_side(frame):
-    """Per quantity and quarter: each side's mean over seeds, (ours − official) / |official|, and
-    each side's lowest and highest seed."""
+    """Per quantity and quarter: each side's mean over seeds, (ours − official) / |official|, each
+    side's lowest and highest seed, and the p-value of Welch's t-test of the two sides' seed means
+    (NaN with fewer than 2 seeds on a side): a small p says the seeds alone hardly explain the
+    difference (one test per row: among ~50 rows a few below 0.05 are expected by chance)."""
     import pandas as pd
+    from scipy import stats
 
     out = []
     for (name, q), sub in frame.groupby(["quantity", "quarter"], sort=False):
@@ -148,6 +151,8 @@ def side_by_side(frame):
             row.update({f"{impl}_mean": vals.mean(), f"{impl}_min": vals.min(), f"{impl}_max": vals.max(),
                         f"{impl}_seeds": int(vals.size)})
         row["relative_difference"] = (row["ours_mean"] - row["official_mean"]) / abs(row["official_mean"])
+        a, b = (sub.loc[sub["implementation"] == impl, "mean"].to_numpy() for impl in ("ours", "official"))
+        row["welch_p"] = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if min(a.size, b.size) >= 2 else float("nan")
         out.append(row)
     return pd.DataFrame(out)
 
