@@ -229,7 +229,7 @@ def test_a_failing_run_records_its_traceback_and_the_others_go_on(tmp_path):
     ("dmc_nosuch_walk", "{}", "unknown DMC task 'nosuch_walk'; valid: acrobot_swingup"),
     ("dmc_cartpole_balance", "{obs: bogus}", "DMC observation must be 'vector' or 'image', got 'bogus'"),
     ("dmc_cartpole_balance", "{nosuch: 1}", "unknown environment setting(s) nosuch for dmc_cartpole_balance; valid:"),
-    ("atari_nosuchgame", "{}", "unknown Atari game 'nosuchgame'"),
+    ("atari_nosuchgame", "{}", "unknown Atari game 'nosuchgame'; valid: adventure, air_raid, alien"),
     ("crafter", "{colour: red}", "unknown environment setting(s) colour for crafter"),
 ])
 def test_an_unknown_game_task_or_setting_is_refused_before_anything_is_written(tmp_path, task, env, needle, cli_here):

@@ -56,7 +56,12 @@ class AtariEnv(Env):
                                 full_action_space=full_action_space,
                                 max_num_frames_per_episode=frame_cap + noops + action_repeat, obs_type="rgb")
         except gym.error.Error as e:
-            raise EnvError(f"unknown Atari game {game!r} ({env_id}): {e}") from None
+            from ale_py.roms import get_all_rom_ids
+
+            games = sorted(get_all_rom_ids())
+            if game in games:  # a known game that still failed: say what the ALE said
+                raise EnvError(f"Atari game {game!r} ({env_id}) failed to load: {e}") from None
+            raise EnvError(f"unknown Atari game {game!r}; valid: {', '.join(games)}") from None
         self.action_repeat = action_repeat
         self.noops = noops
         self.frame_cap = frame_cap
