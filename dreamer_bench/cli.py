@@ -308,6 +308,7 @@ DryOpt = typer.Option(False, "--dry-run", help="Print the grid with its cost and
 RetriesOpt = typer.Option(0, "--retries", help="Retry a failed run this many times.")
 CkptOpt = typer.Option(10.0, "--checkpoint-minutes", help="Minutes between checkpoints (work since the last one is lost on a crash).")
 LogUpdatesOpt = typer.Option(0, "--log-updates", help="Also write a metrics row after every N updates (1: one row per update; 0: every 30 s only).")
+ProgressOpt = typer.Option(10.0, "--progress-minutes", help="When the output is not a terminal (a log file, nohup), a line on the running runs this often: env steps, speed, time left (0: none).")
 ThreadsOpt = typer.Option(0, "--threads", help="torch threads per run (0: cores / jobs locally).")
 KeepReplayOpt = typer.Option(False, "--keep-replay", help="Keep a finished run's replay in its last checkpoint (for analysis; can be large).")
 EvalEveryOpt = typer.Option(0, "--eval-every", help="Evaluation episodes every N env steps, apart from training, and at the end (0: none).")
@@ -358,7 +359,7 @@ def _grid_options(
     device: str = DeviceOpt, sets: Optional[List[str]] = SetOpt, results: Path = ResultsOpt, jobs: int = JobsOpt,
     backend: str = BackendOpt, address: Optional[str] = AddressOpt, dry_run: bool = DryOpt,
     retries: int = RetriesOpt, checkpoint_minutes: float = CkptOpt, log_updates: int = LogUpdatesOpt,
-    threads: int = ThreadsOpt, keep_replay: bool = KeepReplayOpt, log: Optional[List[str]] = LogOpt, eval_every: int = EvalEveryOpt,
+    progress_minutes: float = ProgressOpt, threads: int = ThreadsOpt, keep_replay: bool = KeepReplayOpt, log: Optional[List[str]] = LogOpt, eval_every: int = EvalEveryOpt,
     eval_episodes: int = EvalEpisodesOpt, eval_mode: str = EvalModeOpt, plugin: Optional[List[str]] = PluginOpt,
     pack: Optional[str] = PackOpt,
 ) -> None:
@@ -413,7 +414,7 @@ def train_grid(grid, variants: list[tuple[str, ...]]) -> None:
         console.print(line)
     console.print(f"training {len(runs)} runs into {grid.results} with {grid.jobs} job(s) on {grid.backend}")
     results = execute(runs, jobs=grid.jobs, backend=grid.backend, address=grid.address, retries=grid.retries,
-                      pack=pack)
+                      pack=pack, progress_seconds=60 * grid.progress_minutes)
     rows = status_rows([r.directory for r in runs])
     Console(width=max(console.width, 140)).print(status_table(rows, title="summary"))
     failed = [r for r in results if r["state"] not in ("done",)]

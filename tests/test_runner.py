@@ -313,6 +313,7 @@ def test_a_rerun_with_another_configuration_is_refused(tmp_path):
     (["run", "--checkpoint-minutes", "0"], "--checkpoint-minutes must be"),
     (["run", "--threads", "-1"], "--threads must be ≥ 0"),
     (["run", "--log-updates", "-2"], "--log-updates must be ≥ 0"),
+    (["run", "--progress-minutes", "-1"], "--progress-minutes must be a finite number ≥ 0"),
     (["run", "--seeds", ""], "--seeds must be a count"),  # once an IndexError's traceback
     (["run", "--seeds", ","], "--seeds must be a count"),
     (["run", "--suite", "smoke", "--tasks", "gym_CartPole-v1,gym_CartPole-v1"], "names gym_CartPole-v1 more than once"),
@@ -731,3 +732,34 @@ def test_log_updates_writes_a_metrics_row_per_update(tmp_path):
     assert again.returncode == 0, again.stderr
     assert json.loads((d / "status.json").read_text())["updates"] == status["updates"]
     assert read_jsonl(d / "metrics.jsonl") == rows
+
+
+def test_a_grid_logged_to_a_file_prints_progress_lines(tmp_path):
+    """Output to a pipe (as under nohup into a log): no redrawn table, but a line on the running
+    runs every --progress-minutes, and a line per finished run."""
+    suite = write_suite(tmp_path / "tiny.yaml", steps=3000)
+    out = cli("run", "--suite", suite, "--results", tmp_path / "r", "--progress-minutes", "0.02", "--threads", "1")
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if line.startswith("progress ")]
+    assert lines, out.stdout
+    running = [line for line in lines if "1 running" in line]
+    assert running and all("(of 1)" in line for line in lines), lines
+    # each running line names the run, its env steps against the budget and its speed
+    assert all("gym_CartPole-v1 full seed_0 " in line and "/3,000 (" in line for line in running), running
+    assert any("env steps/s, about " in line and " left" in line for line in running), running
+    assert any(line.startswith("[1] ") and line.endswith(": done") for line in out.stdout.splitlines()), out.stdout
+
+
+def test_progress_line_by_hand():
+    from dreamer_bench.runner.grid import progress_line
+
+    rows = [{"task": "dmc_walker_walk", "variant": "full", "seed": "seed_0", "state": "running", "env_steps": 5000,
+             "budget": 50000, "env_steps_per_s": 2.5},
+            {"task": "dmc_walker_walk", "variant": "full", "seed": "seed_1", "state": "done", "env_steps": 50000,
+             "budget": 50000, "env_steps_per_s": 3.0},
+            {"task": "dmc_cartpole_swingup", "variant": "full", "seed": "seed_0", "state": "pending", "env_steps": 0,
+             "budget": 50000, "env_steps_per_s": None}]
+    line = progress_line(rows, now=0)
+    # 45,000 steps left at 2.5/s: 18,000 s = 5.0 h
+    assert line.endswith(": 1 done, 1 running, 0 failed, 1 pending (of 3); "
+                         "dmc_walker_walk full seed_0 5,000/50,000 (10%), 2.5 env steps/s, about 5.0 h left"), line

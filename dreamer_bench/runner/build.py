@@ -44,6 +44,7 @@ class GridOptions:
     retries: int = 0
     checkpoint_minutes: float = 10.0
     log_updates: int = 0  # a metrics row after every N updates too (0: every 30 s only)
+    progress_minutes: float = 10.0  # a progress line this often when stdout is not a terminal (0: none)
     threads: int = 0  # torch threads per run (0: cores / jobs locally)
     keep_replay: bool = False
     dry_run: bool = False
@@ -142,6 +143,8 @@ def check_options(opts: GridOptions, presets) -> None:
         raise GridError(f"--retries must be ≥ 0, got {opts.retries}")
     if not (math.isfinite(opts.checkpoint_minutes) and opts.checkpoint_minutes > 0):
         raise GridError(f"--checkpoint-minutes must be a finite number > 0, got {opts.checkpoint_minutes}")
+    if not (math.isfinite(opts.progress_minutes) and opts.progress_minutes >= 0):
+        raise GridError(f"--progress-minutes must be a finite number ≥ 0 (0: no progress lines), got {opts.progress_minutes}")
     if opts.log_updates < 0:
         raise GridError(f"--log-updates must be ≥ 0 (0: a metrics row every 30 s only), got {opts.log_updates}")
     if opts.threads < 0:

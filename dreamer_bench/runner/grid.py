@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import threading
+import time
 import traceback
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -134,10 +135,12 @@ def unpackable(run: RunSpec) -> str | None:
 
 
 def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address: str | None = None,
-            retries: int = 0, live: bool | None = None, pack: int = 1) -> list[dict]:
+            retries: int = 0, live: bool | None = None, pack: int = 1, progress_seconds: float = 600.0) -> list[dict]:
     """Train every run of the grid; returns one result per run (state done, failed, busy or
     stopped). ``pack`` > 1: runs that differ only in their seed train in groups of up to ``pack``
-    in one process (local) or one Dask task each, their updates batched (runner/pack.py)."""
+    in one process (local) or one Dask task each, their updates batched (runner/pack.py).
+    ``live``: a table redrawn in place (default: when stdout is a terminal); otherwise a line per
+    finished run and, every ``progress_seconds`` (0: never), a progress line (ProgressLines)."""
     import joblib
 
     from .pack import run_group
@@ -154,6 +157,9 @@ def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address:
     view = LiveView(runs) if live else None
     if view:
         view.start()
+    lines = ProgressLines(runs, progress_seconds) if not live and progress_seconds > 0 else None
+    if lines:
+        lines.start()
     try:
         if backend == "dask":
             results = _execute_dask(groups, address, retries, view)
@@ -166,6 +172,8 @@ def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address:
     finally:
         if view:
             view.stop()
+        if lines:
+            lines.stop()
     return results
 
 
@@ -289,6 +297,72 @@ def status_table(rows: list[dict], title: str = "runs"):
 
 def _fmt(x, digits=2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
+
+
+def progress_line(rows: list[dict], now: float | None = None) -> str:
+    """One line on a grid: how many runs are in each state, and for each running run its env
+    steps against its budget, its env steps/s and the time left at that speed."""
+    counts = {s: sum(r["state"] == s for r in rows) for s in ("done", "running", "failed")}
+    pending = len(rows) - sum(counts.values())
+    parts = []
+    for r in rows:
+        if r["state"] != "running":
+            continue
+        text = f"{r['task']} {r['variant']} {r['seed']} {r['env_steps']:,}"
+        if r["budget"]:
+            text += f"/{r['budget']:,} ({100 * r['env_steps'] / r['budget']:.0f}%)"
+        rate = r["env_steps_per_s"]
+        if rate:
+            text += f", {rate:.1f} env steps/s"
+            if r["budget"]:
+                text += f", about {_duration(max(0, r['budget'] - r['env_steps']) / rate)} left"
+        parts.append(text)
+    stamp = time.strftime("%H:%M", time.localtime(now))
+    head = (f"progress {stamp}: {counts['done']} done, {counts['running']} running, {counts['failed']} failed, "
+            f"{pending} pending (of {len(rows)})")
+    return head + ("; " + "; ".join(parts) if parts else "")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class ProgressLines:
+    """Where no table can be redrawn (stdout a file or a pipe): ``progress_line`` every
+    ``every`` seconds, printed and flushed, so that a log shows how a long grid goes. A run's
+    speed is its env steps since the line before over the time between them (the run's own
+    recent figure in status.json until there is a line before)."""
+
+    def __init__(self, runs: list[RunSpec], every: float):
+        self.dirs = [r.directory for r in runs]
+        self.every = every
+        self._seen: dict[str, tuple[float, int]] = {}  # run folder → (time, env steps) at the last line
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def line(self, now: float) -> str:
+        rows = status_rows(self.dirs)
+        for r in rows:
+            before = self._seen.get(r["dir"])
+            if before and r["state"] == "running" and now > before[0] and r["env_steps"] > before[1]:
+                r["env_steps_per_s"] = (r["env_steps"] - before[1]) / (now - before[0])
+            self._seen[r["dir"]] = (now, r["env_steps"])
+        return progress_line(rows, now)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self):
+        while not self._stop.wait(self.every):
+            print(self.line(time.time()), flush=True)
 
 
 class LiveView:
