@@ -15,6 +15,7 @@ import json
 import pathlib
 import sys
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "tools" / "official"))
@@ -27,17 +28,22 @@ def q(x: float) -> float:
     return 2 - x / 1000
 
 
-def stamps(every: int) -> list[tuple[int, float]]:
-    """Rows every ``every`` env steps and one at the budget (a run's last row), each with the
-    exact mean of q since the row before."""
-    ends = sorted({*range(every, BUDGET, every), BUDGET})
-    return [(b, q((a + b) / 2)) for a, b in zip([0] + ends[:-1], ends)]
+def stamps(every: int, start: int = 0, first: int | None = None) -> list[tuple[int, float, int]]:
+    """Training from env step ``start``, one update per 10 env steps: rows every ``every`` env
+    steps (the first after ``first`` steps, default ``every``) and one at the budget (a run's last
+    row), each with the exact mean of q since the row before and the updates it averages."""
+    head = start + (first or every)
+    ends = sorted({head, *range(head + every, BUDGET, every), BUDGET})
+    return [(b, q((a + b) / 2), (b - a) // 10) for a, b in zip([start] + ends[:-1], ends)]
 
 
-def our_run(folder: pathlib.Path, every: int) -> pathlib.Path:
+def our_run(folder: pathlib.Path, every: int, **kw) -> pathlib.Path:
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({"agent": {"latents": 4}, "run": {"seed": 0}}))
-    rows = [{"env_steps": x, "imag/entropy": y, "wm/prior_entropy": y / 4} for x, y in stamps(every)]
+    rows, updates = [], 0
+    for x, y, n in stamps(every, **kw):
+        updates += n  # ours logs the updates so far
+        rows.append({"env_steps": x, "imag/entropy": y, "wm/prior_entropy": y / 4, "updates": updates})
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder
 
@@ -46,9 +52,10 @@ def official_run(folder: pathlib.Path, every: int) -> pathlib.Path:
     folder.mkdir(parents=True)
     (folder / "harness.jsonl").write_text(json.dumps({"seed": 0}) + "\n")
     rows = []
-    for x, y in stamps(every):
+    for x, y, n in stamps(every):
         rows.append({"step": x - 7, "episode/score": 1.0})  # episodes are rows without train metrics
-        rows.append({"step": x, "train/ent/action": y, "train/dyn_ent": y})
+        # the official logs the samples drawn since the row before (16 per update here)
+        rows.append({"step": x, "train/ent/action": y, "train/dyn_ent": y, "replay/samples": 16 * n})
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder
 
@@ -78,12 +85,31 @@ def test_rows_stamped_in_a_quarter_alone_would_read_the_longer_interval_high(tmp
     truth = [q(BUDGET * (k + 0.5) / 4) for k in range(4)]
     stamped = []
     for k in range(4):
-        inside = [y for x, y in pts if BUDGET * k / 4 < x <= BUDGET * (k + 1) / 4]
+        inside = [y for x, y, _ in pts if BUDGET * k / 4 < x <= BUDGET * (k + 1) / 4]
         stamped.append(sum(inside) / len(inside))
-    weighted = compare_metrics.quarter_means(*compare_metrics.intervals(pts), BUDGET)
+    ends, ys = [x for x, _, _ in pts], [y for _, y, _ in pts]
+    weighted = compare_metrics.quarter_means(compare_metrics.intervals(ends), ends, ys, BUDGET)
     for k, (s, w, t) in enumerate(zip(stamped, weighted, truth)):
         assert abs(w - t) < abs(s - t) / 2, (k, s, w, t)
         assert k == 3 or s - t > 0.2, (k, s, t)  # the last quarter ends with the budget's short row
+
+
+def test_a_first_row_of_one_update_covers_one_update(tmp_path):
+    """Our 30-s clock starts before the replay is filled, so our first row often averages a single
+    update: training from 1,000 env steps, the first row at 1,010 covers (1,000, 1,010], not a
+    whole logging interval before it."""
+    run = our_run(tmp_path / "ours", 1990, start=1000, first=10)  # rows at 1,010, 3,000, 4,990, …
+    _, rows = compare_metrics.ours(run)
+    assert rows[0]["n"] == 1 and rows[1]["n"] == 199
+    starts = compare_metrics.intervals([r["x"] for r in rows], [r["n"] for r in rows])
+    assert starts[:3] == [1000, 1010, 3000]
+    means = compare_metrics.quarter_means(starts, [r["x"] for r in rows], [r["policy entropy"] for r in rows], BUDGET)
+    assert means[0] == pytest.approx(q(2000), abs=1e-9)  # the mean over (1000, 3000], where training ran
+    # without the counts the first row would stand for (0, 1010] (as long as the second, cut at 0)
+    plain = compare_metrics.intervals([r["x"] for r in rows])
+    assert plain[0] == 0
+    biased = compare_metrics.quarter_means(plain, [r["x"] for r in rows], [r["policy entropy"] for r in rows], BUDGET)
+    assert biased[0] - q(2000) > 0.05
 
 
 def test_a_run_without_metrics_is_a_clear_error(tmp_path, capsys):
@@ -106,7 +132,12 @@ def test_the_summary_tests_the_two_sides_seed_means():
                                 "one seed": ([1.0], [2.0, 3.0])}.items()
             for impl, values in zip(("ours", "official"), sides) for i, v in enumerate(values)]
     summary = compare_metrics.side_by_side(pd.DataFrame(rows)).set_index("quantity")
-    expected = stats.ttest_ind([1.0, 1.1, 0.9], [5.0, 5.2, 4.9, 5.1], equal_var=False).pvalue
+    # Welch's t and its Welch-Satterthwaite degrees of freedom by hand; p from the t distribution
+    a, b = np.array([1.0, 1.1, 0.9]), np.array([5.0, 5.2, 4.9, 5.1])
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    t = (a.mean() - b.mean()) / np.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    expected = 2 * stats.t.sf(abs(t), df)
     assert summary.loc["shifted", "welch_p"] == pytest.approx(expected) and expected < 1e-4
     assert summary.loc["shifted", "relative_difference"] == pytest.approx((1.0 - 5.05) / 5.05)
     assert summary.loc["alike", "welch_p"] == pytest.approx(1.0)

@@ -12,8 +12,11 @@ seeds, the relative difference, and each side's range over seeds).
 
 Each logged row is the mean over the updates since the row before, stamped with the env steps at
 its end; the two sides log at different intervals (ours every 30 s, the official every ~2 min), so
-a row stands for the interval it averages, (previous row, this row] (the first one as long as the
-second), and a quarter's mean weights each row by the part of its interval inside the quarter. The
+a row stands for the interval it averages, (previous row, this row], and a quarter's mean weights
+each row by the part of its interval inside the quarter. The first row's interval has the env
+steps per update of the second times its own updates (ours: the difference of ``updates``; the
+official: ``replay/samples``, the samples drawn since the row before): our first row often
+averages a single update, logged soon after training began. The
 lines are drawn at the intervals' midpoints. (Averaging the rows stamped in a quarter instead
 shifts the side with the longer interval later: in a falling quantity such as the early policy
 entropy it reads high.) The quantities are those defined alike on both sides, as tests/test_official_equivalence.py
@@ -86,7 +89,12 @@ def ours(run: pathlib.Path) -> tuple[str, list[dict]]:
                 row[name] = m[key] * (latents if factor == "latents" else factor)
         if (decoder := decoder_loss(m, official=False)) is not None:
             row["loss/decoder"] = decoder
+        row["n"] = m.get("updates")  # cumulative here: made per row below
         rows.append(row)
+    rows.sort(key=lambda r: r["x"])
+    counts = [r["n"] for r in rows]
+    for i, r in enumerate(rows):  # the updates each row averages
+        r["n"] = None if counts[i] is None or (i and counts[i - 1] is None) else counts[i] - (counts[i - 1] if i else 0)
     return f"ours seed {config['run']['seed']}", rows
 
 
@@ -100,6 +108,7 @@ def official(logdir: pathlib.Path) -> tuple[str, list[dict]]:
         if (decoder := decoder_loss(m, official=True)) is not None:
             row["loss/decoder"] = decoder
         if len(row) > 1:
+            row["n"] = m.get("replay/samples")  # drawn since the row before: proportional to its updates
             rows.append(row)
     # a resumed run repeats the steps after its checkpoint: keep the last attempt's rows
     kept: list[dict] = []
@@ -110,14 +119,17 @@ def official(logdir: pathlib.Path) -> tuple[str, list[dict]]:
     return f"official seed {seed}", kept
 
 
-def intervals(pts: list[tuple[float, float]]) -> tuple[list[float], list[float], list[float]]:
-    """Rows (env steps at the row, mean since the row before) → the intervals they average:
-    (previous row's steps, this row's steps]; the first as long as the second (one row: length 1)."""
-    pts = sorted(pts)
-    ends = [x for x, _ in pts]
-    first = ends[1] - ends[0] if len(ends) > 1 else 1.0
-    starts = [ends[0] - first] + ends[:-1]
-    return starts, ends, [y for _, y in pts]
+def intervals(ends: list[float], counts: list[float | None] | None = None) -> list[float]:
+    """The starts of the intervals that rows logged at env steps ``ends`` (ascending) average:
+    each row's is the row before's end. The first row's: its updates (``counts``, each row's
+    updates or anything proportional to them) at the second row's env steps per update, and where
+    the counts are unknown, as long as the second (one row: length 1). Never below 0."""
+    if len(ends) < 2:
+        return [max(0.0, ends[0] - 1.0)] if ends else []
+    width = ends[1] - ends[0]
+    if counts is not None and counts[0] and counts[1]:
+        width = counts[0] * (ends[1] - ends[0]) / counts[1]
+    return [max(0.0, ends[0] - width)] + list(ends[:-1])
 
 
 def quarter_means(starts, ends, ys, budget: float) -> list[float | None]:
@@ -182,10 +194,11 @@ def main(argv=None) -> int:
     summary = []
     for ax, name in zip(axes.flat, QUANTITIES):
         for impl, label, rows in series:
-            pts = [(r["x"], r[name]) for r in rows if name in r]
-            if not pts:
+            starts = dict(zip(map(id, rows), intervals([r["x"] for r in rows], [r.get("n") for r in rows])))
+            kept = [r for r in rows if name in r]
+            if not kept:
                 continue
-            starts, ends, ys = intervals(pts)
+            starts, ends, ys = [starts[id(r)] for r in kept], [r["x"] for r in kept], [r[name] for r in kept]
             ax.plot([(a + b) / 2 for a, b in zip(starts, ends)], ys, color=colours[impl], alpha=0.7, lw=1,
                     label=impl if label.endswith(" 0") else None)
             for q, mean in enumerate(quarter_means(starts, ends, ys, budget), start=1):
