@@ -112,6 +112,16 @@ def test_dmc_vision_renders_64x64_images():
     assert make_env("dmc_quadruped_walk", seed=0, obs="image").camera == 2
 
 
+def test_atari_games_are_the_roms_gymnasium_has_an_environment_for():
+    # a name whose ROM id does not capitalise into the environment's: tic_tac_toe_3d → TicTacToe3D
+    env = make_env("atari_tic_tac_toe_3d")
+    env.close()
+    # ale-py ships a few ROMs without an ALE/…-v5 environment: refused, and not offered as valid
+    with pytest.raises(EnvError, match="unknown Atari game 'combat'; valid: adventure") as info:
+        make_env("atari_combat")
+    assert "combat" not in str(info.value).split("valid: ")[1].split(", ")
+
+
 def test_dmc_accepts_the_2023_cup_catch_name_and_rejects_unknown_tasks():
     from dm_control import suite
 

@@ -486,6 +486,19 @@ def test_report_input_errors_are_one_line_exit_two(synthetic, tmp_path, case, cl
     assert "Traceback" not in r.stderr and not (tmp_path / "rep").exists()
 
 
+def test_a_filter_value_is_checked_against_the_runs_the_other_filters_keep(tmp_path, cli_here):
+    """gym_u exists, but not in suite toy: `--suite toy --tasks gym_t,gym_u` would report gym_t
+    alone without a word."""
+    root = tmp_path / "results"
+    write_run(root, "toy", "full", "gym_t", 0, [950, 1000], [90, 90])
+    write_run(root, "other", "full", "gym_u", 0, [950, 1000], [50, 50])
+    r = cli_here("report", root, "--suite", "toy", "--tasks", "gym_t,gym_u", "--reps", "100", "--out", tmp_path / "rep")
+    assert r.returncode == 2 and "--tasks gym_u matches no run in" in r.stderr and "valid: gym_t" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "rep").exists()
+    r = cli_here("report", root, "--suite", "toy", "--tasks", "gym_t", "--reps", "100", "--out", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+
+
 def test_a_report_over_one_seed_says_its_intervals_are_points(tmp_path, cli_here):
     root = tmp_path / "results"
     for variant, final in (("full", 90), ("off-symlog", 40)):

@@ -744,10 +744,37 @@ def test_a_grid_logged_to_a_file_prints_progress_lines(tmp_path):
     assert lines, out.stdout
     running = [line for line in lines if "1 running" in line]
     assert running and all("(of 1)" in line for line in lines), lines
-    # each running line names the run, its env steps against the budget and its speed
+    # each running line names the run and its env steps against the budget (speed: below)
     assert all("gym_CartPole-v1 full seed_0 " in line and "/3,000 (" in line for line in running), running
-    assert any("env steps/s, about " in line and " left" in line for line in running), running
     assert any(line.startswith("[1] ") and line.endswith(": done") for line in out.stdout.splitlines()), out.stdout
+
+
+def test_progress_lines_take_each_runs_pace_between_lines(tmp_path):
+    """A run running at both lines: its env steps between them over the time between them; one
+    that started in between keeps its own recent figure from status.json."""
+    from dreamer_bench.runner.grid import ProgressLines
+
+    import socket
+
+    dirs = [run_dir(tmp_path, seed=s) for s in (0, 1)]
+    for d in dirs:  # each held by a live process (this one), as a running run's lock is
+        d.mkdir(parents=True)
+        (d / "run.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+
+    def status(d, **fields):
+        (d / "status.json").write_text(json.dumps({"budget": 10_000, **fields}))
+
+    specs = [type("Spec", (), {"directory": d})() for d in dirs]
+    lines = ProgressLines(specs, every=600)
+    status(dirs[0], state="running", env_steps=1000, env_steps_per_s=99.0)
+    status(dirs[1], state="pending", env_steps=0)
+    first = lines.line(now=1000.0)
+    assert "seed_0 1,000/10,000 (10%), 99.0 env steps/s" in first and "seed_1" not in first
+    status(dirs[0], state="running", env_steps=4000, env_steps_per_s=99.0)  # 3,000 steps in 600 s
+    status(dirs[1], state="running", env_steps=500, env_steps_per_s=10.0)  # started in between
+    second = lines.line(now=1600.0)
+    assert "seed_0 4,000/10,000 (40%), 5.0 env steps/s, about 20 min left" in second, second
+    assert "seed_1 500/10,000 (5%), 10.0 env steps/s, about 16 min left" in second, second
 
 
 def test_progress_line_by_hand():

@@ -26,8 +26,18 @@ from .base import Env, EnvError, resize_image
 
 
 def game_id(name: str) -> str:
-    """``kung_fu_master`` → ``KungFuMaster`` (the ALE's ROM naming)."""
+    """``kung_fu_master`` → ``KungFuMaster`` (the ALE's ROM naming; ``games`` knows the exceptions)."""
     return "".join(part.capitalize() for part in name.split("_"))
+
+
+def games(gym) -> dict[str, str]:
+    """Every game gymnasium has an ``ALE/<Game>-v5`` environment for, by our name (ale-py's ROM
+    id, e.g. ``tic_tac_toe_3d``) → that environment id (``ALE/TicTacToe3D-v5``). ale-py ships a
+    few ROMs without such an environment; they are not games here."""
+    from ale_py.roms import get_all_rom_ids
+
+    ids = {eid[4:-3].lower(): eid for eid in gym.registry if eid.startswith("ALE/") and eid.endswith("-v5")}
+    return {rom: ids[rom.replace("_", "")] for rom in sorted(get_all_rom_ids()) if rom.replace("_", "") in ids}
 
 
 def _load_ale():
@@ -46,7 +56,10 @@ class AtariEnv(Env):
                  terminal_at_cap: bool = False, sticky: float = 0.0):
         super().__init__()
         gym = _load_ale()
-        env_id = f"ALE/{game_id(game)}-v5"
+        known = games(gym)
+        if game not in known:
+            raise EnvError(f"unknown Atari game {game!r}; valid: {', '.join(known)}")
+        env_id = known[game]
         try:
             # the cap is counted here, without the no-op frames, as the official wrapper counts it;
             # the ALE's own limit (which counts them) is set beyond it
@@ -55,13 +68,8 @@ class AtariEnv(Env):
             self.env = gym.make(env_id, frameskip=1, repeat_action_probability=float(sticky),
                                 full_action_space=full_action_space,
                                 max_num_frames_per_episode=frame_cap + noops + action_repeat, obs_type="rgb")
-        except gym.error.Error as e:
-            from ale_py.roms import get_all_rom_ids
-
-            games = sorted(get_all_rom_ids())
-            if game in games:  # a known game that still failed: say what the ALE said
-                raise EnvError(f"Atari game {game!r} ({env_id}) failed to load: {e}") from None
-            raise EnvError(f"unknown Atari game {game!r}; valid: {', '.join(games)}") from None
+        except gym.error.Error as e:  # a known game that still failed: say what gymnasium said
+            raise EnvError(f"Atari game {game!r} ({env_id}) failed to load: {e}") from None
         self.action_repeat = action_repeat
         self.noops = noops
         self.frame_cap = frame_cap

@@ -89,13 +89,16 @@ def make_report(opts: ReportOptions) -> Path:
     if opts.variants:
         runs = [r for r in runs if r.method in opts.variants]
     if runs:  # some match: a filter value that matches no run is a typo, not a narrower report
-        for flag, key, values in (("--suite", "suite", opts.suites), ("--tasks", "task", opts.tasks),
-                                  ("--variants", "method", opts.variants)):
-            missing = [v for v in values or [] if not any(getattr(r, key) == v for r in available)]
+        filters = (("--suite", "suite", opts.suites), ("--tasks", "task", opts.tasks), ("--variants", "method", opts.variants))
+        for flag, key, values in filters:
+            # the runs the other filters keep: a value must match one of them
+            others = [r for r in available if all(not v or getattr(r, k) in v for f, k, v in filters if f != flag)]
+            missing = [v for v in values or [] if not any(getattr(r, key) == v for r in others)]
             if missing:
-                valid = ", ".join(sorted({getattr(r, key) for r in available}))
-                raise ReportError(f"{flag} {', '.join(missing)} matches no run in {opts.results}; valid: {valid}"
-                                  + (" (unfinished runs: --include-unfinished)" if left_out else ""))
+                valid = ", ".join(sorted({getattr(r, key) for r in others}))
+                unfinished = any(state != "without evaluation episodes" for state in left_out)
+                raise ReportError(f"{flag} {', '.join(missing)} matches no run in {opts.results} that the other "
+                                  f"filters keep; valid: {valid}" + (" (unfinished runs: --include-unfinished)" if unfinished else ""))
     alone = not runs and opts.compare and opts.suites and not (opts.tasks or opts.variants)
     if alone:  # no runs of the user's: the published runs of the suites on their own
         for name in opts.compare:

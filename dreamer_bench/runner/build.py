@@ -86,7 +86,8 @@ def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
             except Exception as e:  # noqa: BLE001 - a task that cannot be built is the user's input
                 raise GridError(f"task {spec.task}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
             kinds = {"image" if len(shape) == 3 else "vector" for shape in space.values()}
-        else:  # Atari games, DMC tasks, Crafter: built once with their settings (names and values checked)
+        elif opts.backend != "dask":  # Atari games, DMC tasks, Crafter: built once with their settings
+            # (names and values checked); on Dask the workers build them, and this machine may lack their packages
             try:
                 check_task(spec.task, spec.env)
             except Exception as e:  # noqa: BLE001 - an unknown name or setting is the user's input
@@ -194,7 +195,7 @@ def check_device(device: str) -> None:
             raise GridError(f"device {device!r} is not available (no CUDA); valid here: cpu")
         count = torch.cuda.device_count()
         index = device.partition(":")[2]
-        if index and (not index.isdigit() or int(index) >= count):
+        if device != "cuda" and (not index.isdigit() or int(index) >= count):
             valid = ", ".join(["cuda"] + [f"cuda:{i}" for i in range(count)])
             raise GridError(f"device {device!r} is not on this machine; valid here: cpu, {valid}")
         return

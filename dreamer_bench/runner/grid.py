@@ -340,7 +340,7 @@ class ProgressLines:
     def __init__(self, runs: list[RunSpec], every: float):
         self.dirs = [r.directory for r in runs]
         self.every = every
-        self._seen: dict[str, tuple[float, int]] = {}  # run folder → (time, env steps) at the last line
+        self._seen: dict[str, tuple[float, int, str]] = {}  # run folder → (time, env steps, state) at the last line
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -348,9 +348,11 @@ class ProgressLines:
         rows = status_rows(self.dirs)
         for r in rows:
             before = self._seen.get(r["dir"])
-            if before and r["state"] == "running" and now > before[0] and r["env_steps"] > before[1]:
+            # running then and now: its own pace over the whole interval (a run that started in
+            # between keeps the figure in its status.json)
+            if before and before[2] == r["state"] == "running" and now > before[0] and r["env_steps"] > before[1]:
                 r["env_steps_per_s"] = (r["env_steps"] - before[1]) / (now - before[0])
-            self._seen[r["dir"]] = (now, r["env_steps"])
+            self._seen[r["dir"]] = (now, r["env_steps"], r["state"])
         return progress_line(rows, now)
 
     def start(self):
