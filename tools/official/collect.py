@@ -6,7 +6,9 @@ RUNS: the folder of tools/official/reference_runs.sh (RUNS/<task>/seed_<n>/). OU
 evidence/learning/official. For every run it copies the small files (the harness's
 settings, the official config, metrics and scores, stdout, the `done` mark with the wall time)
 to OUT/<task>/seed_<n>/ (never over a finished copy) and writes OUT/scores.json with one score
-record per run in OUT (scores.py; runs still training marked ``"finished": false``). Plain Python.
+record per run in OUT (scores.py; runs still training marked ``"finished": false``). A partial
+copy in OUT is not replaced by a run that has come less far (a run started over on a machine
+without the earlier checkpoints). Plain Python.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ from scores import record  # noqa: E402
 FILES = ("harness.jsonl", "config.yaml", "metrics.jsonl", "scores.jsonl", "stdout.log", "done")
 
 
+def reached(run: pathlib.Path) -> int:
+    """The env step of a run's last training episode (0 without one)."""
+    rec = record(run)
+    return rec["xs"][-1] if rec["xs"] else 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=pathlib.Path)
@@ -38,6 +46,12 @@ def main(argv=None) -> int:
         dest = args.out / run.parent.name / run.name
         if (dest / "done").exists() and not (run / "done").exists():
             print(f"{run}: kept the finished copy in {dest} (this one is a rerun in progress)", file=sys.stderr)
+            continue
+        if (dest / "scores.jsonl").exists() and not (run / "done").exists() and reached(dest) > reached(run):
+            # a run started over (a new machine without the checkpoints) has not yet come as far as
+            # the partial copy an earlier session committed: that copy stays until it has
+            print(f"{run}: kept the partial copy in {dest} (to step {reached(dest)}; this one is at "
+                  f"{reached(run)})", file=sys.stderr)
             continue
         dest.mkdir(parents=True, exist_ok=True)
         for name in FILES:

@@ -1,0 +1,69 @@
+"""tools/official/collect.py: the reference runs' logs into the evidence, finished or not, never
+losing a run that came further.
+
+Run folders in the layout of tools/official/train.py (harness.jsonl with the settings, the
+official logger's scores.jsonl and metrics.jsonl, `done` when finished), written here.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "tools" / "official"))
+import collect  # noqa: E402
+
+
+def official_run(root: pathlib.Path, task: str, seed: int, last: int, done: bool = False, every: int = 1000):
+    d = root / task / f"seed_{seed}"
+    d.mkdir(parents=True)
+    settings = {"task": task, "seed": seed, "steps": 50_000, "action_repeat": 2, "train_ratio": 512}
+    (d / "harness.jsonl").write_text(json.dumps(settings) + "\n")
+    rows = [{"step": x, "episode/score": x / 100, "episode/length": 500} for x in range(every, last + 1, every)]
+    (d / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (d / "ckpt").mkdir()
+    (d / "ckpt" / "state.pkl").write_bytes(b"x" * 100)  # never copied
+    if done:
+        (d / "done").write_text("wall_s=1\n")
+    return d
+
+
+def scores(out: pathlib.Path) -> dict:
+    return {(r["task"], r["seed"]): r for r in json.loads((out / "scores.json").read_text())}
+
+
+def test_partial_and_finished_runs_are_copied_without_checkpoints(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "evidence"
+    official_run(runs, "dmc_walker_walk", 0, 12_000)
+    official_run(runs, "gym_CartPole-v1", 1, 30_000, done=True)
+    assert collect.main([str(runs), str(out)]) == 0
+    got = scores(out)
+    assert got["dmc_walker_walk", 0]["finished"] is False and got["dmc_walker_walk", 0]["xs"][-1] == 12_000
+    assert got["gym_CartPole-v1", 1]["finished"] is True and len(got["gym_CartPole-v1", 1]["xs"]) == 30
+    assert not list(out.rglob("ckpt")) and (out / "gym_CartPole-v1" / "seed_1" / "done").exists()
+
+
+def test_a_run_started_over_does_not_replace_a_partial_copy_that_came_further(tmp_path, capsys):
+    runs, out = tmp_path / "runs", tmp_path / "evidence"
+    official_run(runs, "dmc_walker_walk", 0, 20_000)
+    collect.main([str(runs), str(out)])
+    # a new machine without the checkpoints: the queue started seed 0 again, now at 5,000 steps
+    again = tmp_path / "again"
+    official_run(again, "dmc_walker_walk", 0, 5_000)
+    assert collect.main([str(again), str(out)]) == 0
+    assert scores(out)["dmc_walker_walk", 0]["xs"][-1] == 20_000
+    assert "kept the partial copy" in capsys.readouterr().err
+    # once the new attempt has come further, it replaces the copy; and finished, it is final
+    later = tmp_path / "later"
+    official_run(later, "dmc_walker_walk", 0, 26_000)
+    collect.main([str(later), str(out)])
+    assert scores(out)["dmc_walker_walk", 0]["xs"][-1] == 26_000
+    final = tmp_path / "final"
+    official_run(final, "dmc_walker_walk", 0, 50_000, done=True)
+    collect.main([str(final), str(out)])
+    official_run(tmp_path / "rerun", "dmc_walker_walk", 0, 3_000)
+    collect.main([str(tmp_path / "rerun"), str(out)])
+    rec = scores(out)["dmc_walker_walk", 0]
+    assert rec["finished"] is True and rec["xs"][-1] == 50_000
