@@ -486,6 +486,19 @@ def test_report_input_errors_are_one_line_exit_two(synthetic, tmp_path, case, cl
     assert "Traceback" not in r.stderr and not (tmp_path / "rep").exists()
 
 
+def test_unfinished_runs_before_their_score_window_are_drawn_not_a_traceback(tmp_path, cli_here):
+    """--include-unfinished on runs that have not reached their score window (a long grid checked
+    part-way): once a traceback in the performance profiles; now curves, and no score yet."""
+    root = tmp_path / "results"
+    for seed in (0, 1):
+        write_run(root, "toy", "full", "gym_t", seed, [100, 200, 300], [10, 20, 30 + seed], state="running")
+    r = cli_here("report", root, "--include-unfinished", "--reps", "200", "--out", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "No run has a score yet: none has reached its score window." in text
+    assert (tmp_path / "rep" / "toy_learning_curves.png").stat().st_size > 0
+
+
 def test_a_filter_value_is_checked_against_the_runs_the_other_filters_keep(tmp_path, cli_here):
     """gym_u exists, but not in suite toy: `--suite toy --tasks gym_t,gym_u` would report gym_t
     alone without a word."""

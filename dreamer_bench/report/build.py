@@ -465,7 +465,9 @@ def _predictions(s: _Suite, per_run: int = 1) -> list[str]:
 
 def _profiles(s: _Suite, matrices: dict) -> list[str]:
     methods, out, prefix, opts = s.methods, s.out, s.prefix, s.opts
-    finite = np.concatenate([m[~np.isnan(m)] for m in matrices.values()]) if matrices else np.array([0.0])
+    finite = np.concatenate([m[~np.isnan(m)] for m in matrices.values()]) if matrices else np.array([])
+    if not finite.size:  # unfinished runs (--include-unfinished) not yet in their score window
+        return ["\n### Performance profiles\n\nNo run has a score yet: none has reached its score window."]
     taus = np.linspace(min(0.0, finite.min()), max(1.0, finite.max()), 60)
     prof_rows = []
     for m in methods:
