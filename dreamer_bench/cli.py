@@ -322,6 +322,8 @@ LogOpt = typer.Option(None, "--log", help="Live metrics beside metrics.jsonl (re
 def check_writable(path: Path, what: str) -> None:
     from .results import writable
 
+    if Path(path).is_file():
+        fail(f"{what} {path} is a file, not a directory" if "directory" in what else f"{what} {path} is a file")
     if not writable(path):
         fail(f"{what} {path} is not writable")
 
@@ -648,6 +650,9 @@ def main() -> None:
         code = command.main(prog_name="dreamer-bench", standalone_mode=False)
     except usage_error as e:  # unknown option, missing or malformed value: one line too
         where = e.ctx.command_path if e.ctx else "dreamer-bench"
+        args = sys.argv[1:]
+        if where == "dreamer-bench" and args and args[0] in getattr(command, "commands", {}):
+            where += f" {args[0]}"  # a value missing at the end fails before the command's own context
         message = " ".join(e.format_message().split())
         typer.echo(f"error: {message} (see '{where} --help')", err=True)
         sys.exit(2)

@@ -93,6 +93,8 @@ def test_cli_unknown_technique_is_one_line_and_exit_two(cli_here):
     # Click's own usage errors are one line too, naming the command's --help
     (["status", "--results", "x"], "No such option: --results (see 'dreamer-bench status --help')"),
     (["run", "--jobs", "many"], "'--jobs'"),
+    (["run", "--jobs"], "Option '--jobs' requires an argument. (see 'dreamer-bench run --help')"),
+    (["report", "evidence/learning/runs_v020.tar.gz", "--out", "pyproject.toml"], "pyproject.toml is a file, not a directory"),
     (["frobnicate"], "No such command 'frobnicate'"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_two(args, needle, cli_here):

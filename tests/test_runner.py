@@ -340,6 +340,9 @@ def test_results_directory_inside_a_file_is_refused(tmp_path):
     (tmp_path / "file").write_text("x")
     out = cli("run", "--results", tmp_path / "file" / "r")
     assert out.returncode == 2 and "not writable" in out.stderr and (tmp_path / "file").read_text() == "x"
+    out = cli("run", "--results", tmp_path / "file")  # the file itself: said so
+    assert out.returncode == 2 and f"results directory {tmp_path / 'file'} is a file, not a directory" in out.stderr
+    assert (tmp_path / "file").read_text() == "x"
 
 
 def test_unwritable_results_directory(tmp_path):

@@ -157,7 +157,8 @@ def check_options(opts: GridOptions, presets) -> None:
     except ValueError as e:
         raise GridError(str(e)) from None
     if not writable(opts.results):
-        raise GridError(f"results directory {opts.results} is not writable")
+        raise GridError(f"results directory {opts.results} is a file, not a directory" if Path(opts.results).is_file()
+                        else f"results directory {opts.results} is not writable")
 
 
 def seed_list(text: str | None, default: int) -> list[int]:
