@@ -242,6 +242,14 @@ def _compare(case: str, off=(), **overrides) -> dict[str, float]:
         check(f"u{k} grad_norm", rel_err(metrics["grad_norm"], fx[p + "metric/opt/grad_norm"]), FORWARD_RTOL)
         check(f"u{k} imag/entropy", rel_err(metrics["imag/entropy"], fx[p + "metric/ent/action"]), FORWARD_RTOL)
         check(f"u{k} imag/return", rel_err(metrics["imag/return"], fx[p + "ret"].mean()), FORWARD_RTOL)
+        # the return scale's view of the imagined returns, as the official agent logs it
+        for ours_key, theirs in (("imag/advantage", "adv"), ("imag/advantage_std", "adv_std"),
+                                 ("imag/advantage_mag", "adv_mag"), ("imag/return_normed", "ret")):
+            check(f"u{k} {ours_key}", rel_err(metrics[ours_key], fx[p + f"metric/{theirs}"], atol=LOSS_ATOL), FORWARD_RTOL)
+        # a share of the steps: one return that rounding puts on the other side of |·| = 1 moves it by 1/N
+        n_steps = fx[p + "ret"].size
+        if abs(metrics["imag/return_rate"] - float(fx[p + "metric/ret_rate"])) > 1.5 / n_steps:
+            bad[f"u{k} imag/return_rate"] = abs(metrics["imag/return_rate"] - float(fx[p + "metric/ret_rate"]))
         L = agent.cfg.latents
         check(f"u{k} prior_entropy", rel_err(metrics["wm/prior_entropy"] * L, fx[p + "metric/dyn_ent"]), FORWARD_RTOL)
         check(f"u{k} post_entropy", rel_err(metrics["wm/post_entropy"] * L, fx[p + "metric/rep_ent"]), FORWARD_RTOL)

@@ -41,11 +41,23 @@ from .rssm import RSSM
 BATCH_KEYS = ("action", "reward", "is_first", "is_last", "is_terminal", "deter", "stoch")
 
 
-def imagination_metrics(returns, scale, entropy, weight, value) -> dict[str, torch.Tensor]:
-    """The imagination metrics both actor gradients log, under the same names."""
+def imagination_metrics(returns, scale, low, entropy, weight, value, advantage) -> dict[str, torch.Tensor]:
+    """The imagination metrics both actor gradients log, under the same names. The advantage's
+    mean, standard deviation and mean magnitude over the (N, H) imagined steps, and the mean of the
+    returns normalised as (R − P5)/S with the share of them at |·| ≥ 1, are defined as the official
+    agent logs them (``adv``, ``adv_std``, ``adv_mag``, ``ret``, ``ret_rate``):
+    tests/test_official_equivalence.py checks them for one update. ``imag/weight`` is the mean of
+    the H weights the losses use (the official ``weight`` averages H + 1)."""
+    returns, advantage = returns.detach(), advantage.detach()
+    normed = (returns - low) / scale
     return {
-        "imag/return": returns.detach().mean(),
+        "imag/return": returns.mean(),
         "imag/return_scale": scale,
+        "imag/return_normed": normed.mean(),
+        "imag/return_rate": (normed.abs() >= 1.0).float().mean(),
+        "imag/advantage": advantage.mean(),
+        "imag/advantage_std": advantage.std(unbiased=False),
+        "imag/advantage_mag": advantage.abs().mean(),
         "imag/entropy": entropy.detach().mean(),
         "imag/weight": weight.detach().mean(),
         "imag/value": value.detach().mean(),
@@ -510,7 +522,8 @@ class Agent(nn.Module):
         critic_out = self.critic(critic_feats)
         slow = self._slow_value(critic_feats[:, :-1])
         losses["value"] = weight * L.value_loss(critic_out[:, :-1], returns.detach(), slow, cfg)
-        return losses, imagination_metrics(returns, scale, entropy, weight, value), returns[:, 0].detach()
+        metrics = imagination_metrics(returns, scale, self.retnorm.offset(), entropy, weight, value, advantage)
+        return losses, metrics, returns[:, 0].detach()
 
     def _imagine_step_backprop_eager(self, deter, stoch, latent_noise, action_noise):
         """One imagined step whose reparameterised action carries gradient into the next state
@@ -545,7 +558,7 @@ class Agent(nn.Module):
         entropy = self.actor.entropy(params)
         losses = {"policy": L.policy_loss(logp, entropy, advantage, weight, cfg)}
         losses["value"] = weight.detach() * L.value_loss(critic_out[:, :-1], returns, slow, cfg)
-        return losses, imagination_metrics(returns, scale, entropy, weight, value)
+        return losses, imagination_metrics(returns, scale, self.retnorm.offset(), entropy, weight, value, advantage)
 
     def _replay_value_loss(self, data, feat, boot):
         cfg = self.cfg

@@ -125,6 +125,10 @@ class ReturnNorm(nn.Module):
             return torch.ones((), device=self.low.device)
         return torch.clamp(self.high - self.low, min=self.limit)
 
+    def offset(self) -> torch.Tensor:
+        """The offset of the normalised returns (R − offset)/S: the low percentile's EMA (0 off)."""
+        return self.low.clone() if self.enabled else torch.zeros((), device=self.low.device)
+
 
 # --------------------------------------------------------------------------------------------
 # actor and critic

@@ -21,9 +21,11 @@ lines are drawn at the intervals' midpoints. (Averaging the rows stamped in a qu
 shifts the side with the longer interval later: in a falling quantity such as the early policy
 entropy it reads high.) The quantities are those defined alike on both sides, as tests/test_official_equivalence.py
 checks them for one update: the loss terms, the policy entropy, the imagined value and trajectory
-weight, the prior and posterior entropies (summed over latents on both sides here) and the
-gradient norm. (The official ``train/ret`` is the normalised return, (R − P5)/S, and ours
-``imag/return`` the raw one: not alike, so not drawn.)
+weight (ours averages the H weights the losses use, the official all H + 1, so ours reads a
+little higher), the normalised imagined return (R − P5)/S and the advantage's magnitude and spread
+(R − v)/S (the return scale's part; our runs log them since 2026-12-05), the prior and posterior entropies (summed over latents on both sides here) and the
+gradient norm. (Ours ``imag/return`` is the raw imagined return, unlike anything the official
+agent logs: not drawn; its normalised form is.)
 Plain Python with numpy, scipy, pandas and matplotlib (our environment).
 """
 
@@ -45,8 +47,11 @@ QUANTITIES = {
     "loss/repval": ("loss/repval", 1, "train/loss/repval"),
     "loss/policy": ("loss/policy", 1, "train/loss/policy"),
     "policy entropy": ("imag/entropy", 1, "train/ent/action"),
-    "imagined weight": ("imag/weight", 1, "train/weight"),
+    "imagined weight": ("imag/weight", 1, "train/weight"),  # ours: the H weights; the official: H + 1 (a little lower)
     "imagined value": ("imag/value", 1, "train/val"),
+    "normalised return": ("imag/return_normed", 1, "train/ret"),  # (R − P5)/S: the return scale's view
+    "advantage magnitude": ("imag/advantage_mag", 1, "train/adv_mag"),  # mean |R − v|/S
+    "advantage std": ("imag/advantage_std", 1, "train/adv_std"),
     "prior entropy": ("wm/prior_entropy", "latents", "train/dyn_ent"),
     "posterior entropy": ("wm/post_entropy", "latents", "train/rep_ent"),
     "grad norm": ("grad_norm", 1, "train/opt/grad_norm"),
