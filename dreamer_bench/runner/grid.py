@@ -331,44 +331,8 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-class ProgressLines:
-    """Where no table can be redrawn (stdout a file or a pipe): ``progress_line`` every
-    ``every`` seconds, printed and flushed, so that a log shows how a long grid goes. A run's
-    speed is its env steps since the line before over the time between them (the run's own
-    recent figure in status.json until there is a line before)."""
-
-    def __init__(self, runs: list[RunSpec], every: float):
-        self.dirs = [r.directory for r in runs]
-        self.every = every
-        self._seen: dict[str, tuple[float, int, str]] = {}  # run folder → (time, env steps, state) at the last line
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def line(self, now: float) -> str:
-        rows = status_rows(self.dirs)
-        for r in rows:
-            before = self._seen.get(r["dir"])
-            # running then and now: its own pace over the whole interval (a run that started in
-            # between keeps the figure in its status.json)
-            if before and before[2] == r["state"] == "running" and now > before[0] and r["env_steps"] > before[1]:
-                r["env_steps_per_s"] = (r["env_steps"] - before[1]) / (now - before[0])
-            self._seen[r["dir"]] = (now, r["env_steps"], r["state"])
-        return progress_line(rows, now)
-
-    def start(self):
-        self._thread.start()
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _loop(self):
-        while not self._stop.wait(self.every):
-            print(self.line(time.time()), flush=True)
-
-
-class LiveView:
-    """Redraws the grid's table from the runs' status files every two seconds."""
+class _Watcher:
+    """A daemon thread that reports on the grid's runs (``_loop``) until ``stop``."""
 
     def __init__(self, runs: list[RunSpec]):
         self.dirs = [r.directory for r in runs]
@@ -381,6 +345,40 @@ class LiveView:
     def stop(self):
         self._stop.set()
         self._thread.join(timeout=5)
+
+    def _loop(self):
+        raise NotImplementedError
+
+
+class ProgressLines(_Watcher):
+    """Where no table can be redrawn (stdout a file or a pipe): ``progress_line`` every
+    ``every`` seconds, printed and flushed, so that a log shows how a long grid goes. A run's
+    speed is its env steps since the line before over the time between them (the run's own
+    recent figure in status.json until there is a line before)."""
+
+    def __init__(self, runs: list[RunSpec], every: float):
+        super().__init__(runs)
+        self.every = every
+        self._seen: dict[str, tuple[float, int, str]] = {}  # run folder → (time, env steps, state) at the last line
+
+    def line(self, now: float) -> str:
+        rows = status_rows(self.dirs)
+        for r in rows:
+            before = self._seen.get(r["dir"])
+            # running then and now: its own pace over the whole interval (a run that started in
+            # between keeps the figure in its status.json)
+            if before and before[2] == r["state"] == "running" and now > before[0] and r["env_steps"] > before[1]:
+                r["env_steps_per_s"] = (r["env_steps"] - before[1]) / (now - before[0])
+            self._seen[r["dir"]] = (now, r["env_steps"], r["state"])
+        return progress_line(rows, now)
+
+    def _loop(self):
+        while not self._stop.wait(self.every):
+            print(self.line(time.time()), flush=True)
+
+
+class LiveView(_Watcher):
+    """Redraws the grid's table from the runs' status files every two seconds."""
 
     def _loop(self):
         from rich.live import Live
