@@ -3,6 +3,7 @@
 import gzip
 import json
 import subprocess
+import tarfile
 import sys
 from pathlib import Path
 
@@ -634,6 +635,38 @@ def test_a_packed_results_folder_reports_as_the_folder_itself(synthetic, tmp_pat
     bad = cli_here("report", tmp_path / "broken.tar.gz", "--out", tmp_path / "x")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "not a readable .tar.gz" in bad.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_pack_update_keeps_the_copy_of_a_run_that_came_further(tmp_path):
+    """Runs still training are committed as they go (`pack.py --update`): a later pack adds runs
+    and moves a run's copy forward, but a run that started over (a machine without its
+    checkpoints) never replaces the copy that came further."""
+    def run(root, seed, steps):
+        d = write_run(root, "toy", "full", "gym_t", seed, [steps], [float(steps)], state="running")
+        (d / "status.json").write_text(json.dumps({"state": "running", "env_steps": steps}))
+        return d
+
+    def steps_in(archive):
+        with tarfile.open(archive) as tar:
+            return {m.name.split("/")[-2]: json.loads(tar.extractfile(m).read())["env_steps"]
+                    for m in tar.getmembers() if m.name.endswith("status.json")}
+
+    def pack(*args):
+        out = subprocess.run([sys.executable, str(REPO / "tools/evidence/pack.py"), *map(str, args)],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out
+
+    archive = tmp_path / "runs.tar.gz"
+    pack(archive, run(tmp_path / "a", 0, 20_000))
+    pack("--update", archive, run(tmp_path / "b", 1, 5_000))  # another run: added beside
+    assert steps_in(archive) == {"seed_0": 20_000, "seed_1": 5_000}
+    out = pack("--update", archive, run(tmp_path / "c", 0, 3_000), run(tmp_path / "c", 1, 9_000))
+    assert steps_in(archive) == {"seed_0": 20_000, "seed_1": 9_000}  # seed 0 started over: kept
+    assert "kept the copy" in out.stderr and "20,000 env steps" in out.stderr
+    pack(archive, run(tmp_path / "d", 0, 3_000))  # without --update: exactly the runs given
+    assert steps_in(archive) == {"seed_0": 3_000}
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_the_repository_commits_no_runs_where_the_quick_start_writes_its_own():

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The learning suite's DMC comparison with the official agent, as far as its runs have come, into
+# the repository's evidence (never checkpoints): run it from the repository root at the end of a
+# session, while the runs go on, and commit what it wrote.
+#
+#   tools/evidence/dmc_progress.sh OURS OFFICIAL
+#
+# OURS: the --results folder of our DMC runs (dreamer-bench run --suite learning --tasks
+# dmc_walker_walk,dmc_cartpole_swingup ...). OFFICIAL: the runs folder of
+# tools/official/reference_runs.sh. Writes evidence/learning/official/ (tools/official/collect.py:
+# unfinished runs marked so, a committed copy kept until a rerun has come further),
+# evidence/learning/runs_dmc_v020.tar.gz (tools/evidence/pack.py --update: every run that has
+# started, each copy kept until a rerun has come further), and evidence/learning/report_dmc_in_progress/
+# (the report with --include-unfinished, and per task the training metrics of the seeds both
+# sides have, tools/official/compare_metrics.py).
+set -euo pipefail
+[ $# -eq 2 ] || { echo "usage: tools/evidence/dmc_progress.sh OURS OFFICIAL" >&2; exit 2; }
+ours="$1"; official="$2"; ev=evidence/learning
+[ -d "$ours/learning/full" ] || { echo "error: no runs of the learning suite in $ours" >&2; exit 2; }
+[ -d "$official" ] || { echo "error: no folder $official" >&2; exit 2; }
+[ -f tools/evidence/pack.py ] || { echo "error: run it from the repository root" >&2; exit 2; }
+python tools/official/collect.py "$official" "$ev/official"
+started=()
+for d in "$ours"/learning/full/dmc_*/seed_*; do
+  if python -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1])).get("env_steps", 0) > 0 else 1)' \
+      "$d/status.json" 2>/dev/null; then
+    started+=("$d")
+  fi
+done
+[ ${#started[@]} -gt 0 ] || { echo "error: none of our DMC runs in $ours has started" >&2; exit 2; }
+python tools/evidence/pack.py --update "$ev/runs_dmc_v020.tar.gz" "${started[@]}"
+dreamer-bench report "$ev/runs_dmc_v020.tar.gz" --scores "$ev/official/scores.json" --include-unfinished \
+  --out "$ev/report_dmc_in_progress"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+tar -xzf "$ev/runs_dmc_v020.tar.gz" -C "$tmp"
+for task in dmc_walker_walk dmc_cartpole_swingup; do
+  mine=(); theirs=()
+  for d in "$tmp"/learning/full/$task/seed_*; do
+    [ -d "$ev/official/$task/$(basename "$d")" ] || continue
+    mine+=("$d"); theirs+=("$ev/official/$task/$(basename "$d")")
+  done
+  [ ${#mine[@]} -gt 0 ] || continue
+  python tools/official/compare_metrics.py --ours "${mine[@]}" --official "${theirs[@]}" \
+    --out "$ev/report_dmc_in_progress/metrics_${task#dmc_}"
+done
