@@ -500,7 +500,7 @@ def status(results: Path = typer.Argument(Path("results"), help="Results directo
 
 @app.command()
 def report(
-    results: Path = typer.Argument(Path("results"), help="Results directory, or a .tar.gz of one (committed evidence)."),
+    results: Optional[List[Path]] = typer.Argument(None, help="Results directory, or a .tar.gz of one (committed evidence); several are reported as one (default: results).", show_default=False),
     out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: RESULTS/report; NAME_report beside an archive NAME.tar.gz)."),
     suite: Optional[List[str]] = typer.Option(None, "--suite", help="Only these suites."),
     variants: Optional[List[str]] = typer.Option(None, "--variants", help="Only these variants (full, off-symlog, …)."),
@@ -537,19 +537,25 @@ def report(
         fail(f"--seed must be ≥ 0, got {seed}")
     if episodes not in ("train", "eval"):
         fail(f"unknown --episodes {episodes!r}; valid: train, eval")
+    everything = list(results or [Path("results")])
+    if len(set(map(str, everything))) != len(everything):
+        fail("a results folder or archive is named twice")
+    results, more = everything[0], everything[1:]
     archive = is_archive(results)
     from .report.build import published_only
 
-    published_alone = published_only(compare, suite, results)  # nothing of yours yet: the reference alone
-    if not archive and results.is_file():
-        fail(f"{results} is a file, not a results directory or a .tar.gz of one")
-    if not (results.is_file() if archive else results.is_dir()) and not published_alone:
-        fail(f"results {'archive' if archive else 'directory'} {results} does not exist"
-             + ("" if compare else " (to see the published runs alone: --compare dreamerv3 --suite atari100k)"))
+    published_alone = not more and published_only(compare, suite, results)  # nothing of yours yet: the reference alone
+    for path in everything:
+        packed = is_archive(path)
+        if not packed and path.is_file():
+            fail(f"{path} is a file, not a results directory or a .tar.gz of one")
+        if not (path.is_file() if packed else path.is_dir()) and not published_alone:
+            fail(f"results {'archive' if packed else 'directory'} {path} does not exist"
+                 + ("" if compare else " (to see the published runs alone: --compare dreamerv3 --suite atari100k)"))
     if out is None:  # beside an archive, never inside the temporary folder it is unpacked into
         out = results.with_name(results.name.rsplit(".t", 1)[0] + "_report") if archive else results / "report"
     check_writable(out, "report directory")
-    opts = ReportOptions(results=results, out=out, suites=split_list(suite), variants=split_list(variants),
+    opts = ReportOptions(results=results, more=more, out=out, suites=split_list(suite), variants=split_list(variants),
                          tasks=split_list(tasks_), compare=split_list(compare), score_files=list(scores or []),
                          include_unfinished=include_unfinished, episodes=episodes, html=html, reps=reps, seed=seed)
     with warnings.catch_warnings(record=True) as caught:

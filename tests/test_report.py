@@ -637,6 +637,30 @@ def test_a_packed_results_folder_reports_as_the_folder_itself(synthetic, tmp_pat
     assert not (tmp_path / "x").exists()
 
 
+def test_several_results_are_reported_as_one(tmp_path, cli_here):
+    """Runs made apart (two machines, two archives of evidence) in one report: each task's runs
+    from wherever they are; the same run in two of them is refused, as is one path twice."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for seed in (0, 1):
+        write_run(a, "toy", "full", "gym_t", seed, [950, 1000], [80.0 + seed, 90.0])
+        write_run(b, "toy", "full", "gym_u", seed, [950, 1000], [10.0, 20.0 + seed])
+    runs = sorted(p.parent for p in b.rglob("config.json"))
+    subprocess.run([sys.executable, str(REPO / "tools/evidence/pack.py"), str(tmp_path / "b.tar.gz"), *map(str, runs)],
+                   check=True, capture_output=True)
+    r = cli_here("report", a, tmp_path / "b.tar.gz", "--reps", "200", "--out", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert f"Results: `{a}`, `{tmp_path / 'b.tar.gz'}`." in text
+    # each run's score: the mean of its two points in the last 100 env steps; then over its 2 seeds
+    assert "| gym_t | full | 2 | 85.2 ± 0.4 |" in text and "| gym_u | full | 2 | 15.2 ± 0.4 |" in text, text
+    write_run(b, "toy", "full", "gym_t", 1, [1000], [5.0])  # gym_t seed 1 in both
+    r = cli_here("report", a, b, "--reps", "200", "--out", tmp_path / "rep2")
+    assert r.returncode == 2 and "run toy/full/gym_t/seed_1 is in both" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "rep2").exists()
+    r = cli_here("report", a, a, "--out", tmp_path / "rep3")
+    assert r.returncode == 2 and "named twice" in r.stderr and not (tmp_path / "rep3").exists()
+
+
 def test_pack_update_keeps_the_copy_of_a_run_that_came_further(tmp_path):
     """Runs still training are committed as they go (`pack.py --update`): a later pack adds runs
     and moves a run's copy forward, but a run that started over (a machine without its

@@ -31,6 +31,7 @@ FULL = "full"
 class ReportOptions:
     results: Path  # a results folder, or a .tar.gz of one
     out: Path
+    more: list[Path] = field(default_factory=list)  # further results folders or archives, reported as one
     suites: list[str] = field(default_factory=list)
     variants: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
@@ -79,8 +80,21 @@ def make_report(opts: ReportOptions) -> Path:
     if published_only(opts.compare, opts.suites, opts.results):
         runs, notes, left_out = [], [], {}
     else:
-        with opened_results(opts.results) as folder:  # a folder, or a .tar.gz of one
-            runs, notes, left_out = load_results(folder, opts.include_unfinished, opts.episodes)
+        runs, notes, left_out = [], [], {}
+        where: dict[tuple, Path] = {}
+        for results in [opts.results, *opts.more]:
+            with opened_results(results) as folder:  # a folder, or a .tar.gz of one
+                these, more_notes, more_left = load_results(folder, opts.include_unfinished, opts.episodes)
+            for r in these:
+                key = (r.suite, r.method, r.task, r.seed)
+                if key in where:
+                    raise ReportError(f"run {'/'.join(map(str, key[:3]))}/seed_{r.seed} is in both {where[key]} "
+                                      f"and {results}: report them apart, or leave one out")
+                where[key] = results
+            runs += these
+            notes += more_notes
+            for state, n in more_left.items():
+                left_out[state] = left_out.get(state, 0) + n
     available = runs
     if opts.suites:
         runs = [r for r in runs if r.suite in opts.suites]
@@ -128,7 +142,7 @@ def make_report(opts: ReportOptions) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     write_score_file(out / "scores.json.gz", as_score_records(runs))
     source = (f"the published runs alone ({', '.join(opts.compare)}; no runs of yours in `{opts.results}`)" if alone
-              else f"`{opts.results}`")
+              else ", ".join(f"`{r}`" for r in [opts.results, *opts.more]))
     which = ("Scores come from the runs' **evaluation episodes** (`eval_scores.json`, `--episodes eval`; x = the "
              "training env steps at each evaluation)" if opts.episodes == "eval" else
              "Scores come from the runs' **training episodes** (`scores.json`; `--episodes eval` reads their "
