@@ -430,6 +430,13 @@ def test_a_match_target_judges_ours_against_the_official_runs_of_a_score_file(tm
         assert rows.iloc[0]["passed"] == passed, finals
         if finals:
             assert rows.iloc[0]["value"] == pytest.approx(100 - np.mean(finals))
+    # runs that are context (published, or another method of a score file) are not judged
+    elsewhere = tmp_path / "elsewhere.json"
+    write_score_file(elsewhere, [{"task": "gym_t", "method": "elsewhere", "seed": s, "xs": [1000], "ys": [50.0]}
+                                 for s in range(3)])
+    others = records_from_score_file(elsewhere, settings, "toy")
+    rows = target_rows(runs + theirs + others, ["gym_t"], ["full", "official", "elsewhere"], reps=500)
+    assert list(rows["method"]) == ["full"]
     # end to end: the report's table says it
     r = cli_here("report", root, "--out", tmp_path / "rep", "--reps", "500", "--scores", official(tmp_path / "a.json", [95, 105, 100]))
     assert r.returncode == 0, r.stderr

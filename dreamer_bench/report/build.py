@@ -174,8 +174,9 @@ def published_only(compare, suites, results: Path) -> bool:
 
 def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], reps: int = 50_000,
                 seed: int = 0) -> pd.DataFrame:
-    """Each method's runs judged by its task's target. A ``{match: M}`` target judges every other
-    method against M's runs of the task: the difference of mean scores (method − M) with its 95%
+    """Each method of the user's runs judged by its task's target (published runs and score-file
+    runs are context and references, not judged). A ``{match: M}`` target judges every such method
+    against M's runs of the task: the difference of mean scores (method − M) with its 95%
     bootstrap interval over seeds must contain 0; with fewer than 2 seeds on a side (or no runs of
     M) it is not judged (``passed`` None)."""
     rows = []
@@ -185,7 +186,7 @@ def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], rep
         if not target:
             continue
         for i, m in enumerate(methods):
-            members = sorted((r for r in runs if r.task == task and r.method == m), key=lambda r: r.seed)
+            members = sorted((r for r in own if r.method == m), key=lambda r: r.seed)
             if not members:
                 continue
             scores = [run_score(r) for r in members]

@@ -10,9 +10,11 @@
 # tools/official/reference_runs.sh. Writes evidence/learning/official/ (tools/official/collect.py:
 # unfinished runs marked so, a committed copy kept until a rerun has come further),
 # evidence/learning/runs_dmc_v020.tar.gz (tools/evidence/pack.py --update: every run that has
-# started, each copy kept until a rerun has come further), and evidence/learning/report_dmc_in_progress/
-# (the report with --include-unfinished, and per task the training metrics of the seeds both
-# sides have, tools/official/compare_metrics.py).
+# started, each copy kept until a rerun has come further), and evidence/learning/report_official/: the
+# report of the whole comparison (the CartPole runs of runs_v020.tar.gz with these, against the
+# official runs, --include-unfinished so that DMC runs still training are drawn, not judged) and per
+# DMC task the training metrics of the seeds both sides have (tools/official/compare_metrics.py,
+# metrics_<task>/; CartPole's are in metrics/).
 set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: tools/evidence/dmc_progress.sh OURS OFFICIAL" >&2; exit 2; }
 ours="$1"; official="$2"; ev=evidence/learning
@@ -29,8 +31,8 @@ for d in "$ours"/learning/full/dmc_*/seed_*; do
 done
 [ ${#started[@]} -gt 0 ] || { echo "error: none of our DMC runs in $ours has started" >&2; exit 2; }
 python tools/evidence/pack.py --update "$ev/runs_dmc_v020.tar.gz" "${started[@]}"
-dreamer-bench report "$ev/runs_dmc_v020.tar.gz" --scores "$ev/official/scores.json" --include-unfinished \
-  --out "$ev/report_dmc_in_progress"
+dreamer-bench report "$ev/runs_v020.tar.gz" "$ev/runs_dmc_v020.tar.gz" --scores "$ev/official/scores.json" \
+  --include-unfinished --compare dreamerv3 --out "$ev/report_official"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 tar -xzf "$ev/runs_dmc_v020.tar.gz" -C "$tmp"
@@ -42,5 +44,5 @@ for task in dmc_walker_walk dmc_cartpole_swingup; do
   done
   [ ${#mine[@]} -gt 0 ] || continue
   python tools/official/compare_metrics.py --ours "${mine[@]}" --official "${theirs[@]}" \
-    --out "$ev/report_dmc_in_progress/metrics_${task#dmc_}"
+    --out "$ev/report_official/metrics_${task#dmc_}"
 done
