@@ -58,8 +58,10 @@ def test_a_run_started_over_does_not_replace_a_partial_copy_that_came_further(tm
     # once the new attempt has come further, it replaces the copy; and finished, it is final
     later = tmp_path / "later"
     official_run(later, "dmc_walker_walk", 0, 26_000)
+    (later / "dmc_walker_walk" / "seed_0" / "metrics.jsonl").unlink()  # a file this attempt lacks
     collect.main([str(later), str(out)])
     assert scores(out)["dmc_walker_walk", 0]["xs"][-1] == 26_000
+    assert not (out / "dmc_walker_walk" / "seed_0" / "metrics.jsonl").exists()  # not the old attempt's
     final = tmp_path / "final"
     official_run(final, "dmc_walker_walk", 0, 50_000, done=True)
     collect.main([str(final), str(out)])

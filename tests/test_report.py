@@ -660,12 +660,39 @@ def test_several_results_are_reported_as_one(tmp_path, cli_here):
     assert f"Results: `{a}`, `{tmp_path / 'b.tar.gz'}`." in text
     # each run's score: the mean of its two points in the last 100 env steps; then over its 2 seeds
     assert "| gym_t | full | 2 | 85.2 ± 0.4 |" in text and "| gym_u | full | 2 | 15.2 ± 0.4 |" in text, text
-    write_run(b, "toy", "full", "gym_t", 1, [1000], [5.0])  # gym_t seed 1 in both
+    other = write_run(b, "toy", "full", "gym_t", 0, [1000], [5.0])  # the same seed in another configuration:
+    config = json.loads((other / "config.json").read_text())
+    config["agent"]["lr"] = 1e-3
+    (other / "config.json").write_text(json.dumps(config))
+    r = cli_here("report", a, b, "--reps", "200", "--out", tmp_path / "rep4")  # shown apart, not refused
+    assert r.returncode == 0 and "full@" in (tmp_path / "rep4" / "report.md").read_text(), r.stderr
+    write_run(b, "toy", "full", "gym_t", 1, [1000], [5.0])  # gym_t seed 1 in both, the same configuration
     r = cli_here("report", a, b, "--reps", "200", "--out", tmp_path / "rep2")
     assert r.returncode == 2 and "run toy/full/gym_t/seed_1 is in both" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "rep2").exists()
     r = cli_here("report", a, a, "--out", tmp_path / "rep3")
     assert r.returncode == 2 and "named twice" in r.stderr and not (tmp_path / "rep3").exists()
+
+
+def test_a_range_target_judges_the_published_runs_too_a_match_target_only_yours(tmp_path, cli_here):
+    """Beside a range target the published runs' own verdict shows whether the range is sane;
+    beside a match target they are context, not compared with the official runs."""
+    dmc = {"family": "dmc", "steps": 50_000, "normalise": {"method": "divide", "by": 1000},
+           "score": {"rule": "last", "width": 10_000}}
+    for target, name in (({"range": [206, 448]}, "range"), ({"match": "official"}, "match")):
+        root = tmp_path / name
+        for seed in (0, 1):
+            d = write_run(root, "learning", "full", "dmc_walker_walk", seed, [45_000, 50_000], [300.0, 310.0],
+                          steps=50_000, family="dmc", normalise=dmc["normalise"], score=dmc["score"])
+            config = json.loads((d / "config.json").read_text())
+            config["task"]["target"] = target
+            (d / "config.json").write_text(json.dumps(config))
+        r = cli_here("report", root, "--compare", "dreamerv3", "--reps", "200", "--out", tmp_path / f"rep_{name}")
+        assert r.returncode == 0, r.stderr
+        rows = [line for line in (tmp_path / f"rep_{name}" / "report.md").read_text().splitlines()
+                if line.startswith("| dmc_walker_walk |") and ("PASS" in line or "FAIL" in line or "JUDGED" in line)]
+        methods = [line.split(" | ")[1] for line in rows]
+        assert methods == (["full", "dreamerv3 (published)"] if name == "range" else ["full"]), rows
 
 
 def test_pack_update_keeps_the_copy_of_a_run_that_came_further(tmp_path):

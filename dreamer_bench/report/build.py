@@ -86,7 +86,7 @@ def make_report(opts: ReportOptions) -> Path:
             with opened_results(results) as folder:  # a folder, or a .tar.gz of one
                 these, more_notes, more_left = load_results(folder, opts.include_unfinished, opts.episodes)
             for r in these:
-                key = (r.suite, r.method, r.task, r.seed)
+                key = (r.suite, r.method, r.task, r.seed, r.identity)  # another configuration is shown apart
                 if key in where:
                     raise ReportError(f"run {'/'.join(map(str, key[:3]))}/seed_{r.seed} is in both {where[key]} "
                                       f"and {results}: report them apart, or leave one out")
@@ -96,6 +96,7 @@ def make_report(opts: ReportOptions) -> Path:
             for state, n in more_left.items():
                 left_out[state] = left_out.get(state, 0) + n
     available = runs
+    named = ", ".join(map(str, [opts.results, *opts.more]))  # what the messages name
     if opts.suites:
         runs = [r for r in runs if r.suite in opts.suites]
     if opts.tasks:
@@ -111,7 +112,7 @@ def make_report(opts: ReportOptions) -> Path:
             if missing:
                 valid = ", ".join(sorted({getattr(r, key) for r in others}))
                 unfinished = any(state != "without evaluation episodes" for state in left_out)
-                raise ReportError(f"{flag} {', '.join(missing)} matches no run in {opts.results} that the other "
+                raise ReportError(f"{flag} {', '.join(missing)} matches no run in {named} that the other "
                                   f"filters keep; valid: {valid}" + (" (unfinished runs: --include-unfinished)" if unfinished else ""))
     alone = not runs and opts.compare and opts.suites and not (opts.tasks or opts.variants)
     if alone:  # no runs of the user's: the published runs of the suites on their own
@@ -123,7 +124,7 @@ def make_report(opts: ReportOptions) -> Path:
             names = lambda key: ", ".join(sorted({getattr(r, key) for r in available}))  # noqa: E731
             there = f"; there are suites {names('suite')}, variants {names('method')}, tasks {names('task')}"
         skipped = f"; {'; '.join(notes)}" if notes else ""  # a corrupt file may be why there is nothing
-        raise ReportError(f"no finished runs in {opts.results} match the filters"
+        raise ReportError(f"no finished runs in {named} match the filters"
                           + (f" ({', '.join(f'{n} {state}' for state, n in sorted(left_out.items()))} left out"
                              + ("" if set(left_out) == {"without evaluation episodes"} else "; --include-unfinished")
                              + ")" if left_out else "")
@@ -141,7 +142,8 @@ def make_report(opts: ReportOptions) -> Path:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     write_score_file(out / "scores.json.gz", as_score_records(runs))
-    source = (f"the published runs alone ({', '.join(opts.compare)}; no runs of yours in `{opts.results}`)" if alone
+    source = (f"the published runs alone ({', '.join(opts.compare)}; no runs of yours in "
+              + ", ".join(f"`{r}`" for r in [opts.results, *opts.more]) + ")" if alone
               else ", ".join(f"`{r}`" for r in [opts.results, *opts.more]))
     which = ("Scores come from the runs' **evaluation episodes** (`eval_scores.json`, `--episodes eval`; x = the "
              "training env steps at each evaluation)" if opts.episodes == "eval" else
@@ -174,19 +176,21 @@ def published_only(compare, suites, results: Path) -> bool:
 
 def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], reps: int = 50_000,
                 seed: int = 0) -> pd.DataFrame:
-    """Each method of the user's runs judged by its task's target (published runs and score-file
-    runs are context and references, not judged). A ``{match: M}`` target judges every such method
-    against M's runs of the task: the difference of mean scores (method − M) with its 95%
+    """Each method's runs judged by its task's target. A ``{match: M}`` target judges every method
+    of the user's runs against M's runs of the task (published and score-file runs are context
+    and references there, not judged): the difference of mean scores (method − M) with its 95%
     bootstrap interval over seeds must contain 0; with fewer than 2 seeds on a side (or no runs of
-    M) it is not judged (``passed`` None)."""
+    M) it is not judged (``passed`` None). Other targets (``range``, ``at_least``) judge every
+    method, the published runs too (they show whether the target itself is sane)."""
     rows = []
     for task in tasks:
         own = [r for r in runs if r.task == task and r.source == "results"]
         target = own[0].task_settings.get("target") if own else None
         if not target:
             continue
+        pool = own if "match" in target else [r for r in runs if r.task == task]
         for i, m in enumerate(methods):
-            members = sorted((r for r in own if r.method == m), key=lambda r: r.seed)
+            members = sorted((r for r in pool if r.method == m), key=lambda r: r.seed)
             if not members:
                 continue
             scores = [run_score(r) for r in members]

@@ -36,8 +36,8 @@ def member_dir(run: Path) -> str:
 
 def env_steps(files: dict[str, bytes]) -> int:
     try:
-        return int(json.loads(files["status.json"]).get("env_steps", 0))
-    except (KeyError, ValueError):
+        return int(json.loads(files["status.json"]).get("env_steps") or 0)
+    except (KeyError, ValueError, TypeError, AttributeError):  # no status, not JSON, not an object
         return 0
 
 
@@ -46,7 +46,7 @@ def archived(out: Path) -> dict[str, dict[str, bytes]]:
     members: dict[str, dict[str, bytes]] = {}
     with tarfile.open(out, "r:gz") as tar:
         for info in tar.getmembers():
-            if info.isfile():
+            if info.isfile() and "/" in info.name:  # <run folder>/<file>: what pack writes
                 where, name = info.name.rsplit("/", 1)
                 members.setdefault(where, {})[name] = tar.extractfile(info).read()
     return members

@@ -54,9 +54,11 @@ def main(argv=None) -> int:
                   f"{reached(run)})", file=sys.stderr)
             continue
         dest.mkdir(parents=True, exist_ok=True)
-        for name in FILES:
+        for name in FILES:  # the copy is this run's files alone, none left from an earlier attempt
             if (run / name).exists():
                 shutil.copy2(run / name, dest / name)
+            elif (dest / name).exists():
+                (dest / name).unlink()
     # the records of every run in OUT: this machine's and those committed by earlier sessions
     records = []
     for run in sorted(args.out.glob("*/seed_*")):
