@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -464,26 +465,100 @@ def test_two_invocations_never_train_the_same_run(tmp_path):
     assert second.returncode == 1 and "being trained by pid" in second.stdout + second.stderr
 
 
-@pytest.mark.parametrize("how", ["SIGTERM", "Ctrl-C"])
-def test_a_stopped_grid_takes_its_workers_with_it_and_the_rerun_finishes(tmp_path, how):
+def _pair_suite(tmp_path, seeds=1):
     suite = tmp_path / "pair.yaml"
-    suite.write_text("name: pair\ndefaults: {steps: 2500, train_ratio: 8, preset: debug, set: {warmup: 5}}\n"
-                     "tasks:\n  gym_CartPole-v1: {}\n  gym_Acrobot-v1: {}\n")
-    args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--jobs", "2", "--checkpoint-minutes", "0.02"]
-    # Ctrl-C in a terminal sends SIGINT to the whole foreground process group: the grid and its workers
-    proc = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *args], stdout=subprocess.DEVNULL,
+    suite.write_text(f"name: pair\ndefaults: {{steps: 2500, train_ratio: 8, preset: debug, seeds: {seeds}, "
+                     "set: {warmup: 5}}\ntasks:\n  gym_CartPole-v1: {}\n  gym_Acrobot-v1: {}\n")
+    return suite, [tmp_path / "r/pair/full" / t / f"seed_{s}" for t in ("gym_CartPole-v1", "gym_Acrobot-v1")
+                   for s in range(seeds)]
+
+
+def _start_grid(args):
+    # in a session of its own: Ctrl-C in a terminal sends SIGINT to the whole foreground process
+    # group, the grid and its workers alike, which os.killpg does here
+    return subprocess.Popen([sys.executable, "-m", "dreamer_bench", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
-    dirs = [tmp_path / "r/pair/full" / t / "seed_0" for t in ("gym_CartPole-v1", "gym_Acrobot-v1")]
-    deadline = time.time() + 120
-    while time.time() < deadline and not all(any((d / "checkpoint").glob("ckpt-0*")) for d in dirs):
-        time.sleep(0.2)
-    owners = [json.loads((d / "run.lock").read_text())["pid"] for d in dirs]
+
+
+def _env_steps(d) -> int:
+    try:
+        return int(json.loads((d / "status.json").read_text()).get("env_steps") or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _stop(proc, how):
     if how == "SIGTERM":
         proc.send_signal(signal.SIGTERM)
     else:
         os.killpg(proc.pid, signal.SIGINT)
+
+
+def _rerun_finishes(args, dirs):
+    out = cli(*args)  # the rerun resumes the runs from their checkpoints
+    assert out.returncode == 0, out.stdout + out.stderr
+    for d in dirs:
+        status = json.loads((d / "status.json").read_text())
+        episodes = read_jsonl(d / "episodes.jsonl")
+        xs = [e["env_steps"] for e in episodes]
+        assert status["state"] == "done" and status["episodes"] == len(episodes)
+        assert xs == sorted(set(xs)) and json.loads((d / "scores.json").read_text())[0]["xs"] == xs
+
+
+@pytest.mark.parametrize("how,jobs,pack", [("SIGTERM", 2, 1), ("Ctrl-C", 2, 1), ("Ctrl-C", 1, 1), ("SIGTERM", 2, 2)],
+                         ids=["SIGTERM-workers", "Ctrl-C-workers", "Ctrl-C-in-process", "SIGTERM-packed-workers"])
+def test_a_stopped_grid_checkpoints_its_runs_and_leaves_no_process(tmp_path, how, jobs, pack):
+    """Once, a local grid's SIGTERM or Ctrl-C killed its runs where they stood: each lost what it
+    had trained since its last checkpoint (up to --checkpoint-minutes of training). Now they
+    checkpoint and stop, as a Dask grid's runs do. The periodic checkpoint here is an hour away,
+    so a checkpoint at or beyond the steps seen before the signal can only be the stop's. Packed:
+    two tasks' two seeds, each task's seeds one group in a worker process."""
+    from dreamer_bench.runner.run import STOPPED
+
+    suite, dirs = _pair_suite(tmp_path, seeds=pack)
+    args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--jobs", str(jobs),
+            "--pack", str(pack), "--checkpoint-minutes", "60"]
+    started = dirs if jobs == 2 else dirs[:1]  # one job: the grid's first run trains, the other waits
+    proc = _start_grid(args)
+    deadline = time.time() + 180
+    while time.time() < deadline and not all(_env_steps(d) >= 300 for d in started):
+        time.sleep(0.2)
+    seen = [_env_steps(d) for d in started]
+    assert min(seen) >= 300, seen
+    owners = [json.loads((d / "run.lock").read_text())["pid"] for d in started]
+    _stop(proc, how)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-800:]
+    assert "stopping: the runs checkpoint and stop" in stderr and "Traceback" not in stderr, stderr[-800:]
+    assert not any(_pid_alive(pid) for pid in owners), "worker processes outlived the grid"
+    for d, steps in zip(started, seen):
+        status = json.loads((d / "status.json").read_text())
+        assert status["state"] == "pending" and status["error"] == STOPPED, status
+        (ckpt,) = (d / "checkpoint").glob("ckpt-0*")
+        loop = json.loads((ckpt / "loop.json").read_text())
+        assert loop["env_steps"] >= steps and loop["env_steps"] == status["env_steps"] and not loop["final"]
+        assert not (d / "run.lock").exists()
+    if jobs == 1:  # the waiting run never started
+        assert _env_steps(dirs[1]) == 0 and not (dirs[1] / "checkpoint").exists()
+    assert not list(Path(tempfile.gettempdir()).glob(f"dreamer-bench-stop-{proc.pid}-*"))
+    _rerun_finishes(args, dirs)
+    for d in started:
+        assert json.loads((d / "status.json").read_text())["attempts"] == 2
+
+
+def test_a_second_signal_stops_the_grid_at_once_and_the_rerun_finishes(tmp_path):
+    suite, dirs = _pair_suite(tmp_path)
+    args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--jobs", "2", "--checkpoint-minutes", "0.02"]
+    proc = _start_grid(args)
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(any((d / "checkpoint").glob("ckpt-0*")) for d in dirs):
+        time.sleep(0.2)
+    owners = [json.loads((d / "run.lock").read_text())["pid"] for d in dirs]
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-500:]
+    assert proc.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-800:]
     assert "Traceback" not in stderr
     deadline = time.time() + 30
     while time.time() < deadline and any(_pid_alive(pid) for pid in owners):
@@ -491,15 +566,7 @@ def test_a_stopped_grid_takes_its_workers_with_it_and_the_rerun_finishes(tmp_pat
     assert not any(_pid_alive(pid) for pid in owners), "worker processes outlived the grid"
     out = cli("status", tmp_path / "r")
     assert out.returncode == 0 and "0 done" in out.stdout, out.stdout
-    assert "interrupted" in out.stdout or "pending" in out.stdout
-    out = cli(*args)  # the rerun resumes both from their checkpoints
-    assert out.returncode == 0, out.stdout + out.stderr
-    for d in dirs:
-        status = json.loads((d / "status.json").read_text())
-        episodes = read_jsonl(d / "episodes.jsonl")
-        xs = [e["env_steps"] for e in episodes]
-        assert status["state"] == "done" and status["attempts"] == 2 and status["episodes"] == len(episodes)
-        assert xs == sorted(set(xs)) and json.loads((d / "scores.json").read_text())[0]["xs"] == xs
+    _rerun_finishes(args, dirs)
 
 
 def test_three_invocations_on_one_results_folder_train_each_run_once(tmp_path):

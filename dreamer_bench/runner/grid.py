@@ -2,7 +2,8 @@
 
 Locally, runs execute through joblib on ``loky`` worker processes, each run's torch threads set
 so that ``jobs`` runs share the cores without oversubscription; the workers die with the grid's
-process. With ``backend='dask'`` each run is a future on the workers of an existing Dask
+process. The grid's first SIGINT or SIGTERM makes its runs checkpoint and stop (LocalStop), a
+second stops them at once. With ``backend='dask'`` each run is a future on the workers of an existing Dask
 distributed scheduler, which must see the same results directory: a run whose workers keep dying
 fails alone (KilledWorker), and a stopped client makes its runs checkpoint and stop.
 """
@@ -51,22 +52,83 @@ def die_with(parent: int) -> None:
     threading.Thread(target=watch, name="die-with-grid", daemon=True).start()
 
 
+class LocalStop:
+    """A local grid's stop request. While installed, the first SIGINT or SIGTERM of the grid's
+    process creates the file ``path``, which its runs look for every two seconds of training (in
+    worker processes or in this one): each checkpoints and stops, runs not yet started never
+    start, and the grid ends with KeyboardInterrupt once they have. A second signal raises
+    KeyboardInterrupt at once (joblib then kills the workers; the runs resume from their last
+    checkpoints)."""
+
+    def __init__(self):
+        import tempfile
+        import uuid
+
+        self.path = Path(tempfile.gettempdir()) / f"dreamer-bench-stop-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.requested = False
+        self._old: dict = {}
+
+    def install(self) -> None:
+        import signal
+
+        if threading.current_thread() is not threading.main_thread():
+            return  # handlers can only be set from the main thread; signals then stop at once
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.path.touch()
+        print("stopping: the runs checkpoint and stop (rerun the command to resume; a second Ctrl-C or SIGTERM "
+              "stops them at once, losing what they trained since their last checkpoint)", file=sys.stderr, flush=True)
+
+    def uninstall(self) -> None:
+        import signal
+
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        self._old = {}
+        self.path.unlink(missing_ok=True)
+
+
+def file_stop_request(path: str, worker: bool):
+    """From a run of a local grid: whether the grid asked it to stop (LocalStop's file exists).
+    In a ``worker`` process, Ctrl-C (which a terminal sends to the grid and its workers alike) asks
+    the same instead of interrupting the run mid-step."""
+    import signal
+
+    asked = threading.Event()
+    if worker and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, lambda signum, frame: asked.set())
+
+    def should_stop() -> bool:
+        return asked.is_set() or os.path.exists(path)
+
+    return should_stop
+
+
 def run_one(spec_dict: dict, retries: int = 0, parent: int | None = None, stop_event: str | None = None,
-            trainer=None, should_stop=None) -> dict:
+            trainer=None, should_stop=None, stop_file: str | None = None) -> dict:
     """Train one run to its budget (worker side); never raises, returns its final status. With
-    ``parent`` (local grids), the worker dies with that process; with ``stop_event`` (the name of a
-    Dask Event, Dask grids) or ``should_stop`` (a packed group's request), the run checkpoints and
-    stops once asked. ``trainer``: a packed group's update service (runner/pack.py)."""
-    if parent is not None and parent != os.getpid():
+    ``parent`` (local grids), the worker dies with that process; with ``stop_file`` (a local
+    grid's LocalStop), ``stop_event`` (the name of a Dask Event, Dask grids) or ``should_stop`` (a
+    packed group's request), the run checkpoints and stops once asked. ``trainer``: a packed
+    group's update service (runner/pack.py)."""
+    worker = parent is not None and parent != os.getpid()
+    if worker:
         die_with(parent)
     spec = RunSpec(**spec_dict)
     if stop_event:
         should_stop = dask_stop_request(stop_event)
+    elif stop_file:
+        should_stop = file_stop_request(stop_file, worker)
     attempt = 0
     while True:
         try:
             if should_stop is not None and should_stop():
-                return {"label": spec.label, "state": "stopped", "error": None}
+                return {"label": spec.label, "state": "unstarted", "error": None}
             status = Run(spec, should_stop=should_stop, trainer=trainer).execute()
             if status.get("error") == STOPPED:
                 return {"label": spec.label, "state": "stopped", "error": None}
@@ -136,8 +198,8 @@ def unpackable(run: RunSpec) -> str | None:
 
 def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address: str | None = None,
             retries: int = 0, live: bool | None = None, pack: int = 1, progress_seconds: float = 600.0) -> list[dict]:
-    """Train every run of the grid; returns one result per run (state done, failed, busy or
-    stopped). ``pack`` > 1: runs that differ only in their seed train in groups of up to ``pack``
+    """Train every run of the grid; returns one result per run (state done, failed, busy, stopped
+    or unstarted). ``pack`` > 1: runs that differ only in their seed train in groups of up to ``pack``
     in one process (local) or one Dask task each, their updates batched (runner/pack.py).
     ``live``: a table redrawn in place (default: when stdout is a terminal); otherwise a line per
     finished run and, every ``progress_seconds`` (0: never), a progress line (ProgressLines)."""
@@ -160,16 +222,24 @@ def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address:
     lines = ProgressLines(runs, progress_seconds) if not live and progress_seconds > 0 else None
     if lines:
         lines.start()
+    stop = LocalStop() if backend != "dask" else None
     try:
         if backend == "dask":
             results = _execute_dask(groups, address, retries, view)
         else:
-            tasks = [joblib.delayed(run_group)([asdict(r) for r in g], retries, os.getpid()) if len(g) > 1 else
-                     joblib.delayed(run_one)(asdict(g[0]), retries, os.getpid()) for g in groups]
+            stop.install()
+            file = str(stop.path)
+            tasks = [joblib.delayed(run_group)([asdict(r) for r in g], retries, os.getpid(), None, file)
+                     if len(g) > 1 else
+                     joblib.delayed(run_one)(asdict(g[0]), retries, os.getpid(), stop_file=file) for g in groups]
             parallel = joblib.Parallel(n_jobs=min(jobs, max(1, len(tasks))), backend="loky",
                                        return_as="generator_unordered")
             results = _collect(parallel(tasks), view)
+            if stop.requested:  # every run has checkpointed and stopped, or never started
+                raise KeyboardInterrupt
     finally:
+        if stop is not None:
+            stop.uninstall()
         if view:
             view.stop()
         if lines:
@@ -243,7 +313,8 @@ def _collect(generator: Iterable[dict | list[dict]], view) -> list[dict]:
             results.append(result)
             if view is None:
                 mark = {"done": "done", "failed": "FAILED", "busy": "skipped (busy)",
-                        "stopped": "stopped (checkpointed)"}.get(result["state"], result["state"])
+                        "stopped": "stopped (checkpointed)",
+                        "unstarted": "not started (stop requested)"}.get(result["state"], result["state"])
                 line = f"[{len(results)}] {result['label']}: {mark}"
                 if result.get("error"):
                     line += f" — {result['error']}"

@@ -81,24 +81,26 @@ class PackService:
 
 
 def run_group(spec_dicts: list[dict], retries: int = 0, parent: int | None = None,
-              stop_event: str | None = None) -> list[dict]:
+              stop_event: str | None = None, stop_file: str | None = None) -> list[dict]:
     """Train a packed group to its budget (worker side): one thread per member, each an ordinary
     run (``grid.run_one``) whose updates go to the group's PackService. Returns each member's
-    result; a stop request (SIGTERM, Ctrl-C; on Dask, the grid's Event ``stop_event`` or the
-    scheduler letting go of the task) makes every member checkpoint and stop."""
+    result; a stop request (Ctrl-C here; a local grid's LocalStop file ``stop_file``; on Dask, the
+    grid's Event ``stop_event`` or the scheduler letting go of the task) makes every member
+    checkpoint and stop."""
     from ..agent.runtime import tune_cpu_allocator
-    from .grid import dask_stop_request, die_with, run_one
+    from .grid import dask_stop_request, die_with, file_stop_request, run_one
 
-    if parent is not None:
-        import os
+    import os
 
-        if parent != os.getpid():
-            die_with(parent)
+    worker = parent is not None and parent != os.getpid()
+    if worker:
+        die_with(parent)
     tune_cpu_allocator()  # one malloc arena for the member threads, set before they start
     service = PackService(len(spec_dicts))
     stop = threading.Event()
     # asked here, in the Dask task's own thread (the members' threads are not the task's)
-    asked = dask_stop_request(stop_event) if stop_event else None
+    asked = (dask_stop_request(stop_event) if stop_event else
+             file_stop_request(stop_file, worker) if stop_file else None)
     results: list[dict | None] = [None] * len(spec_dicts)
 
     def member(i: int) -> None:
