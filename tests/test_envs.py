@@ -231,6 +231,30 @@ def test_parallel_group_reports_a_worker_that_fails_to_build():
         EnvGroup("custom_env:Broken", [0, 1], parallel=True)
 
 
+def _frames_of_a_parallel_group() -> tuple[bool, np.ndarray]:
+    group = EnvGroup("gym_CartPole-v1", [0, 1], parallel=True)
+    try:
+        return group.parallel, np.stack([np.stack([t.obs["vector"] for t in group.step([0, 1])]) for _ in range(20)])
+    finally:
+        group.close()
+
+
+def test_parallel_group_in_a_local_grids_worker_process():
+    """A local grid's runs train in loky worker processes. Environment processes started there the
+    standard way were told to use loky's start method, did not know it, and died: every run with
+    envs > 1 on a local grid of more than one job failed ("an environment process died")."""
+    import joblib
+
+    (parallel, frames), = joblib.Parallel(n_jobs=2, backend="loky")([joblib.delayed(_frames_of_a_parallel_group)()])
+    serial = EnvGroup("gym_CartPole-v1", [0, 1], parallel=False)
+    try:
+        expected = np.stack([np.stack([t.obs["vector"] for t in serial.step([0, 1])]) for _ in range(20)])
+    finally:
+        serial.close()
+    assert parallel
+    np.testing.assert_array_equal(frames, expected)
+
+
 def _step_group_in_this_process(queue) -> None:
     import warnings
 

@@ -465,18 +465,18 @@ def test_two_invocations_never_train_the_same_run(tmp_path):
     assert second.returncode == 1 and "being trained by pid" in second.stdout + second.stderr
 
 
-def _pair_suite(tmp_path, seeds=1):
+def _pair_suite(tmp_path, seeds=1, envs=1):
     suite = tmp_path / "pair.yaml"
     suite.write_text(f"name: pair\ndefaults: {{steps: 2500, train_ratio: 8, preset: debug, seeds: {seeds}, "
-                     "set: {warmup: 5}}\ntasks:\n  gym_CartPole-v1: {}\n  gym_Acrobot-v1: {}\n")
+                     f"envs: {envs}, set: {{warmup: 5}}}}\ntasks:\n  gym_CartPole-v1: {{}}\n  gym_Acrobot-v1: {{}}\n")
     return suite, [tmp_path / "r/pair/full" / t / f"seed_{s}" for t in ("gym_CartPole-v1", "gym_Acrobot-v1")
                    for s in range(seeds)]
 
 
-def _start_grid(args):
+def _start_grid(args, stdout=subprocess.DEVNULL):
     # in a session of its own: Ctrl-C in a terminal sends SIGINT to the whole foreground process
     # group, the grid and its workers alike, which os.killpg does here
-    return subprocess.Popen([sys.executable, "-m", "dreamer_bench", *args], stdout=subprocess.DEVNULL,
+    return subprocess.Popen([sys.executable, "-m", "dreamer_bench", *args], stdout=stdout,
                             stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
 
 
@@ -488,10 +488,21 @@ def _env_steps(d) -> int:
 
 
 def _stop(proc, how):
-    if how == "SIGTERM":
+    if how == "SIGTERM":  # `kill PID`: the grid's process alone
         proc.send_signal(signal.SIGTERM)
+    elif how == "SIGTERM-group":  # a service manager or job scheduler: every process of the job
+        os.killpg(proc.pid, signal.SIGTERM)
     else:
         os.killpg(proc.pid, signal.SIGINT)
+
+
+def _descendants(pid) -> list[int]:
+    import psutil
+
+    try:
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def _rerun_finishes(args, dirs):
@@ -505,17 +516,22 @@ def _rerun_finishes(args, dirs):
         assert xs == sorted(set(xs)) and json.loads((d / "scores.json").read_text())[0]["xs"] == xs
 
 
-@pytest.mark.parametrize("how,jobs,pack", [("SIGTERM", 2, 1), ("Ctrl-C", 2, 1), ("Ctrl-C", 1, 1), ("SIGTERM", 2, 2)],
-                         ids=["SIGTERM-workers", "Ctrl-C-workers", "Ctrl-C-in-process", "SIGTERM-packed-workers"])
-def test_a_stopped_grid_checkpoints_its_runs_and_leaves_no_process(tmp_path, how, jobs, pack):
+@pytest.mark.parametrize("how,jobs,pack,envs", [("SIGTERM", 2, 1, 1), ("Ctrl-C", 2, 1, 2), ("Ctrl-C", 1, 1, 2),
+                                                ("SIGTERM-group", 2, 2, 1)],
+                         ids=["SIGTERM-workers", "Ctrl-C-workers-env-processes", "Ctrl-C-in-process-env-processes",
+                              "SIGTERM-to-group-packed-workers"])
+def test_a_stopped_grid_checkpoints_its_runs_and_leaves_no_process(tmp_path, how, jobs, pack, envs):
     """Once, a local grid's SIGTERM or Ctrl-C killed its runs where they stood: each lost what it
     had trained since its last checkpoint (up to --checkpoint-minutes of training). Now they
     checkpoint and stop, as a Dask grid's runs do. The periodic checkpoint here is an hour away,
-    so a checkpoint at or beyond the steps seen before the signal can only be the stop's. Packed:
-    two tasks' two seeds, each task's seeds one group in a worker process."""
+    so a checkpoint at or beyond the steps seen before the signal can only be the stop's. Ctrl-C
+    and a job scheduler's SIGTERM reach every process of the grid: the workers and the runs'
+    environment processes (envs 2) must leave the stop to the runs (once, the environments quit
+    and their runs failed). Packed: two tasks' two seeds, each task's seeds one group in a worker
+    process."""
     from dreamer_bench.runner.run import STOPPED
 
-    suite, dirs = _pair_suite(tmp_path, seeds=pack)
+    suite, dirs = _pair_suite(tmp_path, seeds=pack, envs=envs)
     args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--jobs", str(jobs),
             "--pack", str(pack), "--checkpoint-minutes", "60"]
     started = dirs if jobs == 2 else dirs[:1]  # one job: the grid's first run trains, the other waits
@@ -526,11 +542,16 @@ def test_a_stopped_grid_checkpoints_its_runs_and_leaves_no_process(tmp_path, how
     seen = [_env_steps(d) for d in started]
     assert min(seen) >= 300, seen
     owners = [json.loads((d / "run.lock").read_text())["pid"] for d in started]
+    children = _descendants(proc.pid)
+    assert len(children) >= (jobs if jobs > 1 else 0) + (envs if envs > 1 else 0), children
     _stop(proc, how)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-800:]
     assert "stopping: the runs checkpoint and stop" in stderr and "Traceback" not in stderr, stderr[-800:]
-    assert not any(_pid_alive(pid) for pid in owners), "worker processes outlived the grid"
+    deadline = time.time() + 30  # loky's resource tracker leaves once the grid's pipe to it closes
+    while time.time() < deadline and any(_pid_alive(pid) for pid in owners + children):
+        time.sleep(0.2)
+    assert not any(_pid_alive(pid) for pid in owners + children), "processes outlived the grid"
     for d, steps in zip(started, seen):
         status = json.loads((d / "status.json").read_text())
         assert status["state"] == "pending" and status["error"] == STOPPED, status
@@ -547,25 +568,59 @@ def test_a_stopped_grid_checkpoints_its_runs_and_leaves_no_process(tmp_path, how
 
 
 def test_a_second_signal_stops_the_grid_at_once_and_the_rerun_finishes(tmp_path):
+    """The second request does not wait for the checkpoints: the runs are killed where they stand
+    (status left as it was, no checkpoint: the periodic one is an hour away), and resume from
+    scratch. A worker can see the first request in the instant between the two signals and
+    checkpoint, so one run of the two killed is the proof; waiting for both would stop both."""
+    from dreamer_bench.runner.run import STOPPED
+
     suite, dirs = _pair_suite(tmp_path)
-    args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--jobs", "2", "--checkpoint-minutes", "0.02"]
+    args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--jobs", "2", "--checkpoint-minutes", "60"]
     proc = _start_grid(args)
-    deadline = time.time() + 120
-    while time.time() < deadline and not all(any((d / "checkpoint").glob("ckpt-0*")) for d in dirs):
+    deadline = time.time() + 180
+    while time.time() < deadline and not all(_env_steps(d) >= 300 for d in dirs):
         time.sleep(0.2)
-    owners = [json.loads((d / "run.lock").read_text())["pid"] for d in dirs]
-    os.killpg(proc.pid, signal.SIGINT)
-    time.sleep(0.05)
+    children = _descendants(proc.pid)
+    proc.send_signal(signal.SIGINT)  # two signals of different kinds: two of one kind can merge into one
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-800:]
-    assert "Traceback" not in stderr
+    assert "stopping: the runs checkpoint and stop" in stderr and "Traceback" not in stderr, stderr[-800:]
     deadline = time.time() + 30
-    while time.time() < deadline and any(_pid_alive(pid) for pid in owners):
+    while time.time() < deadline and any(_pid_alive(pid) for pid in children):
         time.sleep(0.2)
-    assert not any(_pid_alive(pid) for pid in owners), "worker processes outlived the grid"
+    assert not any(_pid_alive(pid) for pid in children), "processes outlived the grid"
+    stopped = [json.loads((d / "status.json").read_text()).get("error") == STOPPED for d in dirs]
+    assert not all(stopped), "the second signal waited for the checkpoints"
+    for d, was_stopped in zip(dirs, stopped):
+        assert was_stopped or not list((d / "checkpoint").glob("ckpt-0*"))
     out = cli("status", tmp_path / "r")
     assert out.returncode == 0 and "0 done" in out.stdout, out.stdout
+    _rerun_finishes(args, dirs)
+
+
+def test_a_grid_stopped_while_its_workers_start_exits_cleanly(tmp_path):
+    """Ctrl-C as the worker processes start (before any run has begun): once, a worker still
+    starting died of it, loky broke the pool (killing every worker, training or not) and the grid
+    ended in a traceback. The workers now start with the signal held back until they can treat it
+    as the stop request: both runs are told to stop and say they did not start."""
+    suite, dirs = _pair_suite(tmp_path)
+    args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--jobs", "2", "--checkpoint-minutes", "60"]
+    proc = _start_grid(args, stdout=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_descendants(proc.pid)) < 3:  # loky's resource tracker, 2 workers
+        time.sleep(0.005)
+    children = _descendants(proc.pid)
+    assert len(children) >= 3 and not any((d / "run.lock").exists() for d in dirs)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-800:]
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr[-800:]
+    assert stdout.count("not started (stop requested)") == 2, stdout
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_pid_alive(pid) for pid in children):
+        time.sleep(0.2)
+    assert not any(_pid_alive(pid) for pid in children), "processes outlived the grid"
     _rerun_finishes(args, dirs)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import traceback
 import warnings
 from typing import Sequence
@@ -11,8 +12,13 @@ from .base import EnvError, Transition
 
 
 def _worker(conn, task: str, seed: int, settings: dict) -> None:
+    from ..stopsignals import handle_stop_signals
     from . import make_env
 
+    # A stop request is the run's to act on (it checkpoints, then closes this process): Ctrl-C,
+    # which a terminal sends to the whole process group, must not end the environment mid-run.
+    # Started with both signals blocked (EnvGroup), so none arrives before this.
+    handle_stop_signals(signal.SIG_IGN)
     try:
         env = make_env(task, seed=seed, **settings)
         conn.send(("ok", (env.obs_space, env.act_space, env.action_repeat)))
@@ -36,6 +42,17 @@ def _worker(conn, task: str, seed: int, settings: dict) -> None:
         conn.close()
 
 
+def _spawn_context():
+    """Environment processes start fresh (no forked torch state). In a local grid's worker (a
+    loky process) they start the loky way: a process spawned the standard way from there is told
+    to use loky's start method, which it does not know, and dies before it begins."""
+    if mp.get_start_method(allow_none=True) == "loky":
+        from joblib.externals.loky.backend.context import get_context
+
+        return get_context("loky")
+    return mp.get_context("spawn")
+
+
 class EnvGroup:
     """N environments of one task with seeds ``seeds``. ``parallel`` runs each in its own process
     (spawned, so that no torch state is forked); otherwise they step one after another here.
@@ -44,6 +61,7 @@ class EnvGroup:
     environments step one after another in this process, with a warning, instead of failing."""
 
     def __init__(self, task: str, seeds: Sequence[int], settings: dict | None = None, parallel: bool = False):
+        from ..stopsignals import stop_signals_blocked
         from . import make_env
 
         settings = dict(settings or {})
@@ -59,11 +77,12 @@ class EnvGroup:
             first = self.envs[0]
             self.obs_space, self.act_space, self.action_repeat = first.obs_space, first.act_space, first.action_repeat
             return
-        ctx = mp.get_context("spawn")
+        ctx = _spawn_context()
         for seed in seeds:
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_worker, args=(child, task, seed, settings), daemon=True)
-            proc.start()
+            with stop_signals_blocked():
+                proc.start()
             child.close()
             self.conns.append(parent)
             self.procs.append(proc)
@@ -103,5 +122,5 @@ class EnvGroup:
         for proc in self.procs:
             proc.join(timeout=5)
             if proc.is_alive():
-                proc.terminate()
+                proc.kill()  # it ignores SIGTERM
         self.envs, self.conns, self.procs = [], [], []

@@ -80,31 +80,42 @@ class LocalStop:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        self.path.touch()
-        print("stopping: the runs checkpoint and stop (rerun the command to resume; a second Ctrl-C or SIGTERM "
-              "stops them at once, losing what they trained since their last checkpoint)", file=sys.stderr, flush=True)
+        try:
+            self.path.touch()
+        except OSError:  # the runs cannot be asked: stop at once, as before
+            raise KeyboardInterrupt from None
+        # os.write, not print: the main thread may be inside a print to stderr
+        os.write(2, b"stopping: the runs checkpoint and stop (rerun the command to resume; a second Ctrl-C or "
+                    b"SIGTERM stops them at once, losing what they trained since their last checkpoint)\n")
 
     def uninstall(self) -> None:
         import signal
 
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-        self._old = {}
-        self.path.unlink(missing_ok=True)
+        try:
+            for sig, handler in self._old.items():
+                signal.signal(sig, handler)
+            self._old = {}
+        finally:
+            self.path.unlink(missing_ok=True)
+
+
+_SIGNALLED = threading.Event()  # in a local grid's worker process: SIGINT or SIGTERM arrived
 
 
 def file_stop_request(path: str, worker: bool):
     """From a run of a local grid: whether the grid asked it to stop (LocalStop's file exists).
-    In a ``worker`` process, Ctrl-C (which a terminal sends to the grid and its workers alike) asks
-    the same instead of interrupting the run mid-step."""
-    import signal
-
-    asked = threading.Event()
+    In a ``worker`` process, which the grid starts with SIGINT and SIGTERM blocked, both become the
+    same request (Ctrl-C reaches the grid and its workers alike; a job scheduler's SIGTERM often
+    every process) instead of ending the run mid-step; one that arrived while the worker was
+    starting is counted here."""
     if worker and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, lambda signum, frame: asked.set())
+        from ..stopsignals import handle_stop_signals
+
+        _SIGNALLED.clear()  # one from an earlier task of this worker was that task's
+        handle_stop_signals(lambda signum, frame: _SIGNALLED.set())
 
     def should_stop() -> bool:
-        return asked.is_set() or os.path.exists(path)
+        return _SIGNALLED.is_set() or os.path.exists(path)
 
     return should_stop
 
@@ -127,7 +138,7 @@ def run_one(spec_dict: dict, retries: int = 0, parent: int | None = None, stop_e
     attempt = 0
     while True:
         try:
-            if should_stop is not None and should_stop():
+            if attempt == 0 and should_stop is not None and should_stop():
                 return {"label": spec.label, "state": "unstarted", "error": None}
             status = Run(spec, should_stop=should_stop, trainer=trainer).execute()
             if status.get("error") == STOPPED:
@@ -138,7 +149,7 @@ def run_one(spec_dict: dict, retries: int = 0, parent: int | None = None, stop_e
         except ConfigMismatch as e:
             return {"label": spec.label, "state": "failed", "error": str(e)}
         except Exception as e:
-            if attempt < retries:
+            if attempt < retries and not (should_stop is not None and should_stop()):
                 attempt += 1
                 continue
             return {"label": spec.label, "state": "failed", "error": f"{type(e).__name__}: {e}",
@@ -203,10 +214,6 @@ def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address:
     in one process (local) or one Dask task each, their updates batched (runner/pack.py).
     ``live``: a table redrawn in place (default: when stdout is a terminal); otherwise a line per
     finished run and, every ``progress_seconds`` (0: never), a progress line (ProgressLines)."""
-    import joblib
-
-    from .pack import run_group
-
     if live is None:
         live = sys.stdout.isatty()
     groups = pack_groups(runs, pack)
@@ -227,16 +234,7 @@ def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address:
         if backend == "dask":
             results = _execute_dask(groups, address, retries, view)
         else:
-            stop.install()
-            file = str(stop.path)
-            tasks = [joblib.delayed(run_group)([asdict(r) for r in g], retries, os.getpid(), None, file)
-                     if len(g) > 1 else
-                     joblib.delayed(run_one)(asdict(g[0]), retries, os.getpid(), stop_file=file) for g in groups]
-            parallel = joblib.Parallel(n_jobs=min(jobs, max(1, len(tasks))), backend="loky",
-                                       return_as="generator_unordered")
-            results = _collect(parallel(tasks), view)
-            if stop.requested:  # every run has checkpointed and stopped, or never started
-                raise KeyboardInterrupt
+            results = _execute_local(groups, jobs, retries, view, stop)
     finally:
         if stop is not None:
             stop.uninstall()
@@ -244,6 +242,38 @@ def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address:
             view.stop()
         if lines:
             lines.stop()
+    return results
+
+
+def _execute_local(groups: list[list[RunSpec]], jobs: int, retries: int, view, stop: LocalStop) -> list[dict]:
+    """The groups on ``jobs`` loky worker processes (one: in this process), stopped by ``stop``."""
+    import joblib
+
+    from ..stopsignals import stop_signals_blocked
+    from .pack import run_group
+
+    stop.install()
+    file = str(stop.path)
+    tasks = [joblib.delayed(run_group)([asdict(r) for r in g], retries, os.getpid(), None, file) if len(g) > 1 else
+             joblib.delayed(run_one)(asdict(g[0]), retries, os.getpid(), stop_file=file) for g in groups]
+    n_jobs = min(jobs, max(1, len(tasks)))
+    parallel = joblib.Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
+    try:
+        if n_jobs > 1:
+            # the first tasks are dispatched here, starting the workers and loky's manager thread
+            # (which starts any replacement worker) with SIGINT and SIGTERM blocked: a worker
+            # unblocks them once it has made them a stop request (file_stop_request)
+            with stop_signals_blocked():
+                outputs = parallel(tasks)
+        else:  # one job runs in this process, as the outputs are read
+            outputs = parallel(tasks)
+        results = _collect(outputs, view)
+    except Exception as e:
+        if stop.requested:  # a worker that died of the stop (e.g. while it was starting)
+            raise KeyboardInterrupt from e
+        raise
+    if stop.requested and any(r["state"] in ("stopped", "unstarted") for r in results):
+        raise KeyboardInterrupt  # every run has checkpointed and stopped, or never started
     return results
 
 

@@ -111,6 +111,8 @@ def run_group(spec_dicts: list[dict], retries: int = 0, parent: int | None = Non
 
     threads = [threading.Thread(target=member, args=(i,), name=f"pack-{i}", daemon=True)
                for i in range(len(spec_dicts))]
+    if asked is not None and asked():
+        stop.set()  # asked before it started: no member starts
     for t in threads:
         t.start()
     try:
@@ -120,6 +122,8 @@ def run_group(spec_dicts: list[dict], retries: int = 0, parent: int | None = Non
                 if asked is not None and not stop.is_set() and asked():
                     stop.set()
     except KeyboardInterrupt:  # the members checkpoint and stop; then the interrupt goes on
+        if stop.is_set():  # asked before (a second request): at once
+            raise
         stop.set()
         for t in threads:
             t.join()
