@@ -633,6 +633,23 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _interrupted() -> None:
+    """Exit 130 with "interrupted" on stderr, or silently if the reader of the output is gone (a
+    `| tee` that Ctrl-C ended too): then the output goes to /dev/null, so that flushing it at exit
+    cannot fail and change the exit code."""
+    try:
+        typer.echo("interrupted", err=True)
+        sys.stdout.flush()
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                os.dup2(devnull, stream.fileno())
+            except (OSError, ValueError):
+                pass
+    sys.exit(130)
+
+
 def _terminate(signum, frame):
     raise KeyboardInterrupt  # stop the grid and its worker processes as Ctrl-C does
 
@@ -666,17 +683,15 @@ def main() -> None:
         typer.echo(f"error: {' '.join(e.format_message().split())}", err=True)
         sys.exit(e.exit_code)
     except typer.Abort:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+        _interrupted()
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+        _interrupted()
     if isinstance(code, int) and code:
         if code == 130:  # Ctrl-C or SIGTERM inside a command: typer turns it into exit code 130
-            typer.echo("interrupted", err=True)
+            _interrupted()
         sys.exit(code)
 
 

@@ -27,16 +27,18 @@ def stop_signals_blocked():
         pass
     else:
         loky_tracker.ensure_running()
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, [])  # read first: restored whatever happens next
     try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def handle_stop_signals(handler) -> None:
-    """In a child process's main thread: ``handler`` (a function or ``signal.SIG_IGN``) for SIGINT
-    and SIGTERM, then both unblocked."""
+    """In a child process's main thread: ``handler`` for SIGINT and SIGTERM, then both unblocked.
+    A Python function, not ``SIG_IGN``: a program the process starts in turn gets the default
+    action again (exec keeps an ignored signal ignored, a handled one it resets)."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, handler)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)

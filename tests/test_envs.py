@@ -255,6 +255,45 @@ def test_parallel_group_in_a_local_grids_worker_process():
     np.testing.assert_array_equal(frames, expected)
 
 
+def _close_a_group_with_a_stuck_process() -> tuple[float, list[bool]]:
+    import os
+    import signal
+    import time
+
+    group = EnvGroup("gym_CartPole-v1", [0, 1], parallel=True)
+    group.step([0, 1])
+    procs = list(group.procs)
+    os.kill(procs[0].pid, signal.SIGSTOP)  # it can no longer answer "close"
+    start = time.time()
+    group.close()
+    return time.time() - start, [p.is_alive() for p in procs]
+
+
+def test_closing_a_group_in_a_grids_worker_kills_a_process_that_does_not_exit():
+    """Environment processes ignore SIGTERM (a stop is their run's to act on), so close() kills one
+    that does not exit; in a loky worker, whose process objects have no kill(), too."""
+    import joblib
+
+    (seconds, alive), = joblib.Parallel(n_jobs=2, backend="loky")([joblib.delayed(_close_a_group_with_a_stuck_process)()])
+    assert not any(alive) and seconds < 30
+
+
+def test_a_group_never_closed_does_not_hang_the_interpreter_at_exit(tmp_path):
+    """multiprocessing ends daemonic children at exit with SIGTERM and waits for them: environment
+    processes ignore it, so the package kills those of groups never closed first."""
+    script = tmp_path / "leave_open.py"
+    script.write_text("from dreamer_bench.envs import EnvGroup\n"
+                      "if __name__ == '__main__':\n"
+                      "    group = EnvGroup('gym_CartPole-v1', [0, 1], parallel=True)\n"
+                      "    group.step([0, 1])\n"
+                      "    print(' '.join(str(p.pid) for p in group.procs), flush=True)\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-800:]
+    from dreamer_bench.runner.lock import _pid_alive
+
+    assert not any(_pid_alive(int(pid)) for pid in out.stdout.split())
+
+
 def _step_group_in_this_process(queue) -> None:
     import warnings
 

@@ -465,6 +465,20 @@ def test_two_invocations_never_train_the_same_run(tmp_path):
     assert second.returncode == 1 and "being trained by pid" in second.stdout + second.stderr
 
 
+def _workers(pid) -> list[int]:
+    """The grid's loky worker processes (not its resource trackers)."""
+    import psutil
+
+    found = []
+    for child in _descendants(pid):
+        try:
+            if "popen_loky_posix" in " ".join(psutil.Process(child).cmdline()):
+                found.append(child)
+        except psutil.Error:
+            pass
+    return found
+
+
 def _pair_suite(tmp_path, seeds=1, envs=1):
     suite = tmp_path / "pair.yaml"
     suite.write_text(f"name: pair\ndefaults: {{steps: 2500, train_ratio: 8, preset: debug, seeds: {seeds}, "
@@ -567,6 +581,34 @@ def test_a_stopped_grid_checkpoints_its_runs_and_leaves_no_process(tmp_path, how
         assert json.loads((d / "status.json").read_text())["attempts"] == 2
 
 
+def test_a_grid_whose_output_reader_is_gone_still_checkpoints_its_runs(tmp_path):
+    """`dreamer-bench run … | tee log`, then Ctrl-C: tee dies with the grid's process group, and the
+    grid's next line on its output failed (EPIPE) in the middle of the grid's loop: joblib killed
+    the workers and the runs lost what they had trained since their last checkpoint."""
+    from dreamer_bench.runner.run import STOPPED
+
+    suite, dirs = _pair_suite(tmp_path)
+    args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--jobs", "2", "--checkpoint-minutes", "60"]
+    proc = _start_grid(args, stdout=subprocess.PIPE)
+    deadline = time.time() + 180
+    while time.time() < deadline and not all(_env_steps(d) >= 300 for d in dirs):
+        time.sleep(0.2)
+    children = _descendants(proc.pid)
+    proc.stdout.close()  # the reader of both streams is gone
+    proc.stderr.close()
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_pid_alive(pid) for pid in children):
+        time.sleep(0.2)
+    assert not any(_pid_alive(pid) for pid in children), "processes outlived the grid"
+    for d in dirs:
+        status = json.loads((d / "status.json").read_text())
+        assert status["state"] == "pending" and status["error"] == STOPPED, status
+        assert list((d / "checkpoint").glob("ckpt-0*"))
+    _rerun_finishes(args, dirs)
+
+
 def test_a_second_signal_stops_the_grid_at_once_and_the_rerun_finishes(tmp_path):
     """The second request does not wait for the checkpoints: the runs are killed where they stand
     (status left as it was, no checkpoint: the periodic one is an hour away), and resume from
@@ -608,10 +650,10 @@ def test_a_grid_stopped_while_its_workers_start_exits_cleanly(tmp_path):
     args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--jobs", "2", "--checkpoint-minutes", "60"]
     proc = _start_grid(args, stdout=subprocess.PIPE)
     deadline = time.time() + 120
-    while time.time() < deadline and len(_descendants(proc.pid)) < 3:  # loky's resource tracker, 2 workers
+    while time.time() < deadline and len(_workers(proc.pid)) < 2:
         time.sleep(0.005)
     children = _descendants(proc.pid)
-    assert len(children) >= 3 and not any((d / "run.lock").exists() for d in dirs)
+    assert len(_workers(proc.pid)) == 2 and not any((d / "run.lock").exists() for d in dirs)
     os.killpg(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-800:]

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
+import multiprocessing.util  # noqa: F401 - its exit handler is registered before ours
+import os
 import signal
 import traceback
 import warnings
+import weakref
 from typing import Sequence
 
 from .base import EnvError, Transition
+
+
+def _ignore(signum, frame) -> None:
+    """SIGINT and SIGTERM in an environment process (see _worker)."""
+
+
+_OPEN: "weakref.WeakSet[EnvGroup]" = weakref.WeakSet()  # groups with environment processes
+
+
+@atexit.register  # registered after multiprocessing's exit handler, so it runs before it
+def _kill_leftover_processes() -> None:
+    """At exit, the environment processes of groups never closed: they ignore the SIGTERM with
+    which multiprocessing ends daemonic children, and it would wait for them for ever."""
+    for group in list(_OPEN):
+        group._kill()
 
 
 def _worker(conn, task: str, seed: int, settings: dict) -> None:
@@ -16,9 +35,10 @@ def _worker(conn, task: str, seed: int, settings: dict) -> None:
     from . import make_env
 
     # A stop request is the run's to act on (it checkpoints, then closes this process): Ctrl-C,
-    # which a terminal sends to the whole process group, must not end the environment mid-run.
-    # Started with both signals blocked (EnvGroup), so none arrives before this.
-    handle_stop_signals(signal.SIG_IGN)
+    # which a terminal sends to the whole process group, or a job scheduler's SIGTERM to every
+    # process must not end the environment mid-run. Started with both signals blocked
+    # (EnvGroup), so none arrives before this.
+    handle_stop_signals(_ignore)
     try:
         env = make_env(task, seed=seed, **settings)
         conn.send(("ok", (env.obs_space, env.act_space, env.action_repeat)))
@@ -33,7 +53,7 @@ def _worker(conn, task: str, seed: int, settings: dict) -> None:
                 conn.send(("ok", env.step(data)))
             elif cmd == "close":
                 break
-    except (EOFError, KeyboardInterrupt):
+    except EOFError:  # the run's process is gone
         pass
     except BaseException as e:
         conn.send(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
@@ -86,6 +106,7 @@ class EnvGroup:
             child.close()
             self.conns.append(parent)
             self.procs.append(proc)
+        _OPEN.add(self)
         specs = [self._receive(c) for c in self.conns]
         self.obs_space, self.act_space, self.action_repeat = specs[0]
 
@@ -121,6 +142,17 @@ class EnvGroup:
                 pass
         for proc in self.procs:
             proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()  # it ignores SIGTERM
+        self._kill()
         self.envs, self.conns, self.procs = [], [], []
+        _OPEN.discard(self)
+
+    def _kill(self) -> None:
+        """SIGKILL to the environment processes still alive (they ignore SIGTERM; loky's process
+        objects have no kill())."""
+        for proc in self.procs:
+            if proc.is_alive():
+                try:
+                    os.kill(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.join(timeout=5)

@@ -66,6 +66,7 @@ class LocalStop:
 
         self.path = Path(tempfile.gettempdir()) / f"dreamer-bench-stop-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.requested = False
+        self.say = _say_stderr  # how the request is acknowledged (the live view prints it above its table)
         self._old: dict = {}
 
     def install(self) -> None:
@@ -84,9 +85,8 @@ class LocalStop:
             self.path.touch()
         except OSError:  # the runs cannot be asked: stop at once, as before
             raise KeyboardInterrupt from None
-        # os.write, not print: the main thread may be inside a print to stderr
-        os.write(2, b"stopping: the runs checkpoint and stop (rerun the command to resume; a second Ctrl-C or "
-                    b"SIGTERM stops them at once, losing what they trained since their last checkpoint)\n")
+        self.say("stopping: the runs checkpoint and stop (rerun the command to resume; a second Ctrl-C or "
+                 "SIGTERM stops them at once, losing what they trained since their last checkpoint)")
 
     def uninstall(self) -> None:
         import signal
@@ -97,6 +97,24 @@ class LocalStop:
             self._old = {}
         finally:
             self.path.unlink(missing_ok=True)
+
+
+def _say_stderr(line: str) -> None:
+    """A line on stderr from a signal handler: os.write, since the main thread may be inside a
+    print to stderr; nothing if stderr is gone (a `| tee` that Ctrl-C ended too), so that an
+    output error never turns a stop into a kill."""
+    try:
+        os.write(2, (line + "\n").encode())
+    except OSError:
+        pass
+
+
+def _print(line: str) -> None:
+    """A line on stdout, or nothing if stdout is gone (see _say_stderr)."""
+    try:
+        print(line, flush=True)
+    except OSError:
+        pass
 
 
 _SIGNALLED = threading.Event()  # in a local grid's worker process: SIGINT or SIGTERM arrived
@@ -230,6 +248,8 @@ def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address:
     if lines:
         lines.start()
     stop = LocalStop() if backend != "dask" else None
+    if stop is not None and view is not None:
+        stop.say = view.say
     try:
         if backend == "dask":
             results = _execute_dask(groups, address, retries, view)
@@ -269,7 +289,8 @@ def _execute_local(groups: list[list[RunSpec]], jobs: int, retries: int, view, s
             outputs = parallel(tasks)
         results = _collect(outputs, view)
     except Exception as e:
-        if stop.requested:  # a worker that died of the stop (e.g. while it was starting)
+        if stop.requested:  # what the stop ended with (a worker that died of it, say) is said, not raised
+            _say_stderr(f"while stopping: {type(e).__name__}: {e}")
             raise KeyboardInterrupt from e
         raise
     if stop.requested and any(r["state"] in ("stopped", "unstarted") for r in results):
@@ -348,7 +369,7 @@ def _collect(generator: Iterable[dict | list[dict]], view) -> list[dict]:
                 line = f"[{len(results)}] {result['label']}: {mark}"
                 if result.get("error"):
                     line += f" — {result['error']}"
-                print(line, flush=True)
+                _print(line)
     return results
 
 
@@ -475,16 +496,31 @@ class ProgressLines(_Watcher):
 
     def _loop(self):
         while not self._stop.wait(self.every):
-            print(self.line(time.time()), flush=True)
+            _print(self.line(time.time()))
 
 
 class LiveView(_Watcher):
-    """Redraws the grid's table from the runs' status files every two seconds."""
+    """Redraws the grid's table from the runs' status files every two seconds; lines given to
+    ``say`` (from any thread, a signal handler too) are printed above it."""
+
+    def __init__(self, runs: list[RunSpec]):
+        super().__init__(runs)
+        self._lines: list[str] = []
+
+    def say(self, line: str) -> None:
+        self._lines.append(line)  # printed by the view's thread within a quarter of a second
 
     def _loop(self):
         from rich.live import Live
 
         with Live(status_table(status_rows(self.dirs)), refresh_per_second=1, transient=False) as live:
-            while not self._stop.wait(2.0):
-                live.update(status_table(status_rows(self.dirs)))
+            drawn = time.time()
+            while not self._stop.wait(0.25):
+                while self._lines:
+                    live.console.print(self._lines.pop(0), markup=False, highlight=False)
+                if time.time() - drawn >= 2.0:
+                    live.update(status_table(status_rows(self.dirs)))
+                    drawn = time.time()
+            while self._lines:
+                live.console.print(self._lines.pop(0), markup=False, highlight=False)
             live.update(status_table(status_rows(self.dirs)))

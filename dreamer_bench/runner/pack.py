@@ -111,6 +111,7 @@ def run_group(spec_dicts: list[dict], retries: int = 0, parent: int | None = Non
 
     threads = [threading.Thread(target=member, args=(i,), name=f"pack-{i}", daemon=True)
                for i in range(len(spec_dicts))]
+    at_once = False
     if asked is not None and asked():
         stop.set()  # asked before it started: no member starts
     for t in threads:
@@ -122,12 +123,14 @@ def run_group(spec_dicts: list[dict], retries: int = 0, parent: int | None = Non
                 if asked is not None and not stop.is_set() and asked():
                     stop.set()
     except KeyboardInterrupt:  # the members checkpoint and stop; then the interrupt goes on
-        if stop.is_set():  # asked before (a second request): at once
+        if stop.is_set():  # asked before (a second request): at once, the members left as they are
+            at_once = True  # (their service stays up: shut, it would fail them mid-update)
             raise
         stop.set()
         for t in threads:
             t.join()
         raise
     finally:
-        service.close()
+        if not at_once:
+            service.close()
     return [r for r in results if r is not None]
