@@ -72,9 +72,11 @@ class LocalStop:
     def install(self) -> None:
         import signal
 
+        from ..stopsignals import STOP_SIGNALS
+
         if threading.current_thread() is not threading.main_thread():
             return  # handlers can only be set from the main thread; signals then stop at once
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             self._old[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame) -> None:
@@ -247,17 +249,12 @@ def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address:
     lines = ProgressLines(runs, progress_seconds) if not live and progress_seconds > 0 else None
     if lines:
         lines.start()
-    stop = LocalStop() if backend != "dask" else None
-    if stop is not None and view is not None:
-        stop.say = view.say
     try:
         if backend == "dask":
             results = _execute_dask(groups, address, retries, view)
         else:
-            results = _execute_local(groups, jobs, retries, view, stop)
+            results = _execute_local(groups, jobs, retries, view)
     finally:
-        if stop is not None:
-            stop.uninstall()
         if view:
             view.stop()
         if lines:
@@ -265,14 +262,24 @@ def execute(runs: list[RunSpec], jobs: int = 1, backend: str = "local", address:
     return results
 
 
-def _execute_local(groups: list[list[RunSpec]], jobs: int, retries: int, view, stop: LocalStop) -> list[dict]:
-    """The groups on ``jobs`` loky worker processes (one: in this process), stopped by ``stop``."""
+def _execute_local(groups: list[list[RunSpec]], jobs: int, retries: int, view) -> list[dict]:
+    """The groups on ``jobs`` loky worker processes (one: in this process), stopped by LocalStop."""
+    stop = LocalStop()
+    if view is not None:
+        stop.say = view.say
+    stop.install()
+    try:
+        return _run_local(groups, jobs, retries, view, stop)
+    finally:
+        stop.uninstall()
+
+
+def _run_local(groups: list[list[RunSpec]], jobs: int, retries: int, view, stop: LocalStop) -> list[dict]:
     import joblib
 
     from ..stopsignals import stop_signals_blocked
     from .pack import run_group
 
-    stop.install()
     file = str(stop.path)
     tasks = [joblib.delayed(run_group)([asdict(r) for r in g], retries, os.getpid(), None, file) if len(g) > 1 else
              joblib.delayed(run_one)(asdict(g[0]), retries, os.getpid(), stop_file=file) for g in groups]

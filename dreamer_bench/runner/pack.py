@@ -87,10 +87,10 @@ def run_group(spec_dicts: list[dict], retries: int = 0, parent: int | None = Non
     result; a stop request (Ctrl-C here; a local grid's LocalStop file ``stop_file``; on Dask, the
     grid's Event ``stop_event`` or the scheduler letting go of the task) makes every member
     checkpoint and stop."""
+    import os
+
     from ..agent.runtime import tune_cpu_allocator
     from .grid import dask_stop_request, die_with, file_stop_request, run_one
-
-    import os
 
     worker = parent is not None and parent != os.getpid()
     if worker:
