@@ -7,7 +7,6 @@ allocated memory (CUDA) is its own.
 from __future__ import annotations
 
 import multiprocessing as mp
-import platform
 import resource
 import time
 from dataclasses import asdict, dataclass
@@ -97,17 +96,15 @@ def measure_in_subprocess(**kwargs) -> BenchResult:
     return value
 
 
-def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, torch {torch.__version__}"
+def machine_description(device: str = "cpu") -> str:
+    """The CPU in words (model, family, instruction sets: dreamer_bench/machine.py), torch's version
+    and, for a CUDA device, the GPU's name."""
+    from .machine import cpu_description
+
+    text = f"{cpu_description()}, torch {torch.__version__}"
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        text += f", {torch.cuda.get_device_name(torch.device(device))}"
+    return text
 
 
 def as_dict(result: BenchResult) -> dict:

@@ -165,7 +165,7 @@ def bench(
     cases = [(*case, k) for case in cases for k in packs]
     threads = threads or os.cpu_count() or 1
     results = bench_measure(cases, device, compile, updates, warmup, threads, overrides)
-    bench_store(results, overrides, warmup, json_out)
+    bench_store(results, overrides, warmup, json_out, device)
 
 
 def bench_cases(sizes, obs, precision, device, updates, warmup, off, sets) -> tuple[list[tuple[str, str, str]], dict]:
@@ -210,7 +210,7 @@ def bench_measure(cases, device, compile, updates, warmup, threads, overrides) -
     A case is (size, obs, precision, pack); per-seed updates/s is pack × updates/s."""
     from . import bench as bench_mod
 
-    console.print(f"machine: {bench_mod.machine_description()}; device {device}; {threads} threads")
+    console.print(f"machine: {bench_mod.machine_description(device)}; device {device}; {threads} threads")
     table = Table(title="training step (one gradient update; packed: K seeds per update)")
     for col in ("size", "obs", "precision", "compile", "pack", "updates/s", "seed-updates/s", "× pack 1",
                 "ms/update", "peak MB"):
@@ -237,7 +237,7 @@ def bench_measure(cases, device, compile, updates, warmup, threads, overrides) -
     return results
 
 
-def bench_store(results, overrides, warmup, json_out: Optional[Path]) -> None:
+def bench_store(results, overrides, warmup, json_out: Optional[Path], device: str = "cpu") -> None:
     """Keep default configurations measured after a warm-up for `--dry-run` estimates; write
     --json."""
     from . import bench as bench_mod
@@ -249,7 +249,7 @@ def bench_store(results, overrides, warmup, json_out: Optional[Path]) -> None:
     else:
         remember([bench_mod.as_dict(r) for r in results])
     if json_out:
-        json_out.write_text(json.dumps({"machine": bench_mod.machine_description(),
+        json_out.write_text(json.dumps({"machine": bench_mod.machine_description(device),
                                         "results": [bench_mod.as_dict(r) for r in results]}, indent=2))
 
 

@@ -189,6 +189,16 @@ def read_metrics(run: Path) -> list[dict]:
     return read_jsonl(Path(run) / "metrics.jsonl")
 
 
+def read_starts(run: Path) -> list[dict]:
+    """A run's starts.jsonl: one line per start of training, with the machine that trained it."""
+    return read_jsonl(Path(run) / "starts.jsonl")
+
+
+def add_start(run: Path, row: dict) -> None:
+    """Append a start's line to starts.jsonl (the file replaced atomically)."""
+    atomic_write_jsonl(Path(run) / "starts.jsonl", [*read_starts(run), row])
+
+
 def score_record(task: str, method: str, seed: int, episodes: list[dict]) -> dict:
     """A run's training episodes in the official score format."""
     return {"task": task, "method": method, "seed": seed, "xs": [e["env_steps"] for e in episodes],

@@ -109,8 +109,12 @@ def test_cli_bench_measures_the_debug_preset(tmp_path):
     out = cli("bench", "--size", "debug", "--obs", "vector", "--updates", "2", "--warmup", "1",
               "--json", str(tmp_path / "bench.json"))
     assert out.returncode == 0, out.stderr
-    result = json.loads((tmp_path / "bench.json").read_text())["results"][0]
+    written = json.loads((tmp_path / "bench.json").read_text())
+    result = written["results"][0]
     assert result["size"] == "debug" and result["updates_per_s"] > 0 and result["peak_mb"] > 0
+    from dreamer_bench.machine import cpu_description  # the figures name the CPU in words, in the file and on screen
+
+    assert written["machine"].startswith(cpu_description() + ", torch ") and cpu_description() in " ".join(out.stdout.split())
 
 
 def test_seeds_accept_a_count_a_list_a_single_seed_and_a_range():

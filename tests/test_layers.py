@@ -14,8 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dreamer_bench"
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 LAYERS = [  # bottom first
-    {"__init__", "spaces", "results", "stopsignals"},  # ground: the version, plain data, the results files,
-    # SIGINT/SIGTERM around child processes
+    {"__init__", "spaces", "results", "stopsignals", "machine"},  # ground: the version, plain data, the results
+    # files, SIGINT/SIGTERM around child processes, the machine in words
     {"agent", "envs"},  # the algorithm, the environments
     {"scoring"},  # score rules and normalisation
     {"suites", "bench"},  # suite files; the training-step benchmark

@@ -121,6 +121,33 @@ def test_the_report_names_agent_settings_that_differ_from_the_preset(tmp_path, c
     assert line == "Agent settings that differ from the preset: `full` (debug): `actor_grad_cont=backprop`, `lr=0.001`."
 
 
+def test_the_report_names_the_machines_that_trained_the_runs(tmp_path, cli_here):
+    """From each run's starts.jsonl (a run resumed elsewhere counts under both machines), else its
+    config.json's record; runs that recorded neither are counted as such. Read through an archive
+    made by tools/evidence/pack.py, which carries starts.jsonl."""
+    xeon = {"host": "a", "cpu": "Xeon (GenuineIntel family 6 model 143; AVX2, AVX-512, AMX)", "device": "cpu"}
+    epyc = {"host": "b", "cpu": "AMD EPYC (AuthenticAMD family 25 model 17; AVX2)", "device": "cpu"}
+    gpu = {**epyc, "device": "cuda:0", "gpu": "NVIDIA H200"}
+    root = tmp_path / "results"
+    dirs = [write_run(root, "toy", "full", "gym_x", seed, [1000], [10.0]) for seed in range(4)]
+    for d, starts in zip(dirs, ([xeon, epyc], [xeon, xeon], [gpu], None)):
+        if starts:
+            (d / "starts.jsonl").write_text("".join(json.dumps({"env_steps": 0, **m}) + "\n" for m in starts))
+    config = json.loads((dirs[3] / "config.json").read_text())  # made before starts.jsonl: config.json says
+    (dirs[3] / "config.json").write_text(json.dumps({**config, "machine": epyc}))
+    write_run(root, "toy", "full", "gym_x", 4, [1000], [10.0])  # recorded neither
+    archive = tmp_path / "runs.tar.gz"
+    subprocess.run([sys.executable, str(REPO / "tools/evidence/pack.py"), str(archive), *map(str, dirs),
+                    str(root / "toy/full/gym_x/seed_4")], check=True, capture_output=True)
+    r = cli_here("report", archive, "--out", tmp_path / "rep", "--reps", "200")
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in (tmp_path / "rep" / "report.md").read_text().splitlines() if x.startswith("Trained on"))
+    assert line == ("Trained on: Xeon (GenuineIntel family 6 model 143; AVX2, AVX-512, AMX) (2 runs); "
+                    "AMD EPYC (AuthenticAMD family 25 model 17; AVX2) (2 runs); "
+                    "AMD EPYC (AuthenticAMD family 25 model 17; AVX2) with NVIDIA H200 (1 run); "
+                    "not recorded (1 run, made before runs recorded their CPU). 1 run(s) resumed on another machine.")
+
+
 def test_report_is_repeatable_for_a_seed(synthetic, tmp_path, cli_here):
     a = cli_here("report", synthetic, "--out", tmp_path / "a", "--reps", "1000", "--seed", "3")
     b = cli_here("report", synthetic, "--out", tmp_path / "b", "--reps", "1000", "--seed", "3")

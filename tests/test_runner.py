@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from dreamer_bench.machine import cpu_description
 from dreamer_bench.results import atomic_write_text, read_jsonl
 from dreamer_bench.runner.lock import LockBusy, RunLock, _pid_alive
 
@@ -58,6 +59,8 @@ def test_smoke_suite_end_to_end_writes_the_documented_layout(smoke_results):
         config = json.loads((d / "config.json").read_text())
         assert config["run"] == {"suite": "smoke", "task": task.task, "variant": "full", "seed": 0}
         assert config["versions"]["torch"] and config["versions"]["dreamer_bench"] and "git_commit" in config
+        assert config["machine"]["cpu"] == cpu_description()
+        assert [(s["env_steps"], s["cpu"]) for s in read_jsonl(d / "starts.jsonl")] == [(0, cpu_description())]
         assert config["agent"]["units"] == 8 and config["task"]["steps"] == task.steps
         # the loop trained by the official schedule (tests/test_official_schedule.py)
         # every returned step counts (resets too); the steps that reached the budget are not stored
@@ -141,7 +144,8 @@ def test_sigkill_then_resume_keeps_the_episode_log_up_to_the_checkpoint(tmp_path
         time.sleep(0.2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    loop = json.loads(next(p for p in (d / "checkpoint").glob("ckpt-*") if not p.name.endswith(".tmp")).joinpath("loop.json").read_text())
+    latest = sorted(p for p in (d / "checkpoint").glob("ckpt-*") if not p.name.endswith(".tmp"))[-1]  # resumed from
+    loop = json.loads((latest / "loop.json").read_text())
     assert not loop["final"], "the run finished before it could be killed"
     assert json.loads((d / "status.json").read_text())["state"] == "running"  # as the kill left it
 
@@ -155,6 +159,12 @@ def test_sigkill_then_resume_keeps_the_episode_log_up_to_the_checkpoint(tmp_path
     assert xs == sorted(xs) and len(set(xs)) == len(xs)  # no duplicates
     status = json.loads((d / "status.json").read_text())
     assert status["state"] == "done" and status["attempts"] == 2 and status["env_steps"] >= 1600
+    # each start is on record with the counters it started from and the machine that trained it
+    starts = read_jsonl(d / "starts.jsonl")
+    assert [(s["env_steps"], s["updates"]) for s in starts] == [(0, 0), (loop["env_steps"], loop["updates"])]
+    machine = json.loads((d / "config.json").read_text())["machine"]
+    assert machine["cpu"] == cpu_description() and all(s["cpu"] == machine["cpu"] for s in starts)
+    assert all(s["device"] == "cpu" and s["threads"] == 1 and s["torch"] for s in starts)
     # the schedule's state came back with the checkpoint: the same updates as without the kill
     straight_status = json.loads((run_dir(tmp_path / "straight") / "status.json").read_text())
     assert status["updates"] == straight_status["updates"] and status["policy_steps"] == straight_status["policy_steps"]

@@ -309,6 +309,7 @@ def _introduction(s: _Suite) -> list[str]:
             beyond.append(f"`{m}` ({', '.join(presets)}): {', '.join(f'`{x}`' for x in settings)}")
     if beyond:
         text.append("Agent settings that differ from the preset: " + "; ".join(beyond) + ".")
+    text += _machines(own)
     published = [m for m in methods if m.endswith("(published)")]
     if published:
         sources = sorted({r.source.split(":", 1)[1] for r in s.runs if r.source.startswith("published:")})
@@ -316,6 +317,25 @@ def _introduction(s: _Suite) -> list[str]:
         text.append("Published runs are scored with the same rule at the same budget. What made them: "
                     f"{made} (`dreamer_bench/report/published/SOURCE.md`).")
     return text
+
+
+def _machines(own: list[RunRecord]) -> list[str]:
+    """Which machines trained the user's runs (a resumed run may name several): speed and rounding
+    depend on the CPU's instruction sets, so a report names them."""
+    mine = [r for r in own if r.source == "results"]
+    counts: dict[str, int] = {}
+    for r in mine:
+        for m in r.machines:
+            counts[m] = counts.get(m, 0) + 1
+    unknown = sum(not r.machines for r in mine)
+    if not counts:
+        return []
+    parts = [f"{m} ({n} run{'s' if n > 1 else ''})" for m, n in counts.items()]
+    if unknown:
+        parts.append(f"not recorded ({unknown} run{'s' if unknown > 1 else ''}, made before runs recorded their CPU)")
+    several = sum(len(r.machines) > 1 for r in mine)
+    return ["Trained on: " + "; ".join(parts) + "." + (f" {several} run(s) resumed on another machine."
+                                                      if several else "")]
 
 
 def _per_task(s: _Suite) -> list[str]:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..results import find_runs, identity_hash, read_config, read_episodes, read_json, read_score_file, read_status
+from ..results import (find_runs, identity_hash, read_config, read_episodes, read_json, read_score_file, read_starts,
+                       read_status)
 
 PUBLISHED_DIR = Path(__file__).resolve().parent / "published"
 PUBLISHED = {  # --compare name → files, by suite family
@@ -45,6 +46,8 @@ class RunRecord:
     beyond_preset: dict = field(default_factory=dict)
     # `dreamer-bench predict`'s figures in the run's predictions/ folder: file name → PNG bytes
     predictions: dict = field(default_factory=dict)
+    # the machines that trained the run (starts.jsonl; CPU in words, and the GPU where one was used)
+    machines: list = field(default_factory=list)
 
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
@@ -130,10 +133,26 @@ def load_results(results: Path, include_unfinished: bool = False, episodes: str 
             xs=[float(x) for x in record["xs"]], ys=[float(y) for y in record["ys"]], state=state,
             budget=float(task.get("steps", 0)) or None, task_settings=task, achievements=achievements,
             identity=identity, beyond_preset=config.get("beyond_preset", {}),
-            predictions={f.name: f.read_bytes() for f in sorted((d / "predictions").glob("episode_*.png"))}))
+            predictions={f.name: f.read_bytes() for f in sorted((d / "predictions").glob("episode_*.png"))},
+            machines=trained_on(d, config)))
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return runs, notes, left_out
+
+
+def machine_words(record: dict) -> str | None:
+    """A machine record (config.json's or a starts.jsonl line) in words: the CPU, and the GPU
+    where the run trained on one."""
+    cpu = record.get("cpu")
+    gpu = record.get("gpu") if str(record.get("device", "cpu")).startswith("cuda") else None
+    return f"{cpu} with {gpu}" if cpu and gpu else cpu
+
+
+def trained_on(d: Path, config: dict) -> list[str]:
+    """The machines that trained a run, in order, each once: its starts.jsonl lines, else the
+    config's record (runs recorded before starts.jsonl existed); empty where neither names one."""
+    words = [machine_words(row) for row in read_starts(d)] or [machine_words(config.get("machine") or {})]
+    return list(dict.fromkeys(w for w in words if w))
 
 
 def separate_configurations(runs: list[RunRecord]) -> list[RunRecord]:

@@ -33,9 +33,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..results import (EVALUATION_KEYS, IDENTITY_EXCLUDED, PLUGIN_FIELDS, identity_hash, read_config, read_episodes, read_evaluation,
-                       read_metrics, read_status, run_path, score_record, write_config, write_evaluation, write_logs,
-                       write_status)
+from ..results import (EVALUATION_KEYS, IDENTITY_EXCLUDED, PLUGIN_FIELDS, add_start, identity_hash, read_config,
+                       read_episodes, read_evaluation, read_metrics, read_status, run_path, score_record,
+                       write_config, write_evaluation, write_logs, write_status)
 from .lock import RunLock
 from .schedule import TrainSchedule
 
@@ -146,10 +146,24 @@ def resolved_config(spec: RunSpec) -> dict[str, Any]:
         "identity": identity_hash(spec.settings(), cfg, __version__),
         "beyond_preset": beyond_preset(spec.settings()["preset"], cfg),
         "versions": versions(),
-        "machine": {"host": platform.node(), "device": spec.device, "threads": spec.threads or os.cpu_count(),
-                    "python": platform.python_version()},
+        "machine": machine_record(spec),
         "git_commit": git_commit(),
     }
+
+
+def machine_record(spec: RunSpec) -> dict[str, Any]:
+    """Where a run trains: host, CPU in words (model, family, instruction sets), device (and the
+    GPU's name on CUDA), threads, Python."""
+    from ..machine import cpu_description
+
+    record = {"host": platform.node(), "cpu": cpu_description(), "device": spec.device,
+              "threads": spec.threads or os.cpu_count(), "python": platform.python_version()}
+    if spec.device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            record["gpu"] = torch.cuda.get_device_name(torch.device(spec.device))
+    return record
 
 
 def beyond_preset(preset: str, agent: dict) -> dict[str, Any]:
@@ -315,6 +329,19 @@ class Run:
         write_status(self.dir, error=None, traceback=None, **lost_status)
         return self._progress(_LoopState.from_dict(loop, 0), episodes, metrics_log, state="done")
 
+    def _record_start(self, state: "_LoopState") -> None:
+        """One line per start of training in starts.jsonl: when, from which counters (0 or the
+        checkpoint's), on which machine, with which torch and commit. A run resumed elsewhere names
+        every machine that trained it."""
+        import torch
+
+        from .. import __version__
+
+        row = {"time": time.time(), "env_steps": state.env_steps, "updates": state.updates,
+               **machine_record(self.spec), "torch": torch.__version__, "dreamer_bench": __version__,
+               "git_commit": git_commit()}
+        add_start(self.dir, row)
+
     def _logs_known_to(self, loop: dict) -> tuple[list[dict], list[dict]]:
         """The episodes and metrics rows a checkpoint knew (those logged after it are dropped: the
         run repeats those steps). An episode line damaged on disk is lost; the status says so."""
@@ -363,6 +390,7 @@ class Run:
                 replay.load(ckpt / "replay", self.dir / "checkpoint" / "replay")
                 episodes, metrics_log = self._logs_known_to(loop)
             state = _LoopState.from_dict(loop, n_envs)
+            self._record_start(state)
             # the evaluation rounds the checkpoint knew (a later one is repeated, as it would have run)
             self.eval_rows = [r for r in read_evaluation(self.dir) if r.get("round", math.inf) < state.eval_rounds]
             if spec.live:

@@ -2,9 +2,9 @@
 
     python tools/evidence/pack.py [--update] OUT.tar.gz RUN_DIR [RUN_DIR ...]
 
-Each RUN_DIR holds a run's files (config.json, status.json, episodes.jsonl, metrics.jsonl,
-scores.json; anything else, checkpoints included, is left out). The archive lays them out as a
-results folder, ``<suite>/<variant>/<task>/seed_<n>/`` from each run's config.json, so that
+Each RUN_DIR holds a run's files (config.json, status.json, starts.jsonl, episodes.jsonl,
+metrics.jsonl, scores.json; anything else, checkpoints included, is left out). The archive lays
+them out as a results folder, ``<suite>/<variant>/<task>/seed_<n>/`` from each run's config.json, so that
 ``dreamer-bench report OUT.tar.gz`` rebuilds the report from it, and
 ``tar xzf OUT.tar.gz -C DIR`` gives a results folder for the analysis scripts. The archive is
 deterministic (sorted members, fixed times and owners): packing the same runs gives the same bytes.
@@ -24,7 +24,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-FILES = ("config.json", "status.json", "episodes.jsonl", "metrics.jsonl", "scores.json")
+FILES = ("config.json", "status.json", "starts.jsonl", "episodes.jsonl", "metrics.jsonl", "scores.json")
 MTIME = 1_796_083_200  # 2026-12-01 00:00 UTC: a fixed time keeps the archive's bytes reproducible
 
 

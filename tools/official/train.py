@@ -9,17 +9,17 @@ Run with the official environment's Python (tools/official/setup.sh):
 so it is given steps / repeat. Everything else is the official configuration named by --preset
 (size1m by default) with one environment, no evaluation environments, fp32 on CPU, and its JSONL
 logger. The official script resumes by itself from DIR/ckpt: rerun the same command after a stop.
-DIR/harness.json records the settings, the official commit and the machine; scores.py turns
-DIR/scores.jsonl into score records.
+DIR/harness.jsonl records each start's settings, the official commit and the CPU in words (model,
+family, instruction sets); scores.py turns DIR/scores.jsonl into score records.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import pathlib
-import platform
 import subprocess
 import sys
 import time
@@ -29,13 +29,12 @@ COMMIT = "e3f02248693a79dc8b0ebd62c93683888ddaccfe"
 
 
 def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    """The CPU in words: model, family and instruction sets (dreamer_bench/machine.py, plain Python,
+    loaded by its path: this venv does not have the package)."""
+    spec = importlib.util.spec_from_file_location("dreamer_bench_machine", HERE.parents[1] / "dreamer_bench" / "machine.py")
+    machine = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(machine)
+    return machine.cpu_description()
 
 
 def parse(argv=None):

@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-EVIDENCE = ("config.json", "status.json", "episodes.jsonl", "metrics.jsonl", "scores.json")
+EVIDENCE = ("config.json", "status.json", "starts.jsonl", "episodes.jsonl", "metrics.jsonl", "scores.json")
 
 
 def main(src: str, dst: str) -> None:
