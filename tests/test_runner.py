@@ -591,6 +591,69 @@ def test_a_stopped_grid_checkpoints_its_runs_and_leaves_no_process(tmp_path, how
         assert json.loads((d / "status.json").read_text())["attempts"] == 2
 
 
+def test_in_a_terminal_the_stop_notice_stays_on_screen_above_the_live_table(tmp_path):
+    """In a terminal the grid redraws a table of its runs (rich's Live) and the stop notice must be
+    printed above it: written to stderr in the middle of the redraws, the next redraw overwrote it.
+    A real pseudo-terminal, Ctrl-C to its foreground group, and the screen rendered as a terminal
+    would show it (pyte, a VT100 emulator)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    import pyte
+
+    from dreamer_bench.runner.run import STOPPED
+
+    suite, dirs = _pair_suite(tmp_path)
+    args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--jobs", "2", "--checkpoint-minutes", "60"]
+    columns, rows = 240, 60
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *args], stdin=slave, stdout=slave, stderr=slave,
+                            env={**ENV, "TERM": "xterm-256color"}, start_new_session=True)
+    os.close(slave)
+    received = bytearray()
+
+    def read():
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: every process holding the terminal has gone
+                return
+            if not data:
+                return
+            received.extend(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and not all(_env_steps(d) >= 300 for d in dirs):
+            time.sleep(0.2)
+        assert all(_env_steps(d) >= 300 for d in dirs), [_env_steps(d) for d in dirs]
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
+        reader.join(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        os.close(master)
+    screen = pyte.Screen(columns, rows)
+    pyte.ByteStream(screen).feed(bytes(received))
+    lines = [line.rstrip() for line in screen.display if line.strip()]
+    notice = [i for i, line in enumerate(lines) if line.startswith("stopping: the runs checkpoint and stop")]
+    tables = [i for i, line in enumerate(lines) if "runs: " in line and "(of 2)" in line]
+    assert proc.returncode == 130, "\n".join(lines)
+    assert len(notice) == 1 and len(tables) == 1 and notice[0] < tables[0], "\n".join(lines)
+    assert "rerun the command to resume" in lines[notice[0]]
+    assert "0 running" in lines[tables[0]] and "2 pending" in lines[tables[0]], "\n".join(lines)  # the last draw
+    assert lines[-1] == "interrupted"
+    for d in dirs:
+        assert json.loads((d / "status.json").read_text())["error"] == STOPPED
+
+
 def test_a_grid_whose_output_reader_is_gone_still_checkpoints_its_runs(tmp_path):
     """`dreamer-bench run … | tee log`, then Ctrl-C: tee dies with the grid's process group, and the
     grid's next line on its output failed (EPIPE) in the middle of the grid's loop: joblib killed
