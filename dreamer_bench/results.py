@@ -3,6 +3,7 @@
     <results>/<suite>/<variant>/<task>/seed_<n>/
         config.json      the resolved configuration, its identity, versions, machine, git commit
         status.json      state (pending, running, done, failed), progress, error
+        starts.jsonl     one line per start of training: counters, machine, versions, commit
         episodes.jsonl   one line per finished training episode
         metrics.jsonl    training metrics, periodically and at the end
         scores.json      the episodes in the official {task, method, seed, xs, ys} format
@@ -10,7 +11,8 @@
 This module is the one owner of those files (the runner writes them, ``status`` and the report
 read them) and of the official score-file format. Every file is written atomically: to a
 temporary file in the same folder, flushed to disk and renamed over the old one, so a reader sees
-the old or the new file, never half of one. It imports nothing else of the package.
+the old or the new file, never half of one; starts.jsonl, whose lines are never rewritten, only
+gains whole lines at its end. It imports nothing else of the package.
 """
 
 from __future__ import annotations
@@ -195,8 +197,20 @@ def read_starts(run: Path) -> list[dict]:
 
 
 def add_start(run: Path, row: dict) -> None:
-    """Append a start's line to starts.jsonl (the file replaced atomically)."""
-    atomic_write_jsonl(Path(run) / "starts.jsonl", [*read_starts(run), row])
+    """Append a start's line to starts.jsonl: one write of the whole line, flushed to disk. The
+    earlier lines are never rewritten; a line a crash cut short is skipped by ``read_jsonl``, and
+    the next one still begins on a line of its own."""
+    path = Path(run) / "starts.jsonl"
+    line = (json.dumps(row, sort_keys=True, default=_jsonable) + "\n").encode()
+    with open(path, "ab") as f:
+        if f.tell() > 0:
+            with open(path, "rb") as last:
+                last.seek(-1, os.SEEK_END)
+                if last.read(1) != b"\n":
+                    line = b"\n" + line
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def score_record(task: str, method: str, seed: int, episodes: list[dict]) -> dict:

@@ -123,29 +123,40 @@ def test_the_report_names_agent_settings_that_differ_from_the_preset(tmp_path, c
 
 def test_the_report_names_the_machines_that_trained_the_runs(tmp_path, cli_here):
     """From each run's starts.jsonl (a run resumed elsewhere counts under both machines), else its
-    config.json's record; runs that recorded neither are counted as such. Read through an archive
-    made by tools/evidence/pack.py, which carries starts.jsonl."""
+    config.json's record, which is also the first machine of a run whose starts.jsonl begins with
+    a resume (kept only from a later version on); runs that recorded neither are counted as such.
+    Read through an archive made by tools/evidence/pack.py, which carries starts.jsonl."""
     xeon = {"host": "a", "cpu": "Xeon (GenuineIntel family 6 model 143; AVX2, AVX-512, AMX)", "device": "cpu"}
     epyc = {"host": "b", "cpu": "AMD EPYC (AuthenticAMD family 25 model 17; AVX2)", "device": "cpu"}
     gpu = {**epyc, "device": "cuda:0", "gpu": "NVIDIA H200"}
     root = tmp_path / "results"
-    dirs = [write_run(root, "toy", "full", "gym_x", seed, [1000], [10.0]) for seed in range(4)]
-    for d, starts in zip(dirs, ([xeon, epyc], [xeon, xeon], [gpu], None)):
-        if starts:
-            (d / "starts.jsonl").write_text("".join(json.dumps({"env_steps": 0, **m}) + "\n" for m in starts))
+    dirs = [write_run(root, "toy", "full", "gym_x", seed, [1000], [10.0]) for seed in range(6)]
+    starts = {0: [(0, xeon), (500, epyc)], 1: [(0, xeon), (700, xeon)], 2: [(0, gpu)],
+              5: [(5000, epyc)]}  # seed 5 began before starts.jsonl was kept; its config names no CPU
+    for seed, rows in starts.items():
+        lines = [json.dumps({"env_steps": steps, **m}) for steps, m in rows]
+        if seed == 1:
+            lines.insert(1, "null")  # valid JSON but no record: skipped
+        (dirs[seed] / "starts.jsonl").write_text("\n".join(lines) + "\n")
     config = json.loads((dirs[3] / "config.json").read_text())  # made before starts.jsonl: config.json says
     (dirs[3] / "config.json").write_text(json.dumps({**config, "machine": epyc}))
-    write_run(root, "toy", "full", "gym_x", 4, [1000], [10.0])  # recorded neither
-    archive = tmp_path / "runs.tar.gz"
-    subprocess.run([sys.executable, str(REPO / "tools/evidence/pack.py"), str(archive), *map(str, dirs),
-                    str(root / "toy/full/gym_x/seed_4")], check=True, capture_output=True)
+    archive = tmp_path / "runs.tar.gz"  # seed 4 recorded neither
+    subprocess.run([sys.executable, str(REPO / "tools/evidence/pack.py"), str(archive), *map(str, dirs)],
+                   check=True, capture_output=True)
     r = cli_here("report", archive, "--out", tmp_path / "rep", "--reps", "200")
     assert r.returncode == 0, r.stderr
     line = next(x for x in (tmp_path / "rep" / "report.md").read_text().splitlines() if x.startswith("Trained on"))
     assert line == ("Trained on: Xeon (GenuineIntel family 6 model 143; AVX2, AVX-512, AMX) (2 runs); "
-                    "AMD EPYC (AuthenticAMD family 25 model 17; AVX2) (2 runs); "
+                    "AMD EPYC (AuthenticAMD family 25 model 17; AVX2) (3 runs); "
                     "AMD EPYC (AuthenticAMD family 25 model 17; AVX2) with NVIDIA H200 (1 run); "
-                    "not recorded (1 run, made before runs recorded their CPU). 1 run(s) resumed on another machine.")
+                    "not recorded (2 runs trained, at least in part, before runs recorded their CPU). "
+                    "2 runs trained on more than one of these.")
+    for d in dirs:  # runs none of which names a machine: no line
+        (d / "starts.jsonl").unlink(missing_ok=True)
+        (d / "config.json").write_text(json.dumps({k: v for k, v in json.loads((d / "config.json").read_text()).items()
+                                                   if k != "machine"}))
+    r = cli_here("report", root, "--out", tmp_path / "rep2", "--reps", "200")
+    assert r.returncode == 0 and "Trained on" not in (tmp_path / "rep2" / "report.md").read_text(), r.stderr
 
 
 def test_report_is_repeatable_for_a_seed(synthetic, tmp_path, cli_here):

@@ -385,6 +385,18 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.json"]
 
 
+def test_a_start_line_is_appended_whole_and_earlier_lines_are_never_rewritten(tmp_path):
+    from dreamer_bench.results import add_start, read_starts
+
+    add_start(tmp_path, {"env_steps": 0, "cpu": "a"})
+    first = (tmp_path / "starts.jsonl").read_bytes()
+    with open(tmp_path / "starts.jsonl", "ab") as f:  # a crash in the middle of the next line
+        f.write(b'{"env_steps": 10, "cp')
+    add_start(tmp_path, {"env_steps": 20, "cpu": "b"})
+    assert (tmp_path / "starts.jsonl").read_bytes().startswith(first)
+    assert read_starts(tmp_path) == [{"env_steps": 0, "cpu": "a"}, {"env_steps": 20, "cpu": "b"}]
+
+
 def test_lock_excludes_a_second_owner_and_survives_a_crashed_one(tmp_path):
     lock = RunLock(tmp_path / "run.lock")
     lock.acquire()
@@ -594,8 +606,8 @@ def test_a_stopped_grid_checkpoints_its_runs_and_leaves_no_process(tmp_path, how
 def test_in_a_terminal_the_stop_notice_stays_on_screen_above_the_live_table(tmp_path):
     """In a terminal the grid redraws a table of its runs (rich's Live) and the stop notice must be
     printed above it: written to stderr in the middle of the redraws, the next redraw overwrote it.
-    A real pseudo-terminal, Ctrl-C to its foreground group, and the screen rendered as a terminal
-    would show it (pyte, a VT100 emulator)."""
+    A real pseudo-terminal for the grid's output, SIGINT to its process group (what Ctrl-C sends),
+    and the screen rendered as a terminal would show it (pyte, a VT100 emulator)."""
     import fcntl
     import pty
     import struct
@@ -611,8 +623,9 @@ def test_in_a_terminal_the_stop_notice_stays_on_screen_above_the_live_table(tmp_
     columns, rows = 240, 60
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    env = {k: v for k, v in ENV.items() if k not in ("COLUMNS", "LINES")}  # rich would take those over the pty's size
     proc = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *args], stdin=slave, stdout=slave, stderr=slave,
-                            env={**ENV, "TERM": "xterm-256color"}, start_new_session=True)
+                            env={**env, "TERM": "xterm-256color"}, start_new_session=True)
     os.close(slave)
     received = bytearray()
 
@@ -636,9 +649,14 @@ def test_in_a_terminal_the_stop_notice_stays_on_screen_above_the_live_table(tmp_
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=120)
         reader.join(timeout=10)
+        assert not reader.is_alive(), "a process of the grid still holds its terminal"
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # anything of the grid left (nothing, if it passed)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+        reader.join(timeout=10)  # the read ends once no process holds the terminal: then close it
         os.close(master)
     screen = pyte.Screen(columns, rows)
     pyte.ByteStream(screen).feed(bytes(received))

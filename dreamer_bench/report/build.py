@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from . import figures, stats
-from .data import (PUBLISHED_PROTOCOL, ReportError, RunRecord, as_score_records, load_published, load_results, opened_results,
-                   published_alone, records_from_score_file, separate_configurations)
+from .data import (PUBLISHED_PROTOCOL, UNRECORDED, ReportError, RunRecord, as_score_records, load_published,
+                   load_results, opened_results, published_alone, records_from_score_file, separate_configurations)
 from .. import scoring
 from ..results import baseline_variant, write_score_file
 from .scores import budget_of, curve_table, run_score, score_matrices, score_table
@@ -321,21 +321,22 @@ def _introduction(s: _Suite) -> list[str]:
 
 def _machines(own: list[RunRecord]) -> list[str]:
     """Which machines trained the user's runs (a resumed run may name several): speed and rounding
-    depend on the CPU's instruction sets, so a report names them."""
+    depend on the CPU's instruction sets, so a report names them. Nothing where no run names one."""
     mine = [r for r in own if r.source == "results"]
     counts: dict[str, int] = {}
     for r in mine:
         for m in r.machines:
             counts[m] = counts.get(m, 0) + 1
-    unknown = sum(not r.machines for r in mine)
-    if not counts:
+    if not set(counts) - {UNRECORDED}:
         return []
-    parts = [f"{m} ({n} run{'s' if n > 1 else ''})" for m, n in counts.items()]
-    if unknown:
-        parts.append(f"not recorded ({unknown} run{'s' if unknown > 1 else ''}, made before runs recorded their CPU)")
+    runs = lambda n: f"{n} run{'s' if n != 1 else ''}"  # noqa: E731
+    parts = [f"{m} ({runs(n)})" for m, n in counts.items() if m != UNRECORDED]
+    if UNRECORDED in counts:
+        parts.append(f"not recorded ({runs(counts[UNRECORDED])} trained, at least in part, before runs recorded "
+                     "their CPU)")
     several = sum(len(r.machines) > 1 for r in mine)
-    return ["Trained on: " + "; ".join(parts) + "." + (f" {several} run(s) resumed on another machine."
-                                                      if several else "")]
+    return ["Trained on: " + "; ".join(parts) + "."
+            + (f" {runs(several)} trained on more than one of these." if several else "")]
 
 
 def _per_task(s: _Suite) -> list[str]:

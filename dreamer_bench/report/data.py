@@ -140,19 +140,27 @@ def load_results(results: Path, include_unfinished: bool = False, episodes: str 
     return runs, notes, left_out
 
 
+UNRECORDED = "not recorded"  # a part of a run's training whose machine no file names
+
+
 def machine_words(record: dict) -> str | None:
     """A machine record (config.json's or a starts.jsonl line) in words: the CPU, and the GPU
-    where the run trained on one."""
+    where the run trained on one; None where it names no CPU."""
     cpu = record.get("cpu")
     gpu = record.get("gpu") if str(record.get("device", "cpu")).startswith("cuda") else None
     return f"{cpu} with {gpu}" if cpu and gpu else cpu
 
 
 def trained_on(d: Path, config: dict) -> list[str]:
-    """The machines that trained a run, in order, each once: its starts.jsonl lines, else the
-    config's record (runs recorded before starts.jsonl existed); empty where neither names one."""
-    words = [machine_words(row) for row in read_starts(d)] or [machine_words(config.get("machine") or {})]
-    return list(dict.fromkeys(w for w in words if w))
+    """The machines that trained a run, in order, each once. Its starts.jsonl names one per start;
+    where that file begins with a resume (or is missing), the run began before it was kept, and
+    config.json's record, made at the first start, names the first machine, or ``UNRECORDED``
+    where it names no CPU (runs made before runs recorded it)."""
+    starts = [row for row in read_starts(d) if isinstance(row, dict)]
+    words = [machine_words(row) or UNRECORDED for row in starts]
+    if not starts or starts[0].get("env_steps") or starts[0].get("updates"):
+        words.insert(0, machine_words(config.get("machine") or {}) or UNRECORDED)
+    return list(dict.fromkeys(words))
 
 
 def separate_configurations(runs: list[RunRecord]) -> list[RunRecord]:

@@ -152,17 +152,26 @@ def resolved_config(spec: RunSpec) -> dict[str, Any]:
 
 
 def machine_record(spec: RunSpec) -> dict[str, Any]:
-    """Where a run trains: host, CPU in words (model, family, instruction sets), device (and the
-    GPU's name on CUDA), threads, Python."""
+    """Where a run trains: host, CPU in words (model, family, instruction sets), device, threads,
+    Python. (The GPU's name is asked in the training process alone, ``training_machine``: asking it
+    initialises CUDA, which the grid's own process need not.)"""
     from ..machine import cpu_description
 
-    record = {"host": platform.node(), "cpu": cpu_description(), "device": spec.device,
-              "threads": spec.threads or os.cpu_count(), "python": platform.python_version()}
-    if spec.device.startswith("cuda"):
-        import torch
+    return {"host": platform.node(), "cpu": cpu_description(), "device": spec.device,
+            "threads": spec.threads or os.cpu_count(), "python": platform.python_version()}
 
-        if torch.cuda.is_available():
-            record["gpu"] = torch.cuda.get_device_name(torch.device(spec.device))
+
+def training_machine(spec: RunSpec) -> dict[str, Any]:
+    """``machine_record``, with what torch itself uses there: its CPU kernels' instruction set
+    (``ATEN_CPU_CAPABILITY`` can lower it below the CPU's) and, on CUDA, the GPU's name."""
+    import torch
+
+    record = machine_record(spec)
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", None)
+    if capability is not None:
+        record["torch_cpu_capability"] = capability()
+    if spec.device.startswith("cuda") and torch.cuda.is_available():
+        record["gpu"] = torch.cuda.get_device_name(torch.device(spec.device))
     return record
 
 
@@ -332,13 +341,13 @@ class Run:
     def _record_start(self, state: "_LoopState") -> None:
         """One line per start of training in starts.jsonl: when, from which counters (0 or the
         checkpoint's), on which machine, with which torch and commit. A run resumed elsewhere names
-        every machine that trained it."""
+        every machine that trained it (config.json's record is the first start's)."""
         import torch
 
         from .. import __version__
 
         row = {"time": time.time(), "env_steps": state.env_steps, "updates": state.updates,
-               **machine_record(self.spec), "torch": torch.__version__, "dreamer_bench": __version__,
+               **training_machine(self.spec), "torch": torch.__version__, "dreamer_bench": __version__,
                "git_commit": git_commit()}
         add_start(self.dir, row)
 
