@@ -296,6 +296,7 @@ def test_a_rerun_with_another_configuration_is_refused(tmp_path):
     (["run", "--suite", "atari1000k"], "valid: atari100k"),
     (["run", "--suite", "smoke", "--tasks", "atari_pongg"], "valid: gym_CartPole-v1"),
     (["ablate", "--off", "symlogg"], "valid: symlog"),
+    (["ablate", "--off", "my_trick"], "(a plug-in of yours? name its file or module with --plugin)"),
     (["ablate"], "--each"),
     (["run", "--size", "size2m"], "valid: size1m"),
     (["run", "--device", "gpu"], "valid: cpu, cuda"),

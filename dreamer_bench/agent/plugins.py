@@ -249,8 +249,7 @@ def digests(names) -> dict[str, str]:
 def check_loaded(names) -> None:
     missing = [n for n in names if n not in CLASSES]
     if missing:
-        raise PluginError(f"plug-in {', '.join(missing)} is not loaded in this process: name its file or module "
-                          f"with --plugin")
+        raise PluginError(f"plug-in {', '.join(missing)} is not loaded: name its file or module with --plugin")
 
 
 def parse_setting(key: str, text: Any) -> tuple[str, Any]:

@@ -189,7 +189,8 @@ def validate(names_: Iterable[str]) -> tuple[str, ...]:
     unknown = [n for n in names_ if n not in BY_NAME]
     if unknown:
         raise UnknownTechnique(
-            f"unknown technique {', '.join(repr(n) for n in unknown)}; valid: {', '.join(names())}"
+            f"unknown technique {', '.join(repr(n) for n in unknown)}; valid: {', '.join(names())} "
+            f"(a plug-in of yours? name its file or module with --plugin)"
         )
     return tuple(sorted(set(names_)))
 
