@@ -60,7 +60,7 @@ def parse_sets(values: Optional[List[str]]) -> dict[str, str]:
         key, value = item.split("=", 1)
         key = key.strip()
         if key == "off":
-            fail("techniques are switched off with --off NAME (or `dreamer-bench ablate`), not --set off=…; "
+            fail("techniques are switched off with `dreamer-bench ablate --off NAME`, not --set off=…; "
                  f"valid: {', '.join(techniques.names())}")
         if key in RUNNER_FIELDS:
             fail(f"{key} is set with {RUNNER_FIELDS[key]}, not --set {key}=… (which the runner would override)")
@@ -274,18 +274,6 @@ def bench_envs(seconds: float, json_out: Optional[Path]) -> None:
     console.print(table)
     if json_out:
         json_out.write_text(json.dumps({"machine": bench_mod.machine_description(), "envs": results}, indent=2))
-
-
-def check_device(device: str) -> None:
-    import torch
-
-    if device == "cpu":
-        return
-    if device == "cuda" or device.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            fail(f"device {device!r} is not available (no CUDA); valid here: cpu")
-        return
-    fail(f"unknown device {device!r}; valid: cpu, cuda, cuda:N")
 
 
 # ------------------------------------------------------------------------------------------------

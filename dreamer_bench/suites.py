@@ -195,7 +195,7 @@ def _resolve(suite: str, task: str, defaults: dict, overrides: dict) -> TaskSpec
     # YAML reads an unquoted `off` key as the boolean False
     if any(k == "off" or k is False for k in (merged.get("set") or {})):
         raise SuiteError(f"suite {suite} task {task}: `set: {{off: …}}` is not allowed; techniques are switched "
-                         f"off with --off NAME or `dreamer-bench ablate`, which name the variant")
+                         f"off with `dreamer-bench ablate --off NAME`, which names the variant")
     for key in ("steps", "action_repeat", "envs", "seeds"):
         if key in merged and not _is_integer(merged[key]):
             raise SuiteError(f"suite {suite} task {task}: {key} must be a whole number, got {merged[key]!r}")

@@ -117,6 +117,57 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_run_resumes_from_its_checkp
         stop_cluster(procs)
 
 
+def _foreign_lock(d, age: float):
+    """run.lock as a worker on another host left it (or holds it), its heartbeat ``age`` s old."""
+    d.mkdir(parents=True)
+    lock = d / "run.lock"
+    lock.write_text(json.dumps({"host": "another-host", "pid": 4242, "since": time.time() - age, "token": "t"}))
+    os.utime(lock, (time.time() - age, time.time() - age))
+    return lock
+
+
+def test_a_run_whose_worker_died_on_another_host_is_resumed_once_its_lock_goes_stale(tmp_path, cluster):
+    """The scheduler hands the run of a dead worker to another one at once; from another host the
+    dead owner's lock is stale only after 600 s without a heartbeat. Once, the run was then
+    reported busy and the grid exited 1; now it waits for the lock to show whether its owner lives.
+    Here the heartbeat stopped 590 s ago, so the run takes over ~10 s later."""
+    suite = write_suite(tmp_path / "tiny.yaml", steps=600)
+    _foreign_lock(run_dir(tmp_path / "r"), age=590)
+    started = time.time()
+    out = cli("run", "--suite", suite, "--results", tmp_path / "r", "--backend", "dask", "--address", cluster,
+              timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert time.time() - started > 8  # it waited for the lock rather than taking a live one's
+    consistent(run_dir(tmp_path / "r"), 600)
+
+
+def test_a_run_whose_owner_on_another_host_lives_is_reported_busy_at_once(tmp_path, cluster):
+    """A heartbeat that moves means a live owner: busy, and said within seconds, not after the
+    lock's 600 s."""
+    import threading
+
+    suite = write_suite(tmp_path / "tiny.yaml", steps=600)
+    lock = _foreign_lock(run_dir(tmp_path / "r"), age=0)
+    alive = threading.Event()
+    alive.set()
+
+    def heartbeat():
+        while alive.is_set():
+            os.utime(lock)
+            time.sleep(0.5)
+
+    beating = threading.Thread(target=heartbeat, daemon=True)
+    beating.start()
+    try:
+        out = cli("run", "--suite", suite, "--results", tmp_path / "r", "--backend", "dask", "--address", cluster,
+                  timeout=120)
+    finally:
+        alive.clear()
+        beating.join()
+    assert out.returncode == 1 and "skipped (busy)" in out.stdout and "another-host" in out.stdout, out.stdout
+    assert not (run_dir(tmp_path / "r") / "checkpoint").exists()
+
+
 def test_a_run_whose_workers_keep_dying_fails_alone_and_the_grid_goes_on(tmp_path):
     # Once, the client waited forever after the scheduler gave up on a task (KilledWorker).
     address, procs = start_cluster(tmp_path, scheduler_env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"})

@@ -66,6 +66,21 @@ def test_predict_writes_figures_for_every_smoke_family(finished, task):
         assert gif.n_frames == record["episodes"][0]["steps"] and gif.size == (3 * 64, 64)
 
 
+def test_predict_plays_episodes_the_run_never_trained_or_evaluated_on():
+    """Once, predict --seed 0 on a seed_0 run replayed the first training episode's environment seed
+    (the replay, if kept, had trained on it). Training, evaluation and predict seeds are drawn from
+    three streams: none shared over 20 run seeds, 20 restarts, 16 environments, 200 evaluation
+    rounds and 20 predict seeds of 20 episodes each."""
+    from dreamer_bench.runner.evaluate import round_seed
+    from dreamer_bench.runner.predict import episode_seed
+    from dreamer_bench.runner.run import env_seed
+
+    train = {env_seed(s, r, i) for s in range(20) for r in range(20) for i in range(16)}
+    evaluation = {round_seed(s, k) for s in range(20) for k in range(200)}
+    predicted = {episode_seed(s, e) for s in range(20) for e in range(20)}
+    assert len(predicted) == 400 and not predicted & train and not predicted & evaluation
+
+
 def test_the_report_embeds_the_predictions_it_finds(finished, cli_here):
     cli("predict", run_dir(finished, "gym_CartPole-v1"), "--episodes", "1", "--window", "12")
     r = cli_here("report", finished, "--out", finished / "report", "--reps", "200")

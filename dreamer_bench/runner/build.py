@@ -149,7 +149,7 @@ def check_options(opts: GridOptions, presets) -> None:
     if opts.log_updates < 0:
         raise GridError(f"--log-updates must be ≥ 0 (0: a metrics row every 30 s only), got {opts.log_updates}")
     if opts.threads < 0:
-        raise GridError(f"--threads must be ≥ 0 (0: torch's default), got {opts.threads}")
+        raise GridError(f"--threads must be ≥ 0 (0: cores / jobs), got {opts.threads}")
     check_device(opts.device)
     try:
         check_loggers(opts.log)

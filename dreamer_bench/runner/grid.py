@@ -165,6 +165,11 @@ def run_one(spec_dict: dict, retries: int = 0, parent: int | None = None, stop_e
                 return {"label": spec.label, "state": "stopped", "error": None}
             return {"label": spec.label, "state": status.get("state", "done"), "error": None}
         except LockBusy as e:
+            # on Dask, the owner may be a worker on another host that died: wait until that shows
+            if stop_event and RunLock(spec.directory / "run.lock").owner_gone(should_stop):
+                continue
+            if should_stop is not None and should_stop():
+                return {"label": spec.label, "state": "unstarted", "error": None}
             return {"label": spec.label, "state": "busy", "error": str(e)}
         except ConfigMismatch as e:
             return {"label": spec.label, "state": "failed", "error": str(e)}

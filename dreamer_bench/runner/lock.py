@@ -59,6 +59,31 @@ class RunLock:
             return not _pid_alive(int(info.get("pid", -1)))
         return age > self.stale_after
 
+    def owner_gone(self, should_stop=None, poll: float = 2.0) -> bool:
+        """For a lock held from another host: wait to tell a dead owner from a live one. On a Dask
+        cluster the scheduler hands a run whose worker died to another worker at once, and from
+        another host the dead owner's lock only goes stale after ``stale_after`` seconds. A
+        heartbeat that moves means the owner lives (False, at once); the lock going stale or away
+        means it is gone (True). False as well for an owner on this host (its pid already
+        decided), and once ``should_stop()`` says so."""
+        info = read_json(self.path, default=None)
+        if isinstance(info, dict) and info.get("host") == socket.gethostname():
+            return False
+        try:
+            seen = self.path.stat().st_mtime
+        except FileNotFoundError:
+            return True
+        while not (should_stop is not None and should_stop()):
+            time.sleep(poll)
+            if self.is_stale():
+                return True
+            try:
+                if self.path.stat().st_mtime != seen:
+                    return False
+            except FileNotFoundError:
+                return True
+        return False
+
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._guard():

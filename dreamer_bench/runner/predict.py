@@ -1,7 +1,7 @@
 """``dreamer-bench predict RUN_DIR``: what a run's world model imagines, open loop.
 
 From the run's latest checkpoint, the agent plays a few fresh episodes on the run's own task
-(new environment seeds; the replay may be gone). For each episode, a window of ``window`` steps
+(environment seeds apart from those it trained and evaluated on; the replay may be gone). For each episode, a window of ``window`` steps
 from its start: the first ``context`` steps go through the posterior (the model sees them), then
 the model imagines the rest with its prior under the actions that were really taken, and decodes
 observations, reward and continue from what it imagines. Written into ``RUN_DIR/predictions/``:
@@ -69,6 +69,13 @@ def load_agent(run: Path, device: str = "cpu"):
     return agent, task, env_settings, config
 
 
+def episode_seed(seed: int, episode: int) -> int:
+    """The environment seed of ``predict``'s episode: from a stream apart from training's
+    (``run.env_seed``) and evaluation's (``evaluate.round_seed``), so that its episodes are not
+    ones the run trained on (tests/test_predict.py checks the three apart)."""
+    return (seed * 1_000_003 + 3_333_331 + 104_723 * episode) % (2**31)
+
+
 def collect(agent, task: str, env_settings: dict, episodes: int, max_steps: int, seed: int) -> list[dict]:
     """Episodes of the agent's policy (sampled actions, a generator of their own): per step the
     observation, the world-model action taken after it, reward, is_first and is_terminal."""
@@ -80,7 +87,7 @@ def collect(agent, task: str, env_settings: dict, episodes: int, max_steps: int,
     out = []
     generator = torch.Generator(agent.device).manual_seed(seed)
     for e in range(episodes):
-        env = make_env(task, seed=seed + 1000 * e, **env_settings)
+        env = make_env(task, seed=episode_seed(seed, e), **env_settings)
         keys = list(env.obs_space)
         steps = {k: [] for k in (*keys, "action", "reward", "is_first", "is_terminal")}
         try:
@@ -236,7 +243,7 @@ def predict(run: Path, episodes: int = 3, context: int = 5, window: int = 50, se
             files.append(f"episode_{i}.png")
         errors = {k: np.mean((result["true"][k].astype(float) - result["pred"][k].astype(float)) ** 2,
                              axis=tuple(range(1, result["true"][k].ndim))).round(6).tolist() for k in result["true"]}
-        errors["reward"] = np.abs(result["reward"][0] - result["reward"][1]).round(6).tolist()
+        errors["reward"] = ((result["reward"][0] - result["reward"][1]) ** 2).round(6).tolist()
         summary.append({"episode": i, "steps": result["steps"], "context": result["context"], "files": files,
                         "squared_error_per_step": errors})
     record = {"task": task, "run": config.get("run"), "updates": agent.updates, "context": context, "window": window,

@@ -151,6 +151,13 @@ def resolved_config(spec: RunSpec) -> dict[str, Any]:
     }
 
 
+def env_seed(run_seed: int, restart: int, env: int) -> int:
+    """The seed of a training environment: the run's seed, how often it restarted (a resumed run
+    plays new episodes) and which of its environments. ``evaluate.round_seed`` and
+    ``predict.episode_seed`` draw from streams apart from this one."""
+    return (run_seed * 1_000_003 + 7919 * restart + env) % (2**31)
+
+
 def machine_record(spec: RunSpec) -> dict[str, Any]:
     """Where a run trains: host, CPU in words (model, family, instruction sets), device, threads,
     Python. (The GPU's name is asked in the training process alone, ``training_machine``: asking it
@@ -382,7 +389,7 @@ class Run:
         ckpt = latest_checkpoint(self.dir)
         loop = json.loads((ckpt / "loop.json").read_text()) if ckpt else {}
         restarts = int(loop.get("restarts", -1)) + 1
-        env_seeds = [(spec.seed * 1_000_003 + 7919 * restarts + i) % (2**31) for i in range(n_envs)]
+        env_seeds = [env_seed(spec.seed, restarts, i) for i in range(n_envs)]
         envs = EnvGroup(spec.task_name, env_seeds, {"action_repeat": repeat, **settings["env"]}, parallel=n_envs > 1)
         try:
             agent = Agent(envs.obs_space, envs.act_space, cfg)
