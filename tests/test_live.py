@@ -171,8 +171,12 @@ def test_wandb_runs_offline_resumes_its_run_and_logs_the_jsonl_rows(logged):
 
 def test_no_logger_process_outlives_the_run(logged):
     logged, _ = logged
+    from dreamer_bench.runner.lock import _pid_alive
+
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    assert str(logged) not in ps and "wandb-core" not in ps
+    results = logged.parents[3]  # named on the command line of the run and of anything it started
+    assert str(results) not in ps and "wandb-core" not in ps, ps
+    assert not _pid_alive(json.loads((logged / "status.json").read_text())["pid"])  # the run's own process
 
 
 def test_loggers_are_not_part_of_the_run_identity(logged):

@@ -1,6 +1,8 @@
 """Training smoke over the full agent and every single-off variant; checkpoints; determinism."""
 
 import io
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -144,6 +146,15 @@ def test_bf16_warns_where_the_device_has_no_native_bf16_products():
             make_agent(BOTH, DISCRETE, precision=precision)
         return any("no native bf16" in str(w.message) for w in caught)
 
+    # bf16 products in hardware: AVX-512 BF16 or AMX, as /proc/cpuinfo says, not as the code under test says
+    flags = set()
+    if Path("/proc/cpuinfo").exists():
+        found = re.search(r"^flags\s*:\s*(.*)$", Path("/proc/cpuinfo").read_text(), re.M)
+        flags = set(found.group(1).split()) if found else set()
+    if flags & {"avx512_bf16", "amx_bf16"}:
+        assert native_bf16("cpu")
+    elif flags and "avx512f" not in flags:  # (oneDNN may emulate bf16 with plain AVX-512: not judged)
+        assert not native_bf16("cpu")
     assert warned("bf16") == (not native_bf16("cpu"))
     assert not warned("fp32")
 
@@ -152,6 +163,34 @@ def test_bf16_warns_where_the_device_has_no_native_bf16_products():
 def test_cuda_trains():
     for precision in ("fp32", "bf16"):
         train_and_check(make_agent(BOTH, DISCRETE, device="cuda", precision=precision))
+
+
+@pytest.mark.parametrize("act", [DISCRETE, CONTINUOUS], ids=["discrete", "continuous"])
+def test_the_compiled_step_trains_as_the_eager_one(act):
+    """compile: true (the learning suite's setting; the README's speeds) compiles the update's
+    pieces with torch.compile: two updates from the same seed give the eager step's losses and
+    parameters to float rounding. The check has power: an eager agent whose learning rate differs
+    by 10% is far outside it."""
+    import warnings
+
+    def trained(**overrides):
+        agent = make_agent(BOTH, act, seed=3, warmup=0, **overrides)
+        batch = make_batch(agent)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            metrics = [agent.train(dict(batch)) for _ in range(2)]
+        assert not [w for w in caught if "torch.compile failed" in str(w.message)]  # really compiled
+        return metrics, {k: v.detach().clone() for k, v in agent.named_parameters()}
+
+    start = {k: v.detach() for k, v in make_agent(BOTH, act, seed=3, warmup=0).named_parameters()}
+    (compiled, c), (eager, e), (_, other) = trained(compile=True), trained(), trained(lr=4.4e-5)
+    for mc, me in zip(compiled, eager):
+        for key in ("loss/total", "loss/policy", "loss/value", "loss/repval", "grad_norm", "imag/return"):
+            assert mc[key] == pytest.approx(me[key], rel=1e-5, abs=1e-7), key
+    moved = max((e[k] - start[k]).abs().max().item() for k in e)
+    gap = max((c[k] - e[k]).abs().max().item() for k in e)
+    assert moved > 1e-5 and gap < 1e-3 * moved, (gap, moved)
+    assert max((other[k] - e[k]).abs().max().item() for k in e) > 1e-2 * moved
 
 
 def test_a_failing_compiler_falls_back_to_the_eager_step(monkeypatch):

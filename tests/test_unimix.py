@@ -33,21 +33,34 @@ def test_rssm_latents_keep_the_minimum_probability():
     assert off.rssm.prior_logprobs(torch.randn(5, off.cfg.deter)).exp().min().item() < 1e-20
 
 
-def test_discrete_actor_is_mixed_and_the_official_head_can_be_reproduced():
-    agent = make_agent(BOTH, DISCRETE)
-    assert latent_mix(agent.cfg) == 0.01 and actor_mix(agent.cfg) == 0.01
+def _saturated_actor_probs(agent) -> torch.Tensor:
+    """The discrete actor's probabilities with its output layer forced to logits (60, 0, −60)."""
     with torch.no_grad():
         agent.actor.out.bias.copy_(torch.tensor([60.0, 0.0, -60.0]))
         agent.actor.out.weight.zero_()
-    probs = agent.actor(torch.randn(4, agent.cfg.feat)).exp()
-    assert probs.min().item() == pytest.approx(0.01 / 3, rel=1e-4)
+    return agent.actor(torch.randn(4, agent.cfg.feat)).exp()
+
+
+def test_discrete_actor_is_mixed_and_the_official_head_can_be_reproduced():
+    agent = make_agent(BOTH, DISCRETE)
+    assert latent_mix(agent.cfg) == 0.01 and actor_mix(agent.cfg) == 0.01
+    assert _saturated_actor_probs(agent).min().item() == pytest.approx(0.01 / 3, rel=1e-4)
+    # actor_unimix=0 (the official head): the actor is a plain softmax, the latents still mixed
     official = make_agent(BOTH, DISCRETE, actor_unimix=0.0)
-    assert latent_mix(official.cfg) == 0.01 and actor_mix(official.cfg) == 0.0
+    assert _saturated_actor_probs(official).min().item() < 1e-20
+    with torch.no_grad():
+        official.rssm.prior_out.bias.copy_(torch.tensor([50.0, 0, 0, -50.0] * official.cfg.latents))
+        official.rssm.prior_out.weight.zero_()
+    prior = official.rssm.prior_logprobs(torch.randn(5, official.cfg.deter)).exp()
+    assert prior.min().item() == pytest.approx(0.01 / official.cfg.classes, rel=1e-4)
 
 
 def test_off_is_plain_softmax_everywhere():
-    agent = make_agent(BOTH, CONTINUOUS, off=("unimix",))
+    agent = make_agent(BOTH, DISCRETE, off=("unimix",))
     assert latent_mix(agent.cfg) == 0.0 and actor_mix(agent.cfg) == 0.0
+    probs = _saturated_actor_probs(agent)
+    logits = torch.tensor([60.0, 0.0, -60.0])
+    torch.testing.assert_close(probs, torch.softmax(logits, -1).expand(4, 3))  # float32 softmax: e^-60 ≈ 8.8e-27
     logits = torch.randn(3, 5)
     torch.testing.assert_close(mixed_logprobs(logits, 0.0), torch.log_softmax(logits, -1))
 
