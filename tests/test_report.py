@@ -546,6 +546,25 @@ def test_unfinished_runs_before_their_score_window_are_drawn_not_a_traceback(tmp
     assert (tmp_path / "rep" / "toy_learning_curves.png").stat().st_size > 0
 
 
+def test_learning_curves_draw_each_seed_and_write_the_numbers_they_draw(tmp_path, cli_here):
+    """Budget 1,000 in 20 bins of 50 env steps (labelled by their right edge): seed 0 has episodes
+    ending at 30, 40 and 990 (returns 1, 3, 10), seed 1 at 45 and 1000 (5, 20). Each seed's bin
+    means: 2 and 10; 5 and 20. The mean over seeds: 3.5 at 50, 15 at 1000."""
+    import pandas as pd
+
+    root = tmp_path / "results"
+    write_run(root, "toy", "full", "gym_t", 0, [30, 40, 990], [1.0, 3.0, 10.0])
+    write_run(root, "toy", "full", "gym_t", 1, [45, 1000], [5.0, 20.0])
+    r = cli_here("report", root, "--reps", "200", "--out", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+    seeds = pd.read_csv(tmp_path / "rep" / "toy_learning_curves_seeds.csv")
+    assert seeds[["seed", "x", "return"]].values.tolist() == [[0, 50, 2], [0, 1000, 10], [1, 50, 5], [1, 1000, 20]]
+    mean = pd.read_csv(tmp_path / "rep" / "toy_learning_curves.csv")
+    assert mean[["x", "mean"]].values.tolist() == [[50, 3.5], [1000, 15]]
+    assert (mean["lower"] >= [2, 10]).all() and (mean["upper"] <= [5, 20]).all()  # a band over the two seeds
+    assert "toy_learning_curves_seeds.csv" in (tmp_path / "rep" / "report.md").read_text()
+
+
 def test_a_filter_value_is_checked_against_the_runs_the_other_filters_keep(tmp_path, cli_here):
     """gym_u exists, but not in suite toy: `--suite toy --tasks gym_t,gym_u` would report gym_t
     alone without a word."""

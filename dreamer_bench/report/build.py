@@ -550,6 +550,8 @@ def _efficiency_and_curves(s: _Suite) -> list[str]:
         text.append(f"\n### Learning curves\n\nEpisode returns binned over env steps; mean over seeds with a "
                     f"95% band.\n\n![learning curves]({fig})"
                     + f"\n\n*Raw {episodes_word} episode returns in 20 equal bins of the budget: each seed's mean in a "
-                      f"bin, then the mean over seeds with a 95% bootstrap band over seeds (a single seed has none); "
-                      f"seeds: {s.seeds_text()}.*")
+                      f"bin (a thin line per seed where a method has at most {figures.SEED_LINES} on a task), then "
+                      f"the mean over seeds with a 95% bootstrap band over seeds (a single seed has none); "
+                      f"seeds: {s.seeds_text()}. The numbers drawn: `{fig.rsplit('.', 1)[0]}.csv` and "
+                      f"`{fig.rsplit('.', 1)[0]}_seeds.csv`.*")
     return text

@@ -47,22 +47,33 @@ def seed_band(values: np.ndarray, rng: np.random.Generator, reps: int = 1000) ->
     return mean, float(lo), float(hi)
 
 
+SEED_LINES = 8  # methods with at most this many seeds on a task also get a thin line per seed
+
+
 def learning_curves(episodes: pd.DataFrame, out: Path, name: str = "learning_curves", bins: int = 20,
                     colours: dict | None = None, seed: int = 0) -> str | None:
     """Per task: episode return against env steps in ``bins`` equal bins of the budget (each
-    seed's mean return in a bin), mean over seeds with a 95% bootstrap band over seeds."""
+    seed's mean return in a bin), mean over seeds with a 95% bootstrap band over seeds, and a thin
+    line per seed where a method has at most ``SEED_LINES`` seeds on the task. The drawn numbers
+    are written beside the figure: ``<name>.csv`` (mean and band per method and bin) and
+    ``<name>_seeds.csv`` (each seed's mean per bin)."""
     if episodes.empty:
         return None
     rng = np.random.default_rng(seed)
-    rows = []
+    rows, seed_rows = [], []
     for task, sub in episodes.groupby("task"):
         edges = np.linspace(0, sub["budget"].max(), bins + 1)
         sub = sub.assign(x=pd.cut(sub["env_steps"], edges, labels=edges[1:], include_lowest=True).astype(float))
         per_seed = sub.groupby(["method", "seed", "x"], observed=True)["return"].mean().reset_index()
+        seed_rows.append(per_seed.assign(task=task))
         for (method, x), cell in per_seed.groupby(["method", "x"]):
             mean, lo, hi = seed_band(cell["return"].to_numpy(), rng)
             rows.append({"task": task, "method": method, "x": x, "mean": mean, "lower": lo, "upper": hi})
     data = pd.DataFrame(rows)
+    seeds = pd.concat(seed_rows)[["task", "method", "seed", "x", "return"]].sort_values(["task", "method", "seed", "x"])
+    out.mkdir(parents=True, exist_ok=True)
+    data.sort_values(["task", "method", "x"]).to_csv(out / f"{name}.csv", index=False)
+    seeds.to_csv(out / f"{name}_seeds.csv", index=False)
     tasks = sorted(data["task"].unique())
     methods = sorted(data["method"].unique(), key=lambda m: (m != "full", m.endswith("(published)"), m))
     colours = colours or method_colours(methods)
@@ -76,6 +87,10 @@ def learning_curves(episodes: pd.DataFrame, out: Path, name: str = "learning_cur
                 continue
             ax.plot(line["x"], line["mean"], marker="o", markersize=3, color=colours[method], label=method)
             ax.fill_between(line["x"], line["lower"], line["upper"], color=colours[method], alpha=0.2, linewidth=0)
+            own = seeds[(seeds["task"] == task) & (seeds["method"] == method)]
+            if own["seed"].nunique() <= SEED_LINES:
+                for _, one in own.groupby("seed"):
+                    ax.plot(one["x"], one["return"], color=colours[method], linewidth=0.6, alpha=0.45)
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("env steps")
         ax.set_ylabel("episode return")
