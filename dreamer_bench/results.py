@@ -117,11 +117,19 @@ def read_jsonl(path: Path) -> list[dict]:
 # layout
 
 def writable(path: Path) -> bool:
-    """Whether a folder exists and is writable, or could be made inside one that is."""
+    """Whether a folder exists and is writable, or could be made inside one that is: its nearest
+    existing folder passes the permission check and really takes a file (created and removed at
+    once; the permission bits alone pass for root everywhere, /proc and /sys included)."""
     probe = Path(path).absolute()
     while not probe.exists():
         probe = probe.parent
-    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK) and not str(probe).startswith(("/proc", "/sys"))
+    if not (probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)):
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=probe, prefix=".dreamer-bench-probe-"):
+            return True
+    except OSError:
+        return False
 
 
 def safe_name(task: str) -> str:

@@ -370,6 +370,17 @@ def test_unwritable_results_directory(tmp_path):
         locked.chmod(0o700)
 
 
+def test_writable_asks_the_file_system_not_the_permission_bits(tmp_path):
+    """Root passes every permission check, /proc's and /sys's too (os.access says yes there): the
+    folder must really take a file. The probe leaves nothing behind."""
+    from dreamer_bench.results import writable
+
+    assert writable(tmp_path / "new" / "deeper") and list(tmp_path.iterdir()) == []
+    assert not writable(Path("/proc/dreamer-bench/r")) and not writable(Path("/sys/dreamer-bench/r"))
+    (tmp_path / "file").write_text("x")
+    assert not writable(tmp_path / "file" / "r")  # inside a file
+
+
 # ------------------------------------------------------------------------------------------------
 # files and locks
 
