@@ -1,8 +1,17 @@
 """Crafter: 64×64 RGB, 17 discrete actions, its own reward; the achievements unlocked in each
 episode are recorded when it ends. Death is a terminal; the 10,000-step length limit is a
-truncation."""
+truncation.
+
+Crafter (1.8.3) keeps each chunk's creatures in a Python set, which iterates in memory-address
+order, and picks the creature to despawn by an index its RNG draws into that order: the same seed
+and actions gave episodes of 126, 140 and 154 steps. The adapter makes its world keep them in
+insertion order instead (``_InsertionOrdered``), so that an episode repeats for a seed; the
+creature despawned is still drawn uniformly, so the environment's distribution is unchanged."""
 
 from __future__ import annotations
+
+import collections
+import warnings
 
 import numpy as np
 
@@ -25,6 +34,7 @@ class CrafterEnv(Env):
         except ImportError:
             raise EnvError("Crafter needs the crafter package; install it with: pip install 'dreamer-bench[crafter]'") from None
         self.env = crafter.Env(size=tuple(size), reward=True, length=length, seed=seed)
+        _keep_chunks_in_insertion_order(self.env)
         self.action_repeat = action_repeat
         self.obs_space = {"image": (*tuple(size), 3)}
         self.act_space = ActSpace(True, int(self.env.action_space.n))
@@ -46,3 +56,51 @@ class CrafterEnv(Env):
             unlocked = info.get("achievements", {})
             extras["achievements"] = {k: int(unlocked.get(k, 0)) for k in ACHIEVEMENTS}
         return {"image": np.asarray(image, np.uint8)}, total, terminated, truncated, extras
+
+
+class _InsertionOrdered:
+    """The part of ``set`` crafter's world uses for a chunk's objects (add, remove, iterate), kept
+    in insertion order."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self):
+        self._items: dict = {}
+
+    def add(self, obj) -> None:
+        self._items[obj] = None
+
+    def remove(self, obj) -> None:
+        del self._items[obj]
+
+    def discard(self, obj) -> None:
+        self._items.pop(obj, None)
+
+    def __contains__(self, obj) -> bool:
+        return obj in self._items
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _keep_chunks_in_insertion_order(env) -> None:
+    """After each reset of the env's world, its chunks hold their objects in insertion order (the
+    module's docstring says why). A crafter whose world is not laid out as 1.8's was is left as it
+    is, with a warning that its episodes may not repeat for a seed."""
+    world = getattr(env, "_world", None)
+    if not isinstance(getattr(world, "_chunks", None), collections.defaultdict) or not callable(
+            getattr(world, "reset", None)):
+        warnings.warn("this crafter version's world is not laid out as 1.8's: its episodes may not repeat for a "
+                      "seed", stacklevel=3)
+        return
+    reset = world.reset
+
+    def ordered_reset(*args, **kwargs):
+        reset(*args, **kwargs)
+        world._chunks = collections.defaultdict(_InsertionOrdered)  # before the world's objects are added
+
+    world.reset = ordered_reset
+    world._chunks = collections.defaultdict(_InsertionOrdered)  # the world is still empty
