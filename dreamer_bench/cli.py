@@ -472,7 +472,8 @@ def predict(
 
 
 @app.command()
-def status(results: Path = typer.Argument(Path("results"), help="Results directory.")) -> None:
+def status(results: Path = typer.Argument(Path("results"), help="Results directory."),
+           as_json: bool = typer.Option(False, "--json", help="One JSON list of the runs on stdout, for scripts.")) -> None:
     """Print the state of every run in a results directory."""
     from .results import find_runs
     from .runner.grid import status_rows, status_table
@@ -483,6 +484,9 @@ def status(results: Path = typer.Argument(Path("results"), help="Results directo
     dirs = find_runs(results)
     if not dirs:
         fail(f"no runs in {results}")
+    if as_json:
+        print(json.dumps(status_rows(dirs), indent=1))
+        return
     Console(width=max(console.width, 140)).print(status_table(status_rows(dirs), title=str(results)))
 
 

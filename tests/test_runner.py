@@ -81,6 +81,11 @@ def test_smoke_suite_end_to_end_writes_the_documented_layout(smoke_results):
         assert (d / "checkpoint").is_dir() and not (d / "run.lock").exists()
     out = cli("status", smoke_results)
     assert out.returncode == 0 and "4 done" in out.stdout
+    rows = json.loads(cli("status", smoke_results, "--json").stdout)  # the same, for scripts
+    assert len(rows) == 4 and {r["state"] for r in rows} == {"done"}
+    for r in rows:
+        status = json.loads((Path(r["dir"]) / "status.json").read_text())
+        assert (r["env_steps"], r["updates"], r["budget"]) == (status["env_steps"], status["updates"], status["budget"])
 
 
 def test_rerun_skips_finished_runs_and_ablate_trains_only_the_missing_variant(tmp_path):

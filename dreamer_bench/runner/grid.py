@@ -400,7 +400,7 @@ def status_rows(directories: Iterable[Path]) -> list[dict]:
         if state == "running" and RunLock(Path(d) / "run.lock").is_stale():
             state = "interrupted"  # its process is gone; rerun the command to resume it
         rows.append({"suite": parts[-4], "variant": parts[-3], "task": parts[-2], "seed": parts[-1],
-                     "state": state, "env_steps": st.get("env_steps", 0),
+                     "state": state, "env_steps": st.get("env_steps", 0), "updates": st.get("updates"),
                      "budget": st.get("budget"), "updates_per_s": st.get("updates_per_s"),
                      "env_steps_per_s": st.get("env_steps_per_s"), "latest_return": st.get("latest_return"),
                      "error": st.get("error"), "dir": str(d)})
