@@ -310,7 +310,7 @@ LogOpt = typer.Option(None, "--log", help="Live metrics beside metrics.jsonl (re
 def check_writable(path: Path, what: str) -> None:
     from .results import writable
 
-    if Path(path).is_file():
+    if os.path.isfile(path):  # (Path.is_file raises where a parent may not be searched)
         fail(f"{what} {path} is a file, not a directory" if "directory" in what else f"{what} {path} is a file")
     if not writable(path):
         fail(f"{what} {path} is not writable")
@@ -484,8 +484,10 @@ def status(results: Path = typer.Argument(Path("results"), help="Results directo
     dirs = find_runs(results)
     if not dirs:
         fail(f"no runs in {results}")
-    if as_json:
-        print(json.dumps(status_rows(dirs), indent=1))
+    if as_json:  # valid JSON for any reader: a non-finite number (a NaN return) is written null
+        rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
+                for r in status_rows(dirs)]
+        print(json.dumps(rows, indent=1, allow_nan=False))
         return
     Console(width=max(console.width, 140)).print(status_table(status_rows(dirs), title=str(results)))
 

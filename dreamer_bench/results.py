@@ -121,9 +121,9 @@ def writable(path: Path) -> bool:
     existing folder passes the permission check and really takes a file (created and removed at
     once; the permission bits alone pass for root everywhere, /proc and /sys included)."""
     probe = Path(path).absolute()
-    while not probe.exists():
+    while not os.path.exists(probe):  # (Path.exists raises where a parent may not be searched)
         probe = probe.parent
-    if not (probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)):
+    if not (os.path.isdir(probe) and os.access(probe, os.W_OK | os.X_OK)):
         return False
     try:
         with tempfile.TemporaryFile(dir=probe, prefix=".dreamer-bench-probe-"):

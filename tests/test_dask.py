@@ -135,19 +135,22 @@ def _foreign_lock(d, age: float):
     return lock
 
 
-def test_a_run_whose_worker_died_on_another_host_is_resumed_once_its_lock_goes_stale(tmp_path, cluster):
+@pytest.mark.parametrize("pack", [1, 2], ids=["alone", "packed"])
+def test_a_run_whose_worker_died_on_another_host_is_resumed_once_its_lock_goes_stale(tmp_path, cluster, pack):
     """The scheduler hands the run of a dead worker to another one at once; from another host the
     dead owner's lock is stale only after 600 s without a heartbeat. Once, the run was then
     reported busy and the grid exited 1; now it waits for the lock to show whether its owner lives.
-    Here the heartbeat stopped 590 s ago, so the run takes over ~10 s later."""
+    Here the heartbeat stopped 590 s ago, so the run takes over ~10 s later. Packed: seed 0's lock
+    is the dead one, and the group (seeds 0 and 1) starts once it has gone stale."""
     suite = write_suite(tmp_path / "tiny.yaml", steps=600)
     stale_at = _foreign_lock(run_dir(tmp_path / "r"), age=590).stat().st_mtime + 600
     out = cli("run", "--suite", suite, "--results", tmp_path / "r", "--backend", "dask", "--address", cluster,
-              timeout=300)
+              "--seeds", str(pack), "--pack", str(pack), timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
-    consistent(run_dir(tmp_path / "r"), 600)
-    (start,) = read_jsonl(run_dir(tmp_path / "r") / "starts.jsonl")
-    assert start["time"] >= stale_at - 1  # it trained only once the lock had gone stale
+    for seed in range(pack):
+        consistent(run_dir(tmp_path / "r", seed=seed), 600)
+        (start,) = read_jsonl(run_dir(tmp_path / "r", seed=seed) / "starts.jsonl")
+        assert start["time"] >= stale_at - 1  # it trained only once the lock had gone stale
 
 
 def test_a_run_whose_owner_on_another_host_lives_is_reported_busy_at_once(tmp_path, cluster):

@@ -558,9 +558,10 @@ def test_learning_curves_draw_each_seed_and_write_the_numbers_they_draw(tmp_path
     r = cli_here("report", root, "--reps", "200", "--out", tmp_path / "rep")
     assert r.returncode == 0, r.stderr
     seeds = pd.read_csv(tmp_path / "rep" / "toy_learning_curves_seeds.csv")
-    assert seeds[["seed", "x", "return"]].values.tolist() == [[0, 50, 2], [0, 1000, 10], [1, 50, 5], [1, 1000, 20]]
+    assert seeds[["seed", "env_steps", "return"]].values.tolist() == [[0, 50, 2], [0, 1000, 10], [1, 50, 5],
+                                                                     [1, 1000, 20]]
     mean = pd.read_csv(tmp_path / "rep" / "toy_learning_curves.csv")
-    assert mean[["x", "mean"]].values.tolist() == [[50, 3.5], [1000, 15]]
+    assert mean[["env_steps", "mean"]].values.tolist() == [[50, 3.5], [1000, 15]]
     assert (mean["lower"] >= [2, 10]).all() and (mean["upper"] <= [5, 20]).all()  # a band over the two seeds
     assert "toy_learning_curves_seeds.csv" in (tmp_path / "rep" / "report.md").read_text()
 

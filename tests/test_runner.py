@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -475,6 +476,21 @@ def test_many_processes_never_both_take_over_a_stale_lock(tmp_path):
         winners = out.read_text().split() if out.exists() else []
         assert len(winners) == 1, (trial, winners)
         assert not path.exists()  # the winner released its own lock, and nobody else's
+
+
+def test_a_held_lock_beats_from_a_thread_until_released(tmp_path):
+    """The training loop touches its lock every 2 s of training; compiling, loading a replay,
+    evaluating or checkpointing can block it far longer, so a thread beats too while it is held."""
+    lock = RunLock(tmp_path / "run.lock", beat_every=0.1)
+    lock.acquire()
+    first = (tmp_path / "run.lock").stat().st_mtime_ns
+    deadline = time.time() + 5
+    while time.time() < deadline and (tmp_path / "run.lock").stat().st_mtime_ns == first:
+        time.sleep(0.05)
+    assert (tmp_path / "run.lock").stat().st_mtime_ns > first  # nobody called heartbeat()
+    lock.release()
+    assert not (tmp_path / "run.lock").exists()
+    assert not [t for t in threading.enumerate() if t.name == "run-lock-heartbeat"]
 
 
 def test_release_never_removes_another_owners_lock(tmp_path):

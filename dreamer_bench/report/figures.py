@@ -72,8 +72,10 @@ def learning_curves(episodes: pd.DataFrame, out: Path, name: str = "learning_cur
     data = pd.DataFrame(rows)
     seeds = pd.concat(seed_rows)[["task", "method", "seed", "x", "return"]].sort_values(["task", "method", "seed", "x"])
     out.mkdir(parents=True, exist_ok=True)
-    data.sort_values(["task", "method", "x"]).to_csv(out / f"{name}.csv", index=False)
-    seeds.to_csv(out / f"{name}_seeds.csv", index=False)
+    # in the files, each bin is named by its right edge in env steps
+    data.sort_values(["task", "method", "x"]).rename(columns={"x": "env_steps"}).to_csv(out / f"{name}.csv",
+                                                                                        index=False)
+    seeds.rename(columns={"x": "env_steps"}).to_csv(out / f"{name}_seeds.csv", index=False)
     tasks = sorted(data["task"].unique())
     methods = sorted(data["method"].unique(), key=lambda m: (m != "full", m.endswith("(published)"), m))
     colours = colours or method_colours(methods)

@@ -10,6 +10,7 @@ to ``status`` (a pending status file per run).
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,7 +158,7 @@ def check_options(opts: GridOptions, presets) -> None:
     except ValueError as e:
         raise GridError(str(e)) from None
     if not writable(opts.results):
-        raise GridError(f"results directory {opts.results} is a file, not a directory" if Path(opts.results).is_file()
+        raise GridError(f"results directory {opts.results} is a file, not a directory" if os.path.isfile(opts.results)
                         else f"results directory {opts.results} is not writable")
 
 

@@ -166,7 +166,7 @@ def run_one(spec_dict: dict, retries: int = 0, parent: int | None = None, stop_e
             return {"label": spec.label, "state": status.get("state", "done"), "error": None}
         except LockBusy as e:
             # on Dask, the owner may be a worker on another host that died: wait until that shows
-            if stop_event and RunLock(spec.directory / "run.lock").owner_gone(should_stop):
+            if stop_event and owner_gone(spec, should_stop):
                 continue
             if should_stop is not None and should_stop():
                 return {"label": spec.label, "state": "unstarted", "error": None}
@@ -179,6 +179,33 @@ def run_one(spec_dict: dict, retries: int = 0, parent: int | None = None, stop_e
                 continue
             return {"label": spec.label, "state": "failed", "error": f"{type(e).__name__}: {e}",
                     "traceback": traceback.format_exc()}
+
+
+def owner_gone(spec: RunSpec, should_stop) -> bool:
+    """Whether the run's lock, held from another host, turned out to have a dead owner (waited
+    for: ``RunLock.owner_gone``); False for a live owner, on a stop request, or if the lock cannot
+    be read at all (the run is then reported busy, as before)."""
+    try:
+        return RunLock(spec.directory / "run.lock").owner_gone(should_stop)
+    except Exception:  # noqa: BLE001 - run_one never raises
+        return False
+
+
+def wait_for_foreign_owners(specs: list[RunSpec], should_stop) -> None:
+    """Before a packed group starts on a Dask worker: the members whose locks are held from
+    another host (a worker that died there) are waited for first, as ``run_one`` waits for a run
+    of its own; the group's members wait for each other's updates, so none may wait alone. One
+    after another, in the calling thread (a Dask stop request is only seen from the task's own);
+    members that died together go stale together, so the wait is about the longest one's."""
+    import socket
+
+    from ..results import read_json
+
+    for spec in specs:
+        info = read_json(spec.directory / "run.lock", default=None)
+        if isinstance(info, dict) and info.get("host") != socket.gethostname():
+            if not owner_gone(spec, should_stop) and should_stop is not None and should_stop():
+                return
 
 
 def dask_stop_request(name: str):

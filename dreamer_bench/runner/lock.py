@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -26,11 +27,13 @@ class RunLock:
     (``.run.lock.guard``, released by the kernel if its holder dies), so that two processes can
     never both judge one stale lock and both take it, and ``release`` only removes its own."""
 
-    def __init__(self, path: Path, stale_after: float = 600.0):
+    def __init__(self, path: Path, stale_after: float = 600.0, beat_every: float = 30.0):
         self.path = Path(path)
         self.stale_after = stale_after
+        self.beat_every = beat_every  # a thread's heartbeat while the lock is held (0: none)
         self.owned = False
         self.token = ""
+        self._beating: tuple[threading.Thread, threading.Event] | None = None
 
     def _owner(self) -> dict:
         self.token = os.urandom(8).hex()
@@ -59,6 +62,29 @@ class RunLock:
             return not _pid_alive(int(info.get("pid", -1)))
         return age > self.stale_after
 
+    def _start_beating(self) -> None:
+        """Touch the lock every ``beat_every`` seconds from a thread while it is held, so that the
+        owner shows it lives through what blocks its training loop for long (compiling, loading a
+        replay, evaluation rounds, checkpoints): the loop's own heartbeat comes every 2 s of training."""
+        if self.beat_every <= 0:
+            return
+        stop = threading.Event()
+
+        def beat():
+            while not stop.wait(self.beat_every):
+                self.heartbeat()
+
+        thread = threading.Thread(target=beat, name="run-lock-heartbeat", daemon=True)
+        thread.start()
+        self._beating = (thread, stop)
+
+    def _stop_beating(self) -> None:
+        if self._beating is not None:
+            thread, stop = self._beating
+            stop.set()
+            thread.join()
+            self._beating = None
+
     def owner_gone(self, should_stop=None, poll: float = 2.0) -> bool:
         """For a lock held from another host: wait to tell a dead owner from a live one. On a Dask
         cluster the scheduler hands a run whose worker died to another worker at once, and from
@@ -69,20 +95,22 @@ class RunLock:
         info = read_json(self.path, default=None)
         if isinstance(info, dict) and info.get("host") == socket.gethostname():
             return False
-        try:
-            seen = self.path.stat().st_mtime
-        except FileNotFoundError:
-            return True
-        while not (should_stop is not None and should_stop()):
-            time.sleep(poll)
-            if self.is_stale():
-                return True
+        seen = None
+        while True:
             try:
-                if self.path.stat().st_mtime != seen:
+                mtime = self.path.stat().st_mtime
+                if seen is not None and mtime != seen:
                     return False
+                seen = mtime
+                if self.is_stale():
+                    return True
             except FileNotFoundError:
                 return True
-        return False
+            except OSError:  # a shared file system's hiccup (ESTALE, EACCES): unknown yet, ask again
+                pass
+            if should_stop is not None and should_stop():
+                return False
+            time.sleep(poll)
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,15 +129,17 @@ class RunLock:
                 f.flush()
                 os.fsync(f.fileno())
             self.owned = True
+        self._start_beating()
 
     def heartbeat(self) -> None:
         if self.owned:
             try:
                 os.utime(self.path)
-            except FileNotFoundError:
+            except OSError:  # gone, or the file system's hiccup: the next beat tries again
                 pass
 
     def release(self) -> None:
+        self._stop_beating()
         if self.owned:
             with self._guard():
                 info = read_json(self.path, default=None)

@@ -90,7 +90,8 @@ def run_group(spec_dicts: list[dict], retries: int = 0, parent: int | None = Non
     import os
 
     from ..agent.runtime import tune_cpu_allocator
-    from .grid import dask_stop_request, die_with, file_stop_request, run_one
+    from .grid import dask_stop_request, die_with, file_stop_request, run_one, wait_for_foreign_owners
+    from .run import RunSpec
 
     worker = parent is not None and parent != os.getpid()
     if worker:
@@ -112,6 +113,8 @@ def run_group(spec_dicts: list[dict], retries: int = 0, parent: int | None = Non
     threads = [threading.Thread(target=member, args=(i,), name=f"pack-{i}", daemon=True)
                for i in range(len(spec_dicts))]
     at_once = False
+    if stop_event:  # on Dask: members whose worker died on another host, waited for before any starts
+        wait_for_foreign_owners([RunSpec(**d) for d in spec_dicts], asked)
     if asked is not None and asked():
         stop.set()  # asked before it started: no member starts
     for t in threads:

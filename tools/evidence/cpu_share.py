@@ -23,19 +23,14 @@ from pathlib import Path
 
 
 def cpu_seconds(pid: int) -> float:
-    total = 0
-    for thread in os.listdir(f"/proc/{pid}/task"):
-        try:
-            fields = Path(f"/proc/{pid}/task/{thread}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # a thread that ended meanwhile
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    """utime + stime of the whole process (/proc/PID/stat counts its ended threads too)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def training_processes(official_runs: Path) -> dict[int, tuple]:
-    pids = subprocess.run(["pgrep", "-f", "popen_loky_posix|tools/official/train.py"], capture_output=True,
-                          text=True).stdout.split()
+    pids = subprocess.run(["pgrep", "-f", "popen_loky_posix|tools/official/train.py|dreamer-bench run|dreamer_bench run"],
+                          capture_output=True, text=True).stdout.split()
     out = {}
     for pid in map(int, pids):
         try:
@@ -50,9 +45,10 @@ def training_processes(official_runs: Path) -> dict[int, tuple]:
     return out
 
 
-def our_steps(results: Path) -> dict[int, tuple]:
-    """pid → (task, seed, env steps) of every run of ours that is training."""
-    out = {}
+def our_steps(results: Path) -> dict[int, dict[tuple, int]]:
+    """pid → {(task, seed): env steps} of every run of ours that is training (a packed group's
+    runs share their process's pid)."""
+    out: dict[int, dict[tuple, int]] = {}
     for status_file in results.rglob("seed_*/status.json"):
         try:
             status = json.loads(status_file.read_text())
@@ -60,13 +56,18 @@ def our_steps(results: Path) -> dict[int, tuple]:
             continue
         if status.get("state") == "running" and status.get("pid"):
             run = status_file.parent
-            out[int(status["pid"])] = (run.parent.name, int(run.name[5:]), int(status["env_steps"]))
+            out.setdefault(int(status["pid"]), {})[(run.parent.name, int(run.name[5:]))] = int(status["env_steps"])
     return out
 
 
 def official_step(metrics: Path) -> int | None:
+    """The last ``step`` the official logger wrote; None before its first row."""
     last = None
-    for line in metrics.read_text().splitlines():
+    try:
+        lines = metrics.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
         try:
             last = json.loads(line).get("step", last)
         except ValueError:
@@ -85,16 +86,22 @@ def main(results: Path, official_runs: Path, window: float) -> dict:
     ours1 = our_steps(results)
     rows = []
     for pid, (side, task, seed, metrics) in procs.items():
-        if not Path(f"/proc/{pid}").exists():
+        try:
+            used = cpu_seconds(pid) - cpu0[pid]
+        except OSError:  # ended during the window
             continue
-        used = cpu_seconds(pid) - cpu0[pid]
         if side == "official":
-            steps = official_step(metrics) - official0[pid]
-        elif pid in ours0 and pid in ours1 and ours0[pid][:2] == ours1[pid][:2]:
-            task, seed, _ = ours1[pid]
-            steps = ours1[pid][2] - ours0[pid][2]
-        else:  # a worker between runs
-            continue
+            first, last = official0[pid], official_step(metrics)
+            if first is None or last is None:
+                continue
+            steps = last - first
+        else:  # the runs this process trained through the whole window (one; several if packed)
+            runs = {k: v for k, v in ours1.get(pid, {}).items() if k in ours0.get(pid, {})}
+            if not runs:  # a process between runs, or not one of ours
+                continue
+            task = ",".join(sorted({t for t, _ in runs}))
+            seed = sorted(s for _, s in runs) if len(runs) > 1 else next(iter(runs))[1]
+            steps = sum(v - ours0[pid][k] for k, v in runs.items())
         rows.append({"side": side, "task": task, "seed": seed, "cpu_s": round(used, 1), "env_steps": steps,
                      "cpu_share": round(used / (t1 - t0), 3),
                      "cpu_ms_per_env_step": round(1000 * used / steps, 1) if steps else None})
