@@ -488,9 +488,9 @@ def test_a_held_lock_beats_from_a_thread_until_released(tmp_path):
     while time.time() < deadline and (tmp_path / "run.lock").stat().st_mtime_ns == first:
         time.sleep(0.05)
     assert (tmp_path / "run.lock").stat().st_mtime_ns > first  # nobody called heartbeat()
+    (beating, _) = lock._beating
     lock.release()
-    assert not (tmp_path / "run.lock").exists()
-    assert not [t for t in threading.enumerate() if t.name == "run-lock-heartbeat"]
+    assert not (tmp_path / "run.lock").exists() and not beating.is_alive()
 
 
 def test_release_never_removes_another_owners_lock(tmp_path):
