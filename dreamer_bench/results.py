@@ -210,12 +210,11 @@ def add_start(run: Path, row: dict) -> None:
     the next one still begins on a line of its own."""
     path = Path(run) / "starts.jsonl"
     line = (json.dumps(row, sort_keys=True, default=_jsonable) + "\n").encode()
-    with open(path, "ab") as f:
-        if f.tell() > 0:
-            with open(path, "rb") as last:
-                last.seek(-1, os.SEEK_END)
-                if last.read(1) != b"\n":
-                    line = b"\n" + line
+    with open(path, "a+b") as f:  # (appending: every write goes to the end)
+        if f.seek(0, os.SEEK_END) > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                line = b"\n" + line
         f.write(line)
         f.flush()
         os.fsync(f.fileno())

@@ -1,8 +1,9 @@
 """``dreamer-bench predict RUN_DIR``: what a run's world model imagines, open loop.
 
 From the run's latest checkpoint, the agent plays a few fresh episodes on the run's own task
-(environment seeds apart from those it trained and evaluated on; the replay may be gone). For each episode, a window of ``window`` steps
-from its start: the first ``context`` steps go through the posterior (the model sees them), then
+(environment seeds apart from those it trained and evaluated on; the replay may be gone). For each
+episode, a window of ``window`` steps from its start: the first ``context`` steps go through the
+posterior (the model sees them), then
 the model imagines the rest with its prior under the actions that were really taken, and decodes
 observations, reward and continue from what it imagines. Written into ``RUN_DIR/predictions/``:
 
