@@ -481,6 +481,18 @@ def test_a_match_target_judges_ours_against_the_official_runs_of_a_score_file(tm
     assert r.returncode == 0, r.stderr
     lines = [line for line in (tmp_path / "rep" / "report.md").read_text().splitlines() if "interval contains 0" in line]
     assert len(lines) == 1 and lines[0].startswith("| gym_t | full") and lines[0].endswith("| PASS |"), lines
+    # a run that has no score yet (none of its episodes in the window) is not counted as a seed:
+    # two scored official seeds and one that only began judge, and the line says 2
+    begun = [{"task": "gym_t", "method": "official", "seed": s, "xs": [500, 1000], "ys": [0, v]}
+             for s, v in enumerate([95, 105])] + [{"task": "gym_t", "method": "official", "seed": 2, "xs": [200], "ys": [7.0]}]
+    write_score_file(tmp_path / "b.json", begun)
+    rows = target_rows(runs + records_from_score_file(tmp_path / "b.json", settings, "toy"), ["gym_t"], ["full", "official"],
+                       reps=2000)
+    assert rows.iloc[0]["target"].startswith("full − official (2 seeds)") and rows.iloc[0]["passed"], rows
+    write_score_file(tmp_path / "c.json", begun[:1] + begun[2:])  # one scored seed and one begun: not judged
+    rows = target_rows(runs + records_from_score_file(tmp_path / "c.json", settings, "toy"), ["gym_t"], ["full", "official"],
+                       reps=2000)
+    assert "(1 seeds)" in rows.iloc[0]["target"] and rows.iloc[0]["passed"] is None, rows
 
 
 def test_a_score_file_run_still_training_is_left_out_unless_asked(tmp_path):
