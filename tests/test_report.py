@@ -445,6 +445,28 @@ def test_mean_difference_interval_is_scipys_two_sample_percentile_bootstrap():
     assert abs(lo - ref.low) < 0.03 * width and abs(hi - ref.high) < 0.03 * width
 
 
+def test_the_false_exclusion_rate_of_the_percentile_interval_matches_the_ideal_bootstrap():
+    """stats.false_exclusion_rate, by Monte Carlo over resamples, against the ideal bootstrap: for
+    a few seeds every resample can be enumerated (n**n equally likely index tuples per side), so
+    the interval of each simulated comparison is computed exactly, independently of the sampler."""
+    import itertools
+
+    def ideal(n, m, trials=3000):
+        rng = np.random.default_rng(11)
+        wx = np.array([np.bincount(c, minlength=n) for c in itertools.product(range(n), repeat=n)]) / n
+        wy = np.array([np.bincount(c, minlength=m) for c in itertools.product(range(m), repeat=m)]) / m
+        x, y = rng.standard_normal((trials, n)), rng.standard_normal((trials, m))
+        d = ((x @ wx.T)[:, :, None] - (y @ wy.T)[:, None, :]).reshape(trials, -1)
+        lo, hi = np.percentile(d, [2.5, 97.5], axis=1)
+        return ((lo > 0) | (hi < 0)).mean()
+
+    for n, m in ((3, 3), (3, 4), (2, 5)):
+        assert stats.false_exclusion_rate(n, m) == pytest.approx(ideal(n, m), abs=0.035), (n, m)
+    # far above the nominal 5% with a few seeds; near it with many
+    assert stats.false_exclusion_rate(3, 3) > 0.14
+    assert 0.03 < stats.false_exclusion_rate(40, 40) < 0.08
+
+
 def test_a_match_target_judges_ours_against_the_official_runs_of_a_score_file(tmp_path, cli_here):
     from dreamer_bench.report.build import target_rows
 
@@ -467,6 +489,8 @@ def test_a_match_target_judges_ours_against_the_official_runs_of_a_score_file(tm
         rows = target_rows(runs + theirs, ["gym_t"], ["full", "official"], reps=2000)
         assert len(rows) == 1 and rows.iloc[0]["method"] == "full", rows  # official is what is matched
         assert rows.iloc[0]["passed"] == passed, finals
+        rate = rows.iloc[0]["fail_if_equal"]  # for equal methods at these seeds; none where not judged
+        assert rate == stats.false_exclusion_rate(3, 3) if passed is not None else np.isnan(rate), (finals, rate)
         if finals:
             assert rows.iloc[0]["value"] == pytest.approx(100 - np.mean(finals))
     # runs that are context (published, or another method of a score file) are not judged
@@ -479,8 +503,11 @@ def test_a_match_target_judges_ours_against_the_official_runs_of_a_score_file(tm
     # end to end: the report's table says it
     r = cli_here("report", root, "--out", tmp_path / "rep", "--reps", "500", "--scores", official(tmp_path / "a.json", [95, 105, 100]))
     assert r.returncode == 0, r.stderr
-    lines = [line for line in (tmp_path / "rep" / "report.md").read_text().splitlines() if "interval contains 0" in line]
+    text = (tmp_path / "rep" / "report.md").read_text()
+    lines = [line for line in text.splitlines() if "interval contains 0" in line]
     assert len(lines) == 1 and lines[0].startswith("| gym_t | full") and lines[0].endswith("| PASS |"), lines
+    # beside the verdict, how often it would fail for equal methods at 3 against 3 seeds
+    assert lines[0].endswith(f"| {100 * stats.false_exclusion_rate(3, 3):.0f}% | PASS |") and "*FAIL if equal*" in text
     # a run that has no score yet (none of its episodes in the window) is not counted as a seed:
     # two scored official seeds and one that only began judge, and the line says 2
     begun = [{"task": "gym_t", "method": "official", "seed": s, "xs": [500, 1000], "ys": [0, v]}

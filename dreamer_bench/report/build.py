@@ -205,15 +205,17 @@ def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], rep
                 rows.append({"task": task, "method": m, "seeds": n_mine,
                              "target": f"{m} − {other} ({n_theirs} seeds): 95% interval contains 0",
                              "value": value, "lower": lo, "upper": hi, "per_seed": scores,
-                             "passed": bool(lo <= 0 <= hi) if n_mine >= 2 and n_theirs >= 2 else None})
+                             "passed": bool(lo <= 0 <= hi) if n_mine >= 2 and n_theirs >= 2 else None,
+                             "fail_if_equal": (stats.false_exclusion_rate(n_mine, n_theirs)
+                                               if n_mine >= 2 and n_theirs >= 2 else np.nan)})
                 continue
             budget = budget_of(members[0])
             result = scoring.evaluate_target(target, [(r.xs, r.ys) for r in members], scores, budget)
             rows.append({"task": task, "method": m, "seeds": len(members), "target": result["target"],
                          "value": result["value"], "lower": np.nan, "upper": np.nan, "per_seed": result["per_seed"],
-                         "passed": result["passed"]})
+                         "passed": result["passed"], "fail_if_equal": np.nan})
     return pd.DataFrame(rows, columns=["task", "method", "seeds", "target", "value", "lower", "upper", "per_seed",
-                                       "passed"])
+                                       "passed", "fail_if_equal"])
 
 
 @dataclass
@@ -373,11 +375,21 @@ def _targets(s: _Suite) -> list[str]:
                                       for v, lo, hi in zip(targets["value"], targets["lower"], targets["upper"])],
                                per_seed=[", ".join(fmt(v, digits=1) for v in vs) for vs in targets["per_seed"]],
                                passed=["NOT JUDGED" if p is None else "PASS" if p else "FAIL"
-                                       for p in targets["passed"]]).drop(columns=["lower", "upper"])
+                                       for p in targets["passed"]]).drop(columns=["lower", "upper", "fail_if_equal"])
+        rates = targets["fail_if_equal"].to_numpy(np.float64)
+        if not np.isnan(rates).all():  # only match targets have one, and only when judged
+            shown.insert(len(shown.columns) - 1, "FAIL if equal",
+                         ["–" if np.isnan(r) else f"{100 * r:.0f}%" for r in rates])
         unjudged = sorted({t.split(" − ")[1].split(" (")[0] for t, p in zip(targets["target"], targets["passed"])
                            if p is None and " − " in t})
         note = (" A comparison needs at least 2 seeds of each method (" + ", ".join(f"`{m}`" for m in unjudged)
                 + ": runs from a score file, `--scores FILE`)." if unjudged else "")
+        if not np.isnan(rates).all():
+            note += (" *FAIL if equal*: how often the interval leaves out 0 when the two methods are the same, at "
+                     "these numbers of seeds (simulated: both sides' scores from one normal distribution, "
+                     "`stats.false_exclusion_rate`); the percentile bootstrap over a few seeds is too narrow, so a "
+                     "FAIL where this is well above 5% is weak evidence on its own and a PASS says only that "
+                     "the difference is within the interval.")
         text.append("\n### Targets\n\nThe suite's acceptance targets, judged on each method's runs; a "
                     "difference is shown as value [95% bootstrap interval over seeds]." + note + "\n\n"
                     + md_table(shown))
