@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -364,15 +365,24 @@ def test_results_directory_inside_a_file_is_refused(tmp_path):
 
 
 def test_unwritable_results_directory(tmp_path):
+    """A folder that refuses files: by its permission bits, or, for root (whom they do not bind,
+    as in CI), by the immutable attribute (``chattr +i``, ext4 and most Linux file systems)."""
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
+    immutable = False
     try:
         if os.access(locked, os.W_OK):
-            pytest.skip("running as a user who can write anywhere")
+            immutable = shutil.which("chattr") is not None and subprocess.run(
+                ["chattr", "+i", str(locked)], capture_output=True).returncode == 0
+            if not immutable:
+                pytest.skip("running as a user who can write anywhere, and chattr +i is not available here")
         out = cli("run", "--results", locked / "r")
-        assert out.returncode == 2 and "not writable" in out.stderr
+        assert out.returncode == 2 and "not writable" in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert list(locked.iterdir()) == []  # refused before anything was written
     finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(locked)], check=True)
         locked.chmod(0o700)
 
 
