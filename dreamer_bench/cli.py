@@ -499,7 +499,7 @@ def report(
     suite: Optional[List[str]] = typer.Option(None, "--suite", help="Only these suites."),
     variants: Optional[List[str]] = typer.Option(None, "--variants", help="Only these variants (full, off-symlog, …)."),
     tasks_: Optional[List[str]] = typer.Option(None, "--tasks", help="Only these tasks."),
-    compare: Optional[List[str]] = typer.Option(None, "--compare", help="Published runs to draw beside yours: dreamerv3."),
+    compare: Optional[List[str]] = typer.Option(None, "--compare", help="Reference runs to draw beside yours: dreamerv3 (published), official (the official agent at the learning suite's settings)."),
     scores: Optional[List[Path]] = typer.Option(None, "--scores", help="Extra runs from an official score file {task, method, seed, xs, ys}."),
     include_unfinished: bool = typer.Option(False, "--include-unfinished", help="Include runs that have not finished."),
     html: bool = typer.Option(False, "--html", help="Also write report.html: one self-contained file, figures embedded."),
@@ -511,11 +511,11 @@ def report(
     import warnings
 
     from .report.build import ReportOptions, make_report
-    from .report.data import PUBLISHED, ReportError, is_archive
+    from .report.data import COMPARE_NAMES, ReportError, is_archive
 
     for name in split_list(compare):
-        if name not in PUBLISHED:
-            fail(f"unknown published baseline {name!r}; valid: {', '.join(PUBLISHED)}")
+        if name not in COMPARE_NAMES:
+            fail(f"unknown --compare {name!r}; valid: {', '.join(COMPARE_NAMES)}")
     from .results import read_score_file
 
     for path in scores or []:

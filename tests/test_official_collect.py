@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import pathlib
 import sys
+import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "tools" / "official"))
 import collect  # noqa: E402
@@ -43,6 +44,23 @@ def test_partial_and_finished_runs_are_copied_without_checkpoints(tmp_path):
     assert got["dmc_walker_walk", 0]["finished"] is False and got["dmc_walker_walk", 0]["xs"][-1] == 12_000
     assert got["gym_CartPole-v1", 1]["finished"] is True and len(got["gym_CartPole-v1", 1]["xs"]) == 30
     assert not list(out.rglob("ckpt")) and (out / "gym_CartPole-v1" / "seed_1" / "done").exists()
+
+
+def test_the_package_copy_holds_the_same_records_and_bytes_for_the_same_runs(tmp_path):
+    """--package writes what `report --compare official` reads: the records of scores.json,
+    gzipped without a time stamp, so that rerunning over the same runs changes no committed byte."""
+    import gzip
+
+    runs, out, shipped = tmp_path / "runs", tmp_path / "evidence", tmp_path / "pkg" / "learning-official.json.gz"
+    shipped.parent.mkdir()
+    official_run(runs, "dmc_walker_walk", 0, 12_000)
+    official_run(runs, "gym_CartPole-v1", 1, 30_000, done=True)
+    assert collect.main([str(runs), str(out), "--package", str(shipped)]) == 0
+    first = shipped.read_bytes()
+    assert json.loads(gzip.decompress(first)) == json.loads((out / "scores.json").read_text())
+    time.sleep(1.1)  # a gzip header's time stamp has whole seconds
+    assert collect.main([str(runs), str(out), "--package", str(shipped)]) == 0
+    assert shipped.read_bytes() == first and not list(shipped.parent.glob("*.tmp"))
 
 
 def test_a_run_started_over_does_not_replace_a_partial_copy_that_came_further(tmp_path, capsys):

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from . import figures, stats
-from .data import (PUBLISHED_PROTOCOL, UNRECORDED, ReportError, RunRecord, as_score_records, load_published,
-                   load_results, opened_results, published_alone, records_from_score_file, separate_configurations)
+from .data import (OFFICIAL_REFERENCE, PUBLISHED_PROTOCOL, UNRECORDED, ReportError, RunRecord, as_score_records,
+                   load_official, load_published, load_results, opened_results, published_alone,
+                   records_from_score_file, separate_configurations)
 from .. import scoring
 from ..results import baseline_variant, write_score_file
 from .scores import budget_of, curve_table, run_score, score_matrices, score_table
@@ -117,7 +118,7 @@ def make_report(opts: ReportOptions) -> Path:
     alone = not runs and opts.compare and opts.suites and not (opts.tasks or opts.variants)
     if alone:  # no runs of the user's: the published runs of the suites on their own
         for name in opts.compare:
-            runs += published_alone(name, opts.suites)
+            runs += published_alone(name, opts.suites, opts.include_unfinished)
     if not runs:
         there = ""
         if available and (opts.suites or opts.tasks or opts.variants):
@@ -131,14 +132,32 @@ def make_report(opts: ReportOptions) -> Path:
                           + there + skipped
                           + ("" if opts.compare else "; to see the published runs alone: --compare dreamerv3 --suite atari100k"))
     runs = separate_configurations(runs)
+    mine = list(runs)
     for name in opts.compare if not alone else []:
-        runs += load_published(name, runs)
+        if name != "official":
+            runs += load_published(name, mine)
+            continue
+        official = load_official(mine, opts.include_unfinished)
+        if not official:  # asked for by name: drawing nothing would look like a comparison made
+            raise ReportError("--compare official: the official agent's reference runs are made at the settings of "
+                              f"the suite(s) {', '.join(OFFICIAL_REFERENCE)} and cover none of these runs' tasks"
+                              + ("" if opts.include_unfinished else " (those still training: --include-unfinished)"))
+        runs += official
+    came_from = {(r.suite, r.task, r.method, r.seed): "--compare official" for r in runs
+                 if r.source.startswith("official:")}
     for path in opts.score_files:
         by_suite: dict[str, dict] = {}
-        for r in runs:
+        for r in mine:
             by_suite.setdefault(r.suite, {})[r.task] = {**r.task_settings, "steps": r.budget}
         for suite, settings in by_suite.items():
-            runs += records_from_score_file(path, settings, suite, include_unfinished=opts.include_unfinished)
+            these = records_from_score_file(path, settings, suite, include_unfinished=opts.include_unfinished)
+            for r in these:  # one run twice would count its seed twice
+                key = (r.suite, r.task, r.method, r.seed)
+                if key in came_from:
+                    raise ReportError(f"{r.method} run {r.task} seed {r.seed} comes from both {came_from[key]} and "
+                                      f"{path}: leave one out")
+                came_from[key] = str(path)
+            runs += these
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     write_score_file(out / "scores.json.gz", as_score_records(runs))
@@ -319,6 +338,11 @@ def _introduction(s: _Suite) -> list[str]:
         made = "; ".join(f"`{f}`: {PUBLISHED_PROTOCOL.get(f, 'see SOURCE.md')}" for f in sources)
         text.append("Published runs are scored with the same rule at the same budget. What made them: "
                     f"{made} (`dreamer_bench/report/published/SOURCE.md`).")
+    if any(r.source.startswith("official:") for r in s.runs):
+        text.append(f"`official`: the reference runs of the official DreamerV3 (danijar/dreamerv3 at e3f0224, JAX, "
+                    f"fp32, one CPU core each) at this suite's settings, made by `tools/official/reference_runs.sh` "
+                    f"and shipped with dreamer-bench (`--compare official`: `{OFFICIAL_REFERENCE[suite]}`, "
+                    f"`dreamer_bench/report/published/SOURCE.md`).")
     return text
 
 
@@ -383,7 +407,8 @@ def _targets(s: _Suite) -> list[str]:
         unjudged = sorted({t.split(" − ")[1].split(" (")[0] for t, p in zip(targets["target"], targets["passed"])
                            if p is None and " − " in t})
         note = (" A comparison needs at least 2 seeds of each method (" + ", ".join(f"`{m}`" for m in unjudged)
-                + ": runs from a score file, `--scores FILE`)." if unjudged else "")
+                + (": the official agent's reference runs, `--compare official`, or" if "official" in unjudged else ":")
+                + " runs from a score file, `--scores FILE`)." if unjudged else "")
         if not np.isnan(rates).all():
             note += (" *FAIL if equal*: how often the interval leaves out 0 when the two methods are the same, at "
                      "these numbers of seeds (simulated: both sides' scores from one normal distribution, "

@@ -24,6 +24,12 @@ PUBLISHED = {  # --compare name → files, by suite family
 }
 
 
+# --compare official: the reference runs of the official agent (danijar/dreamerv3 at e3f0224) made
+# by tools/official/reference_runs.sh at a suite's own settings, per suite (published/SOURCE.md)
+OFFICIAL_REFERENCE = {"learning": "learning-official.json.gz"}
+COMPARE_NAMES = (*PUBLISHED, "official")
+
+
 class ReportError(ValueError):
     """Nothing to report (missing or empty input)."""
 
@@ -230,7 +236,7 @@ def load_published(name: str, like: list[RunRecord]) -> list[RunRecord]:
     return out
 
 
-def published_alone(name: str, suites: list[str]) -> list[RunRecord]:
+def published_alone(name: str, suites: list[str], include_unfinished: bool = False) -> list[RunRecord]:
     """The published runs of every task of ``suites`` that the published files cover, scored by
     the suite's own settings (score rule, references, budget): the reference a user sees before
     training anything."""
@@ -245,6 +251,12 @@ def published_alone(name: str, suites: list[str]) -> list[RunRecord]:
         for spec in suite.select([]):
             like.append(RunRecord(suite=suite.name, task=spec.task, method="", seed=0, xs=[], ys=[],
                                   budget=float(spec.steps), task_settings=spec.to_dict()))
+    if name == "official":
+        runs = load_official(like, include_unfinished)
+        if not runs:
+            raise ReportError(f"the official reference runs cover no task of {', '.join(suites)}; they are "
+                              f"made at the settings of the suite(s) {', '.join(OFFICIAL_REFERENCE)}")
+        return runs
     runs = load_published(name, like)
     if not runs:
         raise ReportError(f"the published {name} runs cover no task of {', '.join(suites)}; they cover "
@@ -252,8 +264,22 @@ def published_alone(name: str, suites: list[str]) -> list[RunRecord]:
     return runs
 
 
+def load_official(like: list[RunRecord], include_unfinished: bool = False) -> list[RunRecord]:
+    """The official agent's reference runs of the tasks in ``like`` whose suite has them
+    (``OFFICIAL_REFERENCE``: made at that suite's settings, so never drawn beside another suite's
+    runs), method ``official``, scored with those tasks' settings; those still training only with
+    ``include_unfinished``."""
+    out = []
+    for suite in sorted({r.suite for r in like} & set(OFFICIAL_REFERENCE)):
+        settings = {r.task: {**r.task_settings, "steps": r.budget} for r in like if r.suite == suite}
+        out += records_from_score_file(PUBLISHED_DIR / OFFICIAL_REFERENCE[suite], settings, suite,
+                                       include_unfinished=include_unfinished,
+                                       source=f"official:{OFFICIAL_REFERENCE[suite]}")
+    return out
+
+
 def records_from_score_file(path: Path, suite_settings: dict[str, dict], suite: str, budget: float | None = None,
-                            include_unfinished: bool = False) -> list[RunRecord]:
+                            include_unfinished: bool = False, source: str = "file") -> list[RunRecord]:
     """Runs of any official score file, scored with the settings of a suite's tasks. A record
     marked ``"finished": false`` (a reference run still training, tools/official/collect.py) is
     left out unless ``include_unfinished``, as the user's unfinished runs are."""
@@ -264,7 +290,7 @@ def records_from_score_file(path: Path, suite_settings: dict[str, dict], suite: 
             continue
         out.append(RunRecord(suite=suite, task=rec["task"], method=str(rec["method"]), seed=int(rec["seed"]),
                              xs=[float(x) for x in rec["xs"]], ys=[float(y) for y in rec["ys"]],
-                             budget=budget or float(task["steps"]), task_settings=task, source="file"))
+                             budget=budget or float(task["steps"]), task_settings=task, source=source))
     return out
 
 

@@ -9,7 +9,8 @@
 # dmc_walker_walk,dmc_cartpole_swingup ...). OFFICIAL: the runs folder of
 # tools/official/reference_runs.sh. Writes evidence/learning/official/ (tools/official/collect.py:
 # unfinished runs marked so, a committed copy kept until a rerun has come further),
-# evidence/learning/runs_dmc_v020.tar.gz (tools/evidence/pack.py --update: every run that has
+# its gzipped copy in the package, dreamer_bench/report/published/learning-official.json.gz (what
+# `report --compare official` reads), evidence/learning/runs_dmc_v020.tar.gz (tools/evidence/pack.py --update: every run that has
 # started, each copy kept until a rerun has come further), and evidence/learning/report_official/: the
 # report of the whole comparison (the CartPole runs of runs_v020.tar.gz with these, against the
 # official runs, --include-unfinished so that DMC runs still training are drawn, not judged) and per
@@ -21,7 +22,7 @@ ours="$1"; official="$2"; ev=evidence/learning
 [ -d "$ours/learning/full" ] || { echo "error: no runs of the learning suite in $ours" >&2; exit 2; }
 [ -d "$official" ] || { echo "error: no folder $official" >&2; exit 2; }
 [ -f tools/evidence/pack.py ] || { echo "error: run it from the repository root" >&2; exit 2; }
-python tools/official/collect.py "$official" "$ev/official"
+python tools/official/collect.py "$official" "$ev/official" --package dreamer_bench/report/published/learning-official.json.gz
 started=()
 for d in "$ours"/learning/full/dmc_*/seed_*; do
   if python -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1])).get("env_steps", 0) > 0 else 1)' \

@@ -6,7 +6,9 @@ RUNS: the folder of tools/official/reference_runs.sh (RUNS/<task>/seed_<n>/). OU
 evidence/learning/official. For every run it copies the small files (the harness's
 settings, the official config, metrics and scores, stdout, the `done` mark with the wall time)
 to OUT/<task>/seed_<n>/ (never over a finished copy) and writes OUT/scores.json with one score
-record per run in OUT (scores.py; runs still training marked ``"finished": false``). A partial
+record per run in OUT (scores.py; runs still training marked ``"finished": false``), and with
+``--package FILE`` the same records gzipped into FILE (the copy dreamer-bench ships for
+``report --compare official``: dreamer_bench/report/published/learning-official.json.gz). A partial
 copy in OUT is not replaced by a run that has come less far (a run started over on a machine
 without the earlier checkpoints). Plain Python.
 """
@@ -14,6 +16,7 @@ without the earlier checkpoints). Plain Python.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import pathlib
 import shutil
@@ -36,6 +39,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=pathlib.Path)
     parser.add_argument("out", type=pathlib.Path)
+    parser.add_argument("--package", type=pathlib.Path, help="also write the records, gzipped, here")
     args = parser.parse_args(argv)
     if not args.runs.is_dir():
         print(f"error: no folder {args.runs}", file=sys.stderr)
@@ -70,6 +74,10 @@ def main(argv=None) -> int:
     tmp = args.out / "scores.json.tmp"
     tmp.write_text(json.dumps(records))
     tmp.replace(args.out / "scores.json")
+    if args.package:
+        tmp = args.package.with_name(args.package.name + ".tmp")
+        tmp.write_bytes(gzip.compress(json.dumps(records).encode(), mtime=0))  # the same records, the same bytes
+        tmp.replace(args.package)
     return 0
 
 
