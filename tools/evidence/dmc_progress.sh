@@ -32,7 +32,7 @@ for d in "$ours"/learning/full/dmc_*/seed_*; do
 done
 [ ${#started[@]} -gt 0 ] || { echo "error: none of our DMC runs in $ours has started" >&2; exit 2; }
 python tools/evidence/pack.py --update "$ev/runs_dmc_v020.tar.gz" "${started[@]}"
-python -m dreamer_bench report "$ev/runs_v020.tar.gz" "$ev/runs_dmc_v020.tar.gz" --scores "$ev/official/scores.json" \
+python -m dreamer_bench report "$ev/runs_v020.tar.gz" "$ev/runs_dmc_v020.tar.gz" --compare official \
   --include-unfinished --compare dreamerv3 --out "$ev/report_official"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
