@@ -518,6 +518,8 @@ def report(
             fail(f"unknown --compare {name!r}; valid: {', '.join(COMPARE_NAMES)}")
     from .results import read_score_file
 
+    if len({str(p.resolve()) for p in scores or []}) != len(scores or []):
+        fail("a --scores file is named twice (its runs would count twice)")
     for path in scores or []:
         if not path.is_file():
             fail(f"score file {path} does not exist")
@@ -560,7 +562,7 @@ def report(
         except ReportError as e:
             fail(str(e))
     for w in caught:
-        if "skipped" in str(w.message) or "pool raw scores" in str(w.message):
+        if any(k in str(w.message) for k in ("skipped", "pool raw scores", "--compare official")):
             typer.echo(f"warning: {w.message}", err=True)
     console.print(f"report written to {path} (tables as CSV and LaTeX, figures as PNG and PDF beside it"
                   + (f"; {path.with_suffix('.html')}, self-contained)" if html else ")"))

@@ -35,3 +35,21 @@ def test_readme_main_job_is_the_smoke_suite():
     assert ("pip install -c constraints.txt -e '.[all]' && dreamer-bench run --suite smoke --jobs 2 "
             "&& dreamer-bench report") in readme
     assert (ROOT / "constraints.txt").read_text().strip() == "torch==2.13.0"
+
+
+def test_the_report_suites_and_command_line_load_without_the_networks():
+    """The arrows go one way: the report reads score files, never a model, and the command line
+    parses and validates before any network is built. Importing them (and the suites, which the
+    report's reference-alone mode reads) loads neither torch nor dreamer_bench.agent.agent; the
+    agent package's networks load on first use."""
+    import subprocess
+    import sys
+
+    code = ("import sys, dreamer_bench.cli, dreamer_bench.report.build, dreamer_bench.suites\n"
+            "from dreamer_bench.agent import PRESETS, techniques\n"
+            "print(sorted(m for m in ('torch', 'dreamer_bench.agent.agent') if m in sys.modules))\n"
+            "from dreamer_bench.agent import Agent\n"
+            "print(Agent.__module__, 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["[]", "dreamer_bench.agent.agent True"], out.stdout

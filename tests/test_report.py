@@ -462,6 +462,11 @@ def test_the_false_exclusion_rate_of_the_percentile_interval_matches_the_ideal_b
 
     for n, m in ((3, 3), (3, 4), (2, 5)):
         assert stats.false_exclusion_rate(n, m) == pytest.approx(ideal(n, m), abs=0.035), (n, m)
+    # and it is the rate of the interval the targets use: mean_difference_interval itself, 600 times
+    rng = np.random.default_rng(12)
+    misses = [not lo <= 0 <= hi for lo, hi in (stats.mean_difference_interval(rng.standard_normal(3), rng.standard_normal(3),
+                                                                              reps=1000, seed=k)[1:] for k in range(600))]
+    assert np.mean(misses) == pytest.approx(stats.false_exclusion_rate(3, 3), abs=0.05)
     # far above the nominal 5% with a few seeds; near it with many
     assert stats.false_exclusion_rate(3, 3) > 0.14
     assert 0.03 < stats.false_exclusion_rate(40, 40) < 0.08
@@ -562,21 +567,69 @@ def test_compare_official_judges_against_the_shipped_reference_runs(tmp_path, cl
     assert len(lines) == 1 and f"full − official ({len(theirs)} seeds)" in lines[0], lines
     value = float(lines[0].split(" | ")[4].split(" [")[0])
     assert value == pytest.approx(200.0 - np.mean(theirs), abs=0.06)
-    # the same runs from a score file as well would count each official seed twice: refused
+    # asked twice, drawn once
+    r = cli_here("report", root, "--out", tmp_path / "rep1", "--reps", "500", "--compare", "official,official")
+    assert r.returncode == 0 and f"full − official ({len(theirs)} seeds)" in (tmp_path / "rep1" / "report.md").read_text()
+    # a run counted twice is refused, before anything is written: the shipped official runs again from a
+    # score file, a score file with your own runs, one score file named twice
     write_score_file(tmp_path / "dup.json", shipped)
-    r = cli_here("report", root, "--out", tmp_path / "rep2", "--reps", "500", "--compare", "official",
-                 "--scores", tmp_path / "dup.json")
-    assert r.returncode == 2 and "comes from both --compare official and" in r.stderr and not (tmp_path / "rep2").exists()
+    write_score_file(tmp_path / "own.json", json.loads((root / "learning" / "full" / "gym_CartPole-v1" / "seed_0"
+                                                        / "scores.json").read_text()))
+    for extra, needle in ((["--compare", "official", "--scores", tmp_path / "dup.json"], "has runs of method official"),
+                          (["--scores", tmp_path / "own.json"], "comes from both your own runs and"),
+                          (["--scores", tmp_path / "own.json", "--scores", tmp_path / "own.json"], "named twice")):
+        r = cli_here("report", root, "--out", tmp_path / "rep2", "--reps", "500", *extra)
+        assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, (extra, r.stderr)
+        assert not (tmp_path / "rep2").exists()
     # runs of another suite: the reference is not theirs, said in one line
     write_run(tmp_path / "other", "toy", "full", "gym_CartPole-v1", 0, [1000], [5.0])
     r = cli_here("report", tmp_path / "other", "--out", tmp_path / "rep3", "--compare", "official")
     assert r.returncode == 2 and "--compare official" in r.stderr and "learning" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr and not (tmp_path / "rep3").exists()
     # before any run of yours: the reference alone
     r = cli_here("report", tmp_path / "none", "--out", tmp_path / "rep4", "--reps", "200", "--compare", "official",
                  "--suite", "learning")
     assert r.returncode == 0, r.stderr
     assert f"| gym_CartPole-v1 | official | {len(theirs)} |" in (tmp_path / "rep4" / "report.md").read_text()
+    r = cli_here("report", tmp_path / "none", "--out", tmp_path / "rep5", "--compare", "official", "--suite", "smoke")
+    assert r.returncode == 2 and "cover no task of smoke" in r.stderr
+
+
+def test_compare_official_judges_only_runs_at_the_official_settings(tmp_path, monkeypatch):
+    """The official runs were made at the suite's budget, action repeat, train ratio, preset and
+    environments: a run of yours at other settings is not compared with them (a warning; an error
+    where no task is left), and runs still training come only with include_unfinished."""
+    import gzip
+
+    from dreamer_bench.report import data
+    from dreamer_bench.report.build import ReportOptions, make_report
+
+    settings = {"steps": 30000, "action_repeat": 1, "train_ratio": 128.0, "preset": "size1m", "envs": 1}
+    records = [{"task": "gym_CartPole-v1", "method": "official", "seed": s, "xs": [29_000, 30_000], "ys": [v, v],
+                "finished": done, "settings": settings} for s, v, done in ((0, 100.0, True), (1, 120.0, True), (2, 7.0, False))]
+    (tmp_path / "pub").mkdir()
+    (tmp_path / "pub" / data.OFFICIAL_REFERENCE["learning"]).write_bytes(gzip.compress(json.dumps(records).encode()))
+    monkeypatch.setattr(data, "PUBLISHED_DIR", tmp_path / "pub")
+    root = tmp_path / "results"
+    for seed, final in enumerate([150.0, 250.0]):
+        learning_run(root, seed, final)
+    runs, _, _ = load_results(root)
+    got, differ = data.load_official(runs)
+    assert sorted(r.seed for r in got) == [0, 1] and differ == []
+    assert sorted(r.seed for r in data.load_official(runs, include_unfinished=True)[0]) == [0, 1, 2]
+    # the same runs at a larger budget and another train ratio
+    for r in runs:
+        r.budget, r.task_settings = 100_000.0, {**r.task_settings, "train_ratio": 512.0}
+    got, differ = data.load_official(runs)
+    assert got == [] and differ == ["gym_CartPole-v1 (steps: 100000.0 ≠ 30000, train_ratio: 512.0 ≠ 128.0)"]
+    for seed in (0, 1):
+        d = root / "learning" / "full" / "gym_CartPole-v1" / f"seed_{seed}"
+        config = json.loads((d / "config.json").read_text())
+        config["task"]["steps"] = 100_000
+        (d / "config.json").write_text(json.dumps(config))
+    with pytest.raises(data.ReportError, match="settings differ from the official runs' on every task they share: "
+                                               "gym_CartPole-v1 \\(steps: 100000.0 ≠ 30000\\)"):
+        make_report(ReportOptions(results=root, out=tmp_path / "rep", compare=["official"], reps=200))
 
 
 def test_a_score_file_run_still_training_is_left_out_unless_asked(tmp_path):

@@ -133,18 +133,27 @@ def make_report(opts: ReportOptions) -> Path:
                           + ("" if opts.compare else "; to see the published runs alone: --compare dreamerv3 --suite atari100k"))
     runs = separate_configurations(runs)
     mine = list(runs)
-    for name in opts.compare if not alone else []:
+    for name in dict.fromkeys(opts.compare) if not alone else []:  # a name given twice is drawn once
         if name != "official":
             runs += load_published(name, mine)
             continue
-        official = load_official(mine, opts.include_unfinished)
+        if any(r.method == "official" for r in mine):
+            raise ReportError("--compare official: your runs have a method named official already; rename it or "
+                              "leave out --compare official")
+        official, differ = load_official(mine, opts.include_unfinished)
         if not official:  # asked for by name: drawing nothing would look like a comparison made
-            raise ReportError("--compare official: the official agent's reference runs are made at the settings of "
-                              f"the suite(s) {', '.join(OFFICIAL_REFERENCE)} and cover none of these runs' tasks"
-                              + ("" if opts.include_unfinished else " (those still training: --include-unfinished)"))
+            still = not opts.include_unfinished and load_official(mine, True)[0]
+            raise ReportError("--compare official: " + (
+                f"your runs' settings differ from the official runs' on every task they share: {'; '.join(differ)}"
+                if differ else "the official runs of these tasks are still training (--include-unfinished draws them)"
+                if still else f"the official agent's reference runs are made at the settings of the suite(s) "
+                              f"{', '.join(OFFICIAL_REFERENCE)} and cover none of these runs' tasks"))
+        for d in differ:
+            warnings.warn(f"--compare official: not compared on {d}: your runs' settings differ from the official runs'")
         runs += official
     came_from = {(r.suite, r.task, r.method, r.seed): "--compare official" for r in runs
                  if r.source.startswith("official:")}
+    came_from.update({(r.suite, r.task, r.method, r.seed): "your own runs" for r in mine if r.source == "results"})
     for path in opts.score_files:
         by_suite: dict[str, dict] = {}
         for r in mine:
@@ -152,6 +161,9 @@ def make_report(opts: ReportOptions) -> Path:
         for suite, settings in by_suite.items():
             these = records_from_score_file(path, settings, suite, include_unfinished=opts.include_unfinished)
             for r in these:  # one run twice would count its seed twice
+                if r.method == "official" and "official" in opts.compare:
+                    raise ReportError(f"{path} has runs of method official, and --compare official brings the "
+                                      f"shipped ones: leave one out")
                 key = (r.suite, r.task, r.method, r.seed)
                 if key in came_from:
                     raise ReportError(f"{r.method} run {r.task} seed {r.seed} comes from both {came_from[key]} and "

@@ -252,7 +252,7 @@ def published_alone(name: str, suites: list[str], include_unfinished: bool = Fal
             like.append(RunRecord(suite=suite.name, task=spec.task, method="", seed=0, xs=[], ys=[],
                                   budget=float(spec.steps), task_settings=spec.to_dict()))
     if name == "official":
-        runs = load_official(like, include_unfinished)
+        runs, _ = load_official(like, include_unfinished)  # the suite's own settings: the official runs'
         if not runs:
             raise ReportError(f"the official reference runs cover no task of {', '.join(suites)}; they are "
                               f"made at the settings of the suite(s) {', '.join(OFFICIAL_REFERENCE)}")
@@ -264,22 +264,58 @@ def published_alone(name: str, suites: list[str], include_unfinished: bool = Fal
     return runs
 
 
-def load_official(like: list[RunRecord], include_unfinished: bool = False) -> list[RunRecord]:
+# the settings a user's run must share with the official runs to be judged against them
+OFFICIAL_SETTINGS = ("steps", "action_repeat", "train_ratio", "preset", "envs")
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+def load_official(like: list[RunRecord], include_unfinished: bool = False) -> tuple[list[RunRecord], list[str]]:
     """The official agent's reference runs of the tasks in ``like`` whose suite has them
-    (``OFFICIAL_REFERENCE``: made at that suite's settings, so never drawn beside another suite's
-    runs), method ``official``, scored with those tasks' settings; those still training only with
-    ``include_unfinished``."""
-    out = []
+    (``OFFICIAL_REFERENCE``), method ``official``, scored with those tasks' settings; those still
+    training only with ``include_unfinished``. A task is compared only where some run of ``like``
+    has the official runs' settings (``OFFICIAL_SETTINGS``: budget, action repeat, train ratio,
+    preset, environments); the others are returned as ``"task (key: yours ≠ official)"``."""
+    out, differ = [], []
     for suite in sorted({r.suite for r in like} & set(OFFICIAL_REFERENCE)):
-        settings = {r.task: {**r.task_settings, "steps": r.budget} for r in like if r.suite == suite}
-        out += records_from_score_file(PUBLISHED_DIR / OFFICIAL_REFERENCE[suite], settings, suite,
-                                       include_unfinished=include_unfinished,
-                                       source=f"official:{OFFICIAL_REFERENCE[suite]}")
-    return out
+        path = PUBLISHED_DIR / OFFICIAL_REFERENCE[suite]
+        try:
+            records = read_score_file(path)
+        except (OSError, ValueError) as e:
+            raise ReportError(f"--compare official: cannot read {path} ({e}); reinstall dreamer-bench") from None
+        mine: dict[str, list[dict]] = {}
+        for r in like:
+            if r.suite == suite:
+                mine.setdefault(r.task, []).append({**r.task_settings, "steps": r.budget})
+        for task, variants in sorted(mine.items()):
+            theirs = [rec for rec in records if rec["task"] == task]
+            if not theirs:
+                continue
+            ref = theirs[0].get("settings") or {}
+            keys = [k for k in OFFICIAL_SETTINGS if k in ref]
+            settings = next((v for v in variants if all(_same(v.get(k), ref[k]) for k in keys)), None)
+            if settings is None:
+                v = variants[0]
+                differ.append(f"{task} (" + ", ".join(f"{k}: {v.get(k)} ≠ {ref[k]}" for k in keys
+                                                      if not _same(v.get(k), ref[k])) + ")")
+                continue
+            for rec in theirs:
+                if rec.get("finished") is False and not include_unfinished:
+                    continue
+                out.append(RunRecord(suite=suite, task=task, method="official", seed=int(rec["seed"]),
+                                     xs=[float(x) for x in rec["xs"]], ys=[float(y) for y in rec["ys"]],
+                                     budget=float(settings["steps"]), task_settings=settings,
+                                     source=f"official:{path.name}"))
+    return out, differ
 
 
 def records_from_score_file(path: Path, suite_settings: dict[str, dict], suite: str, budget: float | None = None,
-                            include_unfinished: bool = False, source: str = "file") -> list[RunRecord]:
+                            include_unfinished: bool = False) -> list[RunRecord]:
     """Runs of any official score file, scored with the settings of a suite's tasks. A record
     marked ``"finished": false`` (a reference run still training, tools/official/collect.py) is
     left out unless ``include_unfinished``, as the user's unfinished runs are."""
@@ -290,7 +326,7 @@ def records_from_score_file(path: Path, suite_settings: dict[str, dict], suite: 
             continue
         out.append(RunRecord(suite=suite, task=rec["task"], method=str(rec["method"]), seed=int(rec["seed"]),
                              xs=[float(x) for x in rec["xs"]], ys=[float(y) for y in rec["ys"]],
-                             budget=budget or float(task["steps"]), task_settings=task, source=source))
+                             budget=budget or float(task["steps"]), task_settings=task, source="file"))
     return out
 
 
