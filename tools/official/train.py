@@ -128,6 +128,7 @@ def main(argv=None):
         "official_argv": official_argv(args),
         "cpu": cpu_name(),
         "threads_visible": len(os.sched_getaffinity(0)),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),  # e.g. the XLA CPU runtime chosen (same program)
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if clone != COMMIT:
