@@ -524,7 +524,7 @@ def test_a_match_target_judges_ours_against_the_official_runs_of_a_score_file(tm
     write_score_file(tmp_path / "c.json", begun[:1] + begun[2:])  # one scored seed and one begun: not judged
     rows = target_rows(runs + records_from_score_file(tmp_path / "c.json", settings, "toy"), ["gym_t"], ["full", "official"],
                        reps=2000)
-    assert "(1 seeds)" in rows.iloc[0]["target"] and rows.iloc[0]["passed"] is None, rows
+    assert "(1 seed)" in rows.iloc[0]["target"] and rows.iloc[0]["passed"] is None, rows
 
 
 def learning_run(root, seed, final):
@@ -567,6 +567,11 @@ def test_compare_official_judges_against_the_shipped_reference_runs(tmp_path, cl
     assert len(lines) == 1 and f"full − official ({len(theirs)} seeds)" in lines[0], lines
     value = float(lines[0].split(" | ")[4].split(" [")[0])
     assert value == pytest.approx(200.0 - np.mean(theirs), abs=0.06)
+    # without it the verdict is not given, and the report says where the official runs come from
+    r = cli_here("report", root, "--out", tmp_path / "rep0", "--reps", "500")
+    text = (tmp_path / "rep0" / "report.md").read_text()
+    assert r.returncode == 0 and "(0 seeds): 95% interval contains 0" in text and "| NOT JUDGED |" in text
+    assert "No runs of `official` were given (the official agent's reference runs: `--compare official`" in text
     # asked twice, drawn once
     r = cli_here("report", root, "--out", tmp_path / "rep1", "--reps", "500", "--compare", "official,official")
     assert r.returncode == 0 and f"full − official ({len(theirs)} seeds)" in (tmp_path / "rep1" / "report.md").read_text()

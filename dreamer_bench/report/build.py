@@ -234,7 +234,8 @@ def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], rep
                 # seeds with a score: a run still short of its score's window has none yet
                 n_mine, n_theirs = (sum(not np.isnan(v) for v in vs) for vs in (scores, theirs))
                 rows.append({"task": task, "method": m, "seeds": n_mine,
-                             "target": f"{m} − {other} ({n_theirs} seeds): 95% interval contains 0",
+                             "target": f"{m} − {other} ({n_theirs} seed{'' if n_theirs == 1 else 's'}): 95% "
+                                       "interval contains 0",
                              "value": value, "lower": lo, "upper": hi, "per_seed": scores,
                              "passed": bool(lo <= 0 <= hi) if n_mine >= 2 and n_theirs >= 2 else None,
                              "fail_if_equal": (stats.false_exclusion_rate(n_mine, n_theirs)
@@ -418,9 +419,12 @@ def _targets(s: _Suite) -> list[str]:
                          ["–" if np.isnan(r) else f"{100 * r:.0f}%" for r in rates])
         unjudged = sorted({t.split(" − ")[1].split(" (")[0] for t, p in zip(targets["target"], targets["passed"])
                            if p is None and " − " in t})
-        note = (" A comparison needs at least 2 seeds of each method (" + ", ".join(f"`{m}`" for m in unjudged)
-                + (": the official agent's reference runs, `--compare official`, or" if "official" in unjudged else ":")
-                + " runs from a score file, `--scores FILE`)." if unjudged else "")
+        absent = [m for m in unjudged if not any(r.method == m for r in runs)]  # not given at all: say where from
+        note = (" A comparison needs at least 2 seeds with a score on each side." if unjudged else "")
+        if absent:
+            note += (" No runs of " + ", ".join(f"`{m}`" for m in absent) + " were given ("
+                     + ("the official agent's reference runs: `--compare official`; or " if "official" in absent else "")
+                     + "runs from a score file: `--scores FILE`).")
         if not np.isnan(rates).all():
             note += (" *FAIL if equal*: how often the interval leaves out 0 when the two methods are the same, at "
                      "these numbers of seeds (simulated: both sides' scores from one normal distribution, "
