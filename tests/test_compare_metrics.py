@@ -112,6 +112,36 @@ def test_a_first_row_of_one_update_covers_one_update(tmp_path):
     assert biased[0] - q(2000) > 0.05
 
 
+def test_a_run_still_training_counts_only_in_the_quarters_it_has_passed(tmp_path):
+    """Beside a finished run, one that has come to 40% of the budget has a first quarter and no
+    second: the second's first tenth alone (q there is above the quarter's mean) would read high."""
+    finished = our_run(tmp_path / "done", 300)
+    partial = tmp_path / "partial"
+    our_run(partial, 300)
+    rows = (partial / "metrics.jsonl").read_text().splitlines()
+    (partial / "metrics.jsonl").write_text("".join(r + "\n" for r in rows if json.loads(r)["env_steps"] <= 0.4 * BUDGET))
+    config = json.loads((partial / "config.json").read_text())
+    config["run"]["seed"] = 1
+    (partial / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "out"
+    assert compare_metrics.main(["--ours", str(finished), str(partial), "--official",
+                                 str(official_run(tmp_path / "official", 1500)), "--out", str(out)]) == 0
+    got = {(r["run"], int(r["quarter"])): float(r["mean"]) for r in csv.DictReader((out / "metrics.csv").open())
+           if r["quantity"] == "policy entropy"}
+    assert sorted(q for run, q in got if run == "ours seed 1") == [1]
+    assert sorted(q for run, q in got if run == "ours seed 0") == [1, 2, 3, 4]  # its last row is at the budget
+    assert got["ours seed 1", 1] == pytest.approx(q(BUDGET / 8), abs=1e-9)
+    # a run marked finished counts in every quarter, though its last rows fall short of the budget
+    # by a logging interval (as the official CartPole runs' do, by up to 920 env steps)
+    (partial / "status.json").write_text(json.dumps({"state": "done"}))
+    assert compare_metrics.main(["--ours", str(finished), str(partial), "--official",
+                                 str(official_run(tmp_path / "official2", 1500)), "--out", str(out)]) == 0
+    got = {(r["run"], int(r["quarter"])) for r in csv.DictReader((out / "metrics.csv").open())
+           if r["quantity"] == "policy entropy"}
+    assert sorted(q for run, q in got if run == "ours seed 1") == [1, 2]  # its rows reach into the second
+    assert compare_metrics.quarter_means([0, 6000], [6000, 11_800], [1.0, 2.0], BUDGET, reached=11_800)[3] == 2.0
+
+
 def test_a_run_without_metrics_is_a_clear_error(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -7,7 +7,8 @@ tools/official/train.py or their copies in evidence/learning/official (the offic
 logger's ``metrics.jsonl``, keyed by ``step``, which it counts in env steps). Writes
 ``DIR/metrics.png`` (one panel per quantity, one line per seed, a colour per implementation) and
 ``DIR/metrics.csv`` (per implementation, seed and quantity: the mean over each quarter of the
-budget) and ``DIR/summary.csv`` (per quantity and quarter: each implementation's mean over its
+budget, the furthest run's env steps; a run still training, one without ``done`` or a
+status.json saying done, counts only in the quarters it has passed) and ``DIR/summary.csv`` (per quantity and quarter: each implementation's mean over its
 seeds, the relative difference, and each side's range over seeds).
 
 Each logged row is the mean over the updates since the row before, stamped with the env steps at
@@ -137,12 +138,30 @@ def intervals(ends: list[float], counts: list[float | None] | None = None) -> li
     return [max(0.0, ends[0] - width)] + list(ends[:-1])
 
 
-def quarter_means(starts, ends, ys, budget: float) -> list[float | None]:
+def finished(run: pathlib.Path) -> bool:
+    """Whether a run has finished: ours says so in status.json, the official harness writes
+    ``done``. (A finished run's last rows may fall a logging interval short of the budget: the
+    official CartPole runs' last training rows are 70–920 env steps before 30,000.)"""
+    if (run / "done").exists():
+        return True
+    try:
+        return json.loads((run / "status.json").read_text()).get("state") == "done"
+    except (OSError, ValueError):
+        return False
+
+
+def quarter_means(starts, ends, ys, budget: float, reached: float | None = None) -> list[float | None]:
     """The mean of a quantity over each quarter of [0, budget], each interval weighted by its
-    overlap with the quarter (None for a quarter no interval reaches)."""
+    overlap with the quarter (None for a quarter no interval reaches). With ``reached``, the env
+    steps a run still training has come to, a quarter it has not passed (to within 2% of the
+    budget) is None too: the early part of a quarter is no measure of the whole, so such a run
+    counts in the quarters it has passed alone."""
     means = []
     for q in range(4):
         lo, hi = budget * q / 4, budget * (q + 1) / 4
+        if reached is not None and reached < hi - 0.02 * budget:
+            means.append(None)
+            continue
         total = weight = 0.0
         for a, b, y in zip(starts, ends, ys):
             w = max(0.0, min(b, hi) - max(a, lo))
@@ -191,6 +210,7 @@ def main(argv=None) -> int:
     import pandas as pd
 
     series = [("ours", *ours(d)) for d in args.ours] + [("official", *official(d)) for d in args.official]
+    done = [finished(d) for d in [*args.ours, *args.official]]
     budget = max(r["x"] for _, _, rows in series for r in rows)
     colours = {"ours": "tab:blue", "official": "tab:orange"}
     cols = 4
@@ -198,7 +218,8 @@ def main(argv=None) -> int:
     fig, axes = plt.subplots(rows_n, cols, figsize=(4 * cols, 2.8 * rows_n), squeeze=False)
     summary = []
     for ax, name in zip(axes.flat, QUANTITIES):
-        for impl, label, rows in series:
+        for (impl, label, rows), complete in zip(series, done):
+            reached = None if complete else max(r["x"] for r in rows)
             starts = dict(zip(map(id, rows), intervals([r["x"] for r in rows], [r.get("n") for r in rows])))
             kept = [r for r in rows if name in r]
             if not kept:
@@ -206,7 +227,7 @@ def main(argv=None) -> int:
             starts, ends, ys = [starts[id(r)] for r in kept], [r["x"] for r in kept], [r[name] for r in kept]
             ax.plot([(a + b) / 2 for a, b in zip(starts, ends)], ys, color=colours[impl], alpha=0.7, lw=1,
                     label=impl if label.endswith(" 0") else None)
-            for q, mean in enumerate(quarter_means(starts, ends, ys, budget), start=1):
+            for q, mean in enumerate(quarter_means(starts, ends, ys, budget, reached), start=1):
                 if mean is not None:
                     summary.append({"implementation": impl, "run": label, "quantity": name, "quarter": q,
                                     "mean": mean})
