@@ -87,3 +87,30 @@ def test_a_run_started_over_does_not_replace_a_partial_copy_that_came_further(tm
     collect.main([str(tmp_path / "rerun"), str(out)])
     rec = scores(out)["dmc_walker_walk", 0]
     assert rec["finished"] is True and rec["xs"][-1] == 50_000
+
+
+def test_episodes_of_an_attempt_the_run_did_not_go_on_with_are_dropped(tmp_path):
+    """tools/official/scores.py: the official script resumes from its last checkpoint and resets
+    its environment there, so episodes the stopped attempt logged after that point belong to a
+    branch the run did not continue (ours drops them too: its episodes past the checkpoint). The
+    point is where the resumed attempt's first episode began (its end minus its length, policy
+    steps × action repeat); the steps need not fall back for it to show."""
+    import scores
+
+    run = tmp_path / "seed_0"
+    run.mkdir()
+    (run / "harness.jsonl").write_text(json.dumps({"task": "dmc_walker_walk", "seed": 0, "steps": 50_000,
+                                                   "action_repeat": 2}) + "\n")
+    # attempt 1: 1,000-step episodes to 3,000; its checkpoint was at 2,500. Attempt 2 resumed there:
+    # 3,500 and 4,500; its checkpoint at 4,000. Attempt 3 resumed there: 5,000.
+    ends = [1000, 2000, 3000, 3500, 4500, 5000]
+    (run / "scores.jsonl").write_text("".join(json.dumps({"step": x, "episode/score": float(x)}) + "\n" for x in ends))
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": x, "episode/length": 500.0}) + "\n" for x in ends))
+    assert scores.record(run)["xs"] == [1000, 2000, 3500, 5000]
+    # without the lengths only a fall-back of the steps marks a restart: nothing here
+    (run / "metrics.jsonl").unlink()
+    assert scores.record(run)["xs"] == ends
+    # a fall-back alone: an attempt that resumed from 1,500 and logged 2,500
+    (run / "scores.jsonl").write_text("".join(json.dumps({"step": x, "episode/score": 1.0}) + "\n"
+                                              for x in [1000, 2000, 3000, 2500]))
+    assert scores.record(run)["xs"] == [1000, 2000, 2500]
