@@ -142,6 +142,32 @@ def test_a_run_still_training_counts_only_in_the_quarters_it_has_passed(tmp_path
     assert compare_metrics.quarter_means([0, 6000], [6000, 11_800], [1.0, 2.0], BUDGET, reached=11_800)[3] == 2.0
 
 
+def test_quarters_are_of_the_configured_budget_and_a_run_without_training_rows_is_left_out(tmp_path, capsys):
+    """Two runs both still training at 40% of their 12,000 env steps: the quarters are the
+    budget's (read from config.json and harness.jsonl), not of the furthest run's steps, so each
+    has a first quarter only. An official run with episode rows alone (just begun) is left out."""
+    def cut(folder):
+        rows = (folder / "metrics.jsonl").read_text().splitlines()
+        keep = [r for r in rows if json.loads(r).get("env_steps", json.loads(r).get("step", 0)) <= 0.4 * BUDGET]
+        (folder / "metrics.jsonl").write_text("".join(r + "\n" for r in keep))
+        return folder
+
+    mine = cut(our_run(tmp_path / "ours", 300))
+    (mine / "config.json").write_text(json.dumps({"agent": {"latents": 4}, "run": {"seed": 0}, "task": {"steps": BUDGET}}))
+    theirs = cut(official_run(tmp_path / "official", 1500))
+    (theirs / "harness.jsonl").write_text(json.dumps({"seed": 0, "steps": BUDGET}) + "\n")
+    begun = tmp_path / "begun"
+    begun.mkdir()
+    (begun / "harness.jsonl").write_text(json.dumps({"seed": 1, "steps": BUDGET}) + "\n")
+    (begun / "metrics.jsonl").write_text(json.dumps({"step": 500, "episode/score": 1.0}) + "\n")
+    out = tmp_path / "out"
+    assert compare_metrics.main(["--ours", str(mine), "--official", str(theirs), str(begun), "--out", str(out)]) == 0
+    got = {(r["implementation"], int(r["quarter"])) for r in csv.DictReader((out / "metrics.csv").open())
+           if r["quantity"] == "policy entropy"}
+    assert got == {("ours", 1), ("official", 1)}
+    assert "no training metrics yet, left out" in capsys.readouterr().err
+
+
 def test_a_run_without_metrics_is_a_clear_error(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import shutil
 import subprocess
 import tarfile
 import sys
@@ -513,6 +514,18 @@ def test_a_match_target_judges_ours_against_the_official_runs_of_a_score_file(tm
     assert len(lines) == 1 and lines[0].startswith("| gym_t | full") and lines[0].endswith("| PASS |"), lines
     # beside the verdict, how often it would fail for equal methods at 3 against 3 seeds
     assert lines[0].endswith(f"| {100 * stats.false_exclusion_rate(3, 3):.0f}% | PASS |") and "*FAIL if equal*" in text
+    # official runs of gym_t but none of another task: the hint on where they come from is for that task
+    for seed in range(2):
+        d = write_run(root, "toy", "full", "gym_u", seed, [300, 950, 1000], [0, 99, 101])
+        config = json.loads((d / "config.json").read_text())
+        config["task"]["target"] = {"match": "official"}
+        (d / "config.json").write_text(json.dumps(config))
+    r = cli_here("report", root, "--out", tmp_path / "rep_u", "--reps", "500", "--scores", tmp_path / "a.json")
+    text = (tmp_path / "rep_u" / "report.md").read_text()
+    assert r.returncode == 0 and "| gym_u | full | 2 | full − official (0 seeds)" in text
+    assert "No runs of `official` were given for gym_u (the official agent's reference runs: `--compare official`" in text
+    for seed in range(2):
+        shutil.rmtree(root / "toy" / "full" / "gym_u" / f"seed_{seed}")
     # a run that has no score yet (none of its episodes in the window) is not counted as a seed:
     # two scored official seeds and one that only began judge, and the line says 2
     begun = [{"task": "gym_t", "method": "official", "seed": s, "xs": [500, 1000], "ys": [0, v]}
@@ -571,7 +584,7 @@ def test_compare_official_judges_against_the_shipped_reference_runs(tmp_path, cl
     r = cli_here("report", root, "--out", tmp_path / "rep0", "--reps", "500")
     text = (tmp_path / "rep0" / "report.md").read_text()
     assert r.returncode == 0 and "(0 seeds): 95% interval contains 0" in text and "| NOT JUDGED |" in text
-    assert "No runs of `official` were given (the official agent's reference runs: `--compare official`" in text
+    assert "No runs of `official` were given for gym_CartPole-v1 (the official agent's reference runs: `--compare official`" in text
     # asked twice, drawn once
     r = cli_here("report", root, "--out", tmp_path / "rep1", "--reps", "500", "--compare", "official,official")
     assert r.returncode == 0 and f"full − official ({len(theirs)} seeds)" in (tmp_path / "rep1" / "report.md").read_text()

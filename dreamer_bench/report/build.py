@@ -239,15 +239,15 @@ def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], rep
                              "value": value, "lower": lo, "upper": hi, "per_seed": scores,
                              "passed": bool(lo <= 0 <= hi) if n_mine >= 2 and n_theirs >= 2 else None,
                              "fail_if_equal": (stats.false_exclusion_rate(n_mine, n_theirs)
-                                               if n_mine >= 2 and n_theirs >= 2 else np.nan)})
+                                               if n_mine >= 2 and n_theirs >= 2 else np.nan), "match": other})
                 continue
             budget = budget_of(members[0])
             result = scoring.evaluate_target(target, [(r.xs, r.ys) for r in members], scores, budget)
             rows.append({"task": task, "method": m, "seeds": len(members), "target": result["target"],
                          "value": result["value"], "lower": np.nan, "upper": np.nan, "per_seed": result["per_seed"],
-                         "passed": result["passed"], "fail_if_equal": np.nan})
+                         "passed": result["passed"], "fail_if_equal": np.nan, "match": None})
     return pd.DataFrame(rows, columns=["task", "method", "seeds", "target", "value", "lower", "upper", "per_seed",
-                                       "passed", "fail_if_equal"])
+                                       "passed", "fail_if_equal", "match"])
 
 
 @dataclass
@@ -412,18 +412,21 @@ def _targets(s: _Suite) -> list[str]:
                                       for v, lo, hi in zip(targets["value"], targets["lower"], targets["upper"])],
                                per_seed=[", ".join(fmt(v, digits=1) for v in vs) for vs in targets["per_seed"]],
                                passed=["NOT JUDGED" if p is None else "PASS" if p else "FAIL"
-                                       for p in targets["passed"]]).drop(columns=["lower", "upper", "fail_if_equal"])
+                                       for p in targets["passed"]]).drop(columns=["lower", "upper", "fail_if_equal", "match"])
         rates = targets["fail_if_equal"].to_numpy(np.float64)
         if not np.isnan(rates).all():  # only match targets have one, and only when judged
             shown.insert(len(shown.columns) - 1, "FAIL if equal",
                          ["–" if np.isnan(r) else f"{100 * r:.0f}%" for r in rates])
-        unjudged = sorted({t.split(" − ")[1].split(" (")[0] for t, p in zip(targets["target"], targets["passed"])
-                           if p is None and " − " in t})
-        absent = [m for m in unjudged if not any(r.method == m for r in runs)]  # not given at all: say where from
-        note = (" A comparison needs at least 2 seeds with a score on each side." if unjudged else "")
-        if absent:
-            note += (" No runs of " + ", ".join(f"`{m}`" for m in absent) + " were given ("
-                     + ("the official agent's reference runs: `--compare official`; or " if "official" in absent else "")
+        unjudged = targets[targets["passed"].isna() & targets["match"].notna()]
+        # a matched method with no runs of a task at all: say where they come from
+        absent: dict[str, list[str]] = {}
+        for task, m in zip(unjudged["task"], unjudged["match"]):
+            if not any(r.method == m and r.task == task for r in runs):
+                absent.setdefault(m, []).append(task)
+        note = (" A comparison needs at least 2 seeds with a score on each side." if len(unjudged) else "")
+        for m, where in sorted(absent.items()):
+            note += (f" No runs of `{m}` were given for {', '.join(sorted(where))} ("
+                     + ("the official agent's reference runs: `--compare official`; or " if m == "official" else "")
                      + "runs from a score file: `--scores FILE`).")
         if not np.isnan(rates).all():
             note += (" *FAIL if equal*: how often the interval leaves out 0 when the two methods are the same, at "

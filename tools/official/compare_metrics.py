@@ -150,6 +150,17 @@ def finished(run: pathlib.Path) -> bool:
         return False
 
 
+def configured_budget(run: pathlib.Path) -> float | None:
+    """The env steps a run was set to train: ours in config.json's task, the official harness in
+    harness.jsonl (None where neither says)."""
+    try:
+        if (run / "harness.jsonl").exists():
+            return float(read_jsonl(run / "harness.jsonl")[-1]["steps"])
+        return float(json.loads((run / "config.json").read_text())["task"]["steps"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
 def quarter_means(starts, ends, ys, budget: float, reached: float | None = None) -> list[float | None]:
     """The mean of a quantity over each quarter of [0, budget], each interval weighted by its
     overlap with the quarter (None for a quarter no interval reaches). With ``reached``, the env
@@ -209,9 +220,22 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    series = [("ours", *ours(d)) for d in args.ours] + [("official", *official(d)) for d in args.official]
-    done = [finished(d) for d in [*args.ours, *args.official]]
-    budget = max(r["x"] for _, _, rows in series for r in rows)
+    series, done, budgets = [], [], []
+    for impl, read, dirs in (("ours", ours, args.ours), ("official", official, args.official)):
+        for d in dirs:
+            label, rows = read(d)
+            if not rows:  # a run just begun: no training row yet
+                print(f"{d}: no training metrics yet, left out", file=sys.stderr)
+                continue
+            series.append((impl, label, rows))
+            done.append(finished(d))
+            budgets.append(configured_budget(d))
+    if not series:
+        print("error: none of the runs has training metrics yet", file=sys.stderr)
+        return 2
+    known = [b for b in budgets if b]
+    # the quarters of the budget the runs were set to (else of the furthest run's env steps)
+    budget = max(known) if known else max(r["x"] for _, _, rows in series for r in rows)
     colours = {"ours": "tab:blue", "official": "tab:orange"}
     cols = 4
     rows_n = -(-len(QUANTITIES) // cols)

@@ -70,7 +70,10 @@ def record(logdir: pathlib.Path) -> dict:
         raise SystemExit(f"error: {logdir} has no harness.jsonl (not a run of tools/official/train.py)")
     settings = starts[-1]
     rows = [r for r in read_jsonl(logdir / "scores.jsonl") if "episode/score" in r]
-    rows = drop_restarts(rows, episode_lengths(logdir, int(settings.get("action_repeat", 1))))
+    # with one environment its episodes follow each other, so one that began before another ended
+    # marks a restart; with several they overlap by nature and only a fall-back of the steps does
+    single = int(settings.get("envs", 1)) == 1
+    rows = drop_restarts(rows, episode_lengths(logdir, int(settings.get("action_repeat", 1))) if single else None)
     rows = [r for r in rows if r["step"] <= settings["steps"]]
     return {
         "task": settings["task"],
