@@ -57,7 +57,8 @@ def parse(argv=None):
     p.add_argument("--train-ratio", type=float, required=True, help="replayed steps per policy step")
     p.add_argument("--preset", default="size1m", help="official size config (size1m, size12m, debug, ...)")
     p.add_argument("--logdir", required=True)
-    p.add_argument("--save-every", type=int, default=600, help="seconds between checkpoints")
+    p.add_argument("--save-every", type=int, default=300,
+                   help="seconds between checkpoints (a DMC checkpoint is about 8 MB; a kill loses what came after the last)")
     p.add_argument("official", nargs="*", help="extra official flags after --, e.g. --agent.opt.lr 1e-4")
     args = p.parse_args(argv)
     if args.steps <= 0 or args.repeat < 1 or not args.train_ratio > 0:
