@@ -107,6 +107,7 @@ def test_episodes_of_an_attempt_the_run_did_not_go_on_with_are_dropped(tmp_path)
     (run / "scores.jsonl").write_text("".join(json.dumps({"step": x, "episode/score": float(x)}) + "\n" for x in ends))
     (run / "metrics.jsonl").write_text("".join(json.dumps({"step": x, "episode/length": 500.0}) + "\n" for x in ends))
     assert scores.record(run)["xs"] == [1000, 2000, 3500, 5000]
+    assert scores.record(run)["machines"] == []  # its harness named no CPU
     # without the lengths only a fall-back of the steps marks a restart: nothing here
     (run / "metrics.jsonl").unlink()
     assert scores.record(run)["xs"] == ends

@@ -578,6 +578,11 @@ def test_compare_official_judges_against_the_shipped_reference_runs(tmp_path, cl
     assert r.returncode == 0, r.stderr
     lines = [line for line in (tmp_path / "rep" / "report.md").read_text().splitlines() if "interval contains 0" in line]
     assert len(lines) == 1 and f"full − official ({len(theirs)} seeds)" in lines[0], lines
+    # the machines that trained the official runs, as their harness recorded them
+    cpus = {m for rec in shipped if rec["task"] == "gym_CartPole-v1" and rec["finished"] for m in rec["machines"]}
+    intro = next(line for line in (tmp_path / "rep" / "report.md").read_text().splitlines()
+                 if line.startswith("The official runs trained on: "))
+    assert cpus and all(f"{m} (" in intro for m in cpus), intro
     value = float(lines[0].split(" | ")[4].split(" [")[0])
     assert value == pytest.approx(200.0 - np.mean(theirs), abs=0.06)
     # without it the verdict is not given, and the report says where the official runs come from

@@ -344,7 +344,7 @@ def _introduction(s: _Suite) -> list[str]:
             beyond.append(f"`{m}` ({', '.join(presets)}): {', '.join(f'`{x}`' for x in settings)}")
     if beyond:
         text.append("Agent settings that differ from the preset: " + "; ".join(beyond) + ".")
-    text += _machines(own)
+    text += _machines([r for r in own if r.source == "results"])
     published = [m for m in methods if m.endswith("(published)")]
     if published:
         sources = sorted({r.source.split(":", 1)[1] for r in s.runs if r.source.startswith("published:")})
@@ -356,13 +356,15 @@ def _introduction(s: _Suite) -> list[str]:
                     f"fp32, one CPU core each) at this suite's settings, made by `tools/official/reference_runs.sh` "
                     f"and shipped with dreamer-bench (`--compare official`: `{OFFICIAL_REFERENCE[suite]}`, "
                     f"`dreamer_bench/report/published/SOURCE.md`).")
+        text += _machines([r for r in s.runs if r.source.startswith("official:")], "The official runs trained on")
     return text
 
 
-def _machines(own: list[RunRecord]) -> list[str]:
+def _machines(own: list[RunRecord], label: str = "Trained on") -> list[str]:
     """Which machines trained the user's runs (a resumed run may name several): speed and rounding
-    depend on the CPU's instruction sets, so a report names them. Nothing where no run names one."""
-    mine = [r for r in own if r.source == "results"]
+    depend on the CPU's instruction sets, so a report names them. Nothing where no run names one.
+    (The official reference runs are passed in alone, under their own label.)"""
+    mine = [r for r in own if r.source == "results" or r.source.startswith("official:")]
     counts: dict[str, int] = {}
     for r in mine:
         for m in r.machines:
@@ -375,7 +377,7 @@ def _machines(own: list[RunRecord]) -> list[str]:
         parts.append(f"not recorded ({runs(counts[UNRECORDED])} trained, at least in part, before runs recorded "
                      "their CPU)")
     several = sum(len(r.machines) > 1 for r in mine)
-    return ["Trained on: " + "; ".join(parts) + "."
+    return [f"{label}: " + "; ".join(parts) + "."
             + (f" {runs(several)} trained on more than one of these." if several else "")]
 
 

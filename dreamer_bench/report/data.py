@@ -310,7 +310,8 @@ def load_official(like: list[RunRecord], include_unfinished: bool = False) -> tu
                 out.append(RunRecord(suite=suite, task=task, method="official", seed=int(rec["seed"]),
                                      xs=[float(x) for x in rec["xs"]], ys=[float(y) for y in rec["ys"]],
                                      budget=float(settings["steps"]), task_settings=settings,
-                                     source=f"official:{path.name}"))
+                                     source=f"official:{path.name}",
+                                     machines=[str(m) for m in rec.get("machines") or []] or [UNRECORDED]))
     return out, differ
 
 

@@ -82,6 +82,8 @@ def record(logdir: pathlib.Path) -> dict:
         "xs": [int(r["step"]) for r in rows],
         "ys": [float(r["episode/score"]) for r in rows],
         "settings": {**settings, "restarts": len(starts) - 1},
+        # the CPU of every start, each once in order (model name only for starts before 2026-12-05 07:00)
+        "machines": list(dict.fromkeys(s["cpu"] for s in starts if s.get("cpu"))),
     }
 
 
