@@ -360,11 +360,10 @@ def _introduction(s: _Suite) -> list[str]:
     return text
 
 
-def _machines(own: list[RunRecord], label: str = "Trained on") -> list[str]:
-    """Which machines trained the user's runs (a resumed run may name several): speed and rounding
-    depend on the CPU's instruction sets, so a report names them. Nothing where no run names one.
-    (The official reference runs are passed in alone, under their own label.)"""
-    mine = [r for r in own if r.source == "results" or r.source.startswith("official:")]
+def _machines(mine: list[RunRecord], label: str = "Trained on") -> list[str]:
+    """Which machines trained these runs (the user's, or the official reference runs under their
+    own label; a resumed run may name several): speed and rounding depend on the CPU's
+    instruction sets, so a report names them. Nothing where no run names one."""
     counts: dict[str, int] = {}
     for r in mine:
         for m in r.machines:

@@ -7,9 +7,10 @@ tools/official/train.py or their copies in evidence/learning/official (the offic
 logger's ``metrics.jsonl``, keyed by ``step``, which it counts in env steps). Writes
 ``DIR/metrics.png`` (one panel per quantity, one line per seed, a colour per implementation) and
 ``DIR/metrics.csv`` (per implementation, seed and quantity: the mean over each quarter of the
-budget, the furthest run's env steps; a run still training, one without ``done`` or a
-status.json saying done, counts only in the quarters it has passed) and ``DIR/summary.csv`` (per quantity and quarter: each implementation's mean over its
-seeds, the relative difference, and each side's range over seeds).
+budget the runs were set to, else of the furthest run's env steps; a run still training, one
+without ``done`` or a status.json saying done, counts only in the quarters it has passed) and
+``DIR/summary.csv`` (per quantity and quarter: each implementation's mean over its seeds, the
+relative difference, and each side's range over seeds).
 
 Each logged row is the mean over the updates since the row before, stamped with the env steps at
 its end; the two sides log at different intervals (ours every 30 s, the official every ~2 min), so
@@ -220,7 +221,7 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    series, done, budgets = [], [], []
+    series, reached, budgets = [], [], []  # reached: a run's env steps, None once it has finished
     for impl, read, dirs in (("ours", ours, args.ours), ("official", official, args.official)):
         for d in dirs:
             label, rows = read(d)
@@ -228,7 +229,7 @@ def main(argv=None) -> int:
                 print(f"{d}: no training metrics yet, left out", file=sys.stderr)
                 continue
             series.append((impl, label, rows))
-            done.append(finished(d))
+            reached.append(None if finished(d) else max(r["x"] for r in rows))
             budgets.append(configured_budget(d))
     if not series:
         print("error: none of the runs has training metrics yet", file=sys.stderr)
@@ -242,8 +243,7 @@ def main(argv=None) -> int:
     fig, axes = plt.subplots(rows_n, cols, figsize=(4 * cols, 2.8 * rows_n), squeeze=False)
     summary = []
     for ax, name in zip(axes.flat, QUANTITIES):
-        for (impl, label, rows), complete in zip(series, done):
-            reached = None if complete else max(r["x"] for r in rows)
+        for (impl, label, rows), come_to in zip(series, reached):
             starts = dict(zip(map(id, rows), intervals([r["x"] for r in rows], [r.get("n") for r in rows])))
             kept = [r for r in rows if name in r]
             if not kept:
@@ -251,7 +251,7 @@ def main(argv=None) -> int:
             starts, ends, ys = [starts[id(r)] for r in kept], [r["x"] for r in kept], [r[name] for r in kept]
             ax.plot([(a + b) / 2 for a, b in zip(starts, ends)], ys, color=colours[impl], alpha=0.7, lw=1,
                     label=impl if label.endswith(" 0") else None)
-            for q, mean in enumerate(quarter_means(starts, ends, ys, budget, reached), start=1):
+            for q, mean in enumerate(quarter_means(starts, ends, ys, budget, come_to), start=1):
                 if mean is not None:
                     summary.append({"implementation": impl, "run": label, "quantity": name, "quarter": q,
                                     "mean": mean})
