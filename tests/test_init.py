@@ -5,6 +5,7 @@ import math
 import torch
 
 from dreamer_bench.agent.functional import init_weight_
+from dreamer_bench.agent.heads import twohot_mean
 
 from conftest import BOTH, CONTINUOUS, DISCRETE, make_agent
 
@@ -16,12 +17,18 @@ def test_truncated_normal_with_unit_variance_correction():
     assert abs(w.std().item() - math.sqrt(1 / 500)) < 0.01 * math.sqrt(1 / 500) * 3
 
 
-def test_reward_and_critic_start_at_exactly_zero():
+def test_reward_and_critic_start_with_zero_logits():
+    """Zero output layers: every state gets uniform bins, so every state predicts the same value
+    (the expectation of uniform bins: not exactly 0, as the official program's fused pairs leave
+    their rounding, tests/test_twohot.py)."""
     agent = make_agent(BOTH, DISCRETE)
     feat = torch.randn(9, agent.cfg.feat) * 5
-    assert torch.all(agent.reward.out.weight == 0) and torch.all(agent.critic.out.weight == 0)
-    assert torch.all(agent.reward(feat).pred() == 0)
-    assert torch.all(agent.critic(feat).pred() == 0)
+    for head in (agent.reward, agent.critic):
+        assert torch.all(head.out.weight == 0) and torch.all(head.out.bias == 0)
+        out = head(feat)
+        assert torch.all(out.logits == 0)
+        uniform = twohot_mean(torch.zeros(1, head.bins.shape[0]), head.bins)
+        assert torch.all(out.pred() == uniform)
 
 
 def test_actor_output_weights_are_scaled_by_one_hundredth():

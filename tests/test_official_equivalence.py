@@ -7,7 +7,11 @@ for each of 3 updates with lr warm-up 0 every per-step loss term, every metric, 
 gradient, the update direction (θ_k − θ_0)/lr, LaProp's two moments, the return statistics and
 the slow critic. Each test loads the official parameters into our agent through the name map of
 ``dreamer_bench.agent.official``, injects the official samples, runs our real ``Agent.train`` on
-the same batch three times, and compares every quantity.
+the same batch three times, and compares every quantity. Two cases start from the official initial
+state itself (zero-initialised reward and critic outputs, return statistics at 0) and hold one update
+and the bins the official heads used: there the two-hot expectation of uniform bins is the rounding
+that the official program's fused pairs leave (``heads.twohot_mean``), and the early imagined values,
+advantages and policy gradient carry it.
 
 Tolerances are relative to each tensor's norm, ‖ours − official‖ ≤ rtol·‖official‖ (+ a floor of
 1e-6 for tensors that are nearly 0):
@@ -151,6 +155,10 @@ def build(case: str, off=(), **overrides) -> tuple[Agent, dict, dict]:
     cfg = make_config(meta["preset"], overrides={**fields, **overrides}, off=tuple(base_off) + tuple(off))
     agent = Agent(obs_space(meta), ActSpace(meta["act"] == "discrete", meta["actions"]), cfg)
     load_official(agent, official_params(fx))
+    if "bins" in fx:  # the cases at the official initial state: the bins the official heads used
+        bins = torch.as_tensor(np.asarray(fx["bins"], np.float32))
+        for head in (agent.reward, agent.critic, agent.slow_critic):
+            head.bins.copy_(bins)
     if "retnorm0" in fx:  # absent when the official return normalisation is off
         lo, hi = fx["retnorm0"]
         agent.retnorm.low.fill_(float(lo))
@@ -219,8 +227,9 @@ def _compare(case: str, off=(), **overrides) -> dict[str, float]:
         if not err <= rtol:  # also catches NaN
             bad[name] = err
 
-    agent.inject_draws([draws(fx, meta, k) for k in (1, 2, 3)])
-    for k in (1, 2, 3):
+    updates = range(1, meta["updates"] + 1)
+    agent.inject_draws([draws(fx, meta, k) for k in updates])
+    for k in updates:
         p = f"u{k}/"
         metrics = agent.train({key: v.copy() for key, v in batch0.items()})
         losses = agent.last_losses
@@ -318,7 +327,8 @@ def test_the_fixtures_cover_every_case_the_issue_names():
     assert {"debug_vector_discrete", "debug_vector_continuous", "debug_image_discrete",
             "debug_image_continuous", "size1m_vector_discrete", "size1m_image_continuous",
             "debug_vector_discrete_free_nats0", "debug_vector_discrete_unimix0",
-            "debug_vector_continuous_agc0", "debug_proprio_continuous"} <= set(CASES)
+            "debug_vector_continuous_agc0", "debug_proprio_continuous",
+            "debug_proprio_continuous_initial", "size1m_proprio_continuous_initial"} <= set(CASES)
     # every technique the official configuration can switch off has a case
     flagged = {flag for case in CASES for flag in load(case)[1]["official_flags"]}
     assert set(OFF_FLAGS) <= flagged, sorted(set(OFF_FLAGS) - flagged)
@@ -365,6 +375,27 @@ def test_a_perturbed_twohot_summation_is_caught(monkeypatch):
     monkeypatch.setattr(heads, "twohot_mean", shifted)
     bad = compare("debug_vector_discrete")
     assert any("loss/value" in k or "loss/repval" in k for k in bad), sorted(bad)
+
+
+@pytest.mark.parametrize("case, quantity", [("size1m_proprio_continuous_initial", "loss/policy"),
+                                             ("debug_proprio_continuous_initial", "grad actor.out.weight")])
+def test_the_exact_pair_sum_misses_the_official_initial_update(monkeypatch, case, quantity):
+    """Summing the mirrored pairs exactly (each pair's probabilities subtracted first, so that
+    uniform bins predict exactly 0, as the official code's comment intends) is not what the
+    official compiled program computes: at its initial state the imagined values, the advantages,
+    the policy loss and (debug) the actor's gradient then differ. The perturbed cases above cannot
+    tell: their tail bins hold too little probability for the rounding to show."""
+    from dreamer_bench.agent import heads
+
+    def exact(logits, bins):
+        probs = torch.softmax(logits.float(), -1)
+        m = bins.shape[0] // 2
+        return (probs[..., :m] - probs[..., m + 1:].flip(-1)) @ bins[:m]
+
+    monkeypatch.setattr(heads, "twohot_mean", exact)
+    bad = compare(case)
+    assert any(quantity in k for k in bad) and any("imag/value" in k for k in bad), sorted(bad)
+    assert not compare("debug_vector_discrete")
 
 
 def merged_proprio(case: str = "debug_proprio_continuous") -> tuple[dict, dict]:

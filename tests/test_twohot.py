@@ -1,6 +1,8 @@
-"""twohot: symexp-spaced bins, two-hot targets interpolated in raw space, exact zero prediction."""
+"""twohot: symexp-spaced bins, two-hot targets interpolated in raw space, and the expectation summed
+in mirrored pairs as the official agent's compiled program sums them."""
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -53,9 +55,54 @@ def test_weights_beyond_the_range_go_to_the_end_bin():
     assert w[1, 0].item() == 1.0 and w[1].sum().item() == 1.0
 
 
-def test_zero_logits_predict_exactly_zero():
+def fused_pairs(probs: np.ndarray, bins: np.ndarray) -> float:
+    """The official compiled expectation, worked out in exact rational arithmetic: per mirrored
+    pair, the negative bin's product exactly plus the positive bin's product rounded to float32,
+    the sum rounded once to float32; the pairs then summed."""
+    m = len(bins) // 2
+    total = 0.0
+    for i in range(m):
+        neg, pos = m - 1 - i, m + 1 + i
+        rounded = Fraction(float(np.float32(probs[pos]) * np.float32(bins[pos])))  # float32 product
+        exact = Fraction(float(probs[neg])) * Fraction(float(bins[neg]))
+        total += float(np.float32(float(exact + rounded)))
+    return total
+
+
+def test_zero_logits_predict_what_the_official_fused_pairs_leave():
+    """Uniform probabilities: every pair cancels in exact arithmetic, but a fused multiply-add keeps
+    the rounding error of the positive product, so the prediction is the same small non-zero value
+    for every state (−0.1645 with the official bins, tests/test_official_equivalence.py)."""
     bins = twohot_bins(255)
-    assert twohot_mean(torch.zeros(7, 255), bins).eq(0).all()
+    ours = twohot_mean(torch.zeros(7, 255), bins)
+    probs = torch.softmax(torch.zeros(255), -1).numpy()
+    expected = fused_pairs(probs, bins.numpy())
+    assert 0.01 < abs(expected) < 1.0
+    assert torch.all(ours == ours[0])
+    assert ours[0].item() == pytest.approx(expected, rel=1e-6)
+    assert twohot_mean(torch.zeros(3, 5), twohot_bins(5))[0].item() == pytest.approx(
+        fused_pairs(torch.softmax(torch.zeros(5), -1).numpy(), twohot_bins(5).numpy()), rel=1e-6)
+
+
+def test_fused_pairs_early_in_training_differ_from_exact_arithmetic_by_their_rounding():
+    """A head early in training: the loss pushes mirrored tail bins down alike (their logits stay
+    equal) while the centre bins near the rewards move. The prediction is the fused-pair sum
+    (worked out independently above); it differs from the exact expectation by up to the rounding
+    of the positive products, which here is of the size of the prediction itself."""
+    bins = twohot_bins(255)
+    gen = torch.Generator().manual_seed(3)
+    logits = -0.01 * (torch.arange(255) - 127).abs().float().repeat(5, 1)  # mirrored tails
+    logits[:, 120:135] += 0.3 * torch.randn(5, 15, generator=gen)  # the centre, near the targets
+    ours = twohot_mean(logits, bins)
+    apart = 0
+    for row in range(5):
+        probs = torch.softmax(logits[row], -1)
+        assert ours[row].item() == pytest.approx(fused_pairs(probs.numpy(), bins.numpy()), rel=1e-5, abs=1e-6)
+        exact = float((probs.double() * bins.double()).sum())
+        bound = 2.0**-24 * float((probs.double() * bins.double()).abs().sum())
+        assert abs(ours[row].item() - exact) <= bound + 1e-6 * abs(exact)
+        apart += abs(ours[row].item() - exact) > 0.1 * abs(exact)
+    assert apart >= 3  # the rounding matters here: it is what the official agent's early values carry
 
 
 def test_prediction_is_the_expectation_over_bins():

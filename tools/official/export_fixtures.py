@@ -92,7 +92,19 @@ CASES = {
         "debug", "proprio", "continuous", (4, 10), [], "debug preset, DMC-like vector keys (one a scalar)"),
     "size1m_vector_discrete": ("size1m", "vector", "discrete", (16, 64), [], "size1m, full batch"),
     "size1m_image_continuous": ("size1m", "image", "continuous", (2, 8), [], "size1m, images, small batch"),
+    "debug_proprio_continuous_initial": (
+        "debug", "proprio", "continuous", (4, 10), [], "the official initial state, one update"),
+    "size1m_proprio_continuous_initial": (
+        "size1m", "proprio", "continuous", (2, 8), [], "the official initial state, 255 bins, one update, forward only"),
 }
+# Cases at the official initial state (see ``perturb_initial_state``, which they skip): every
+# two-hot head starts with zero logits, where the official program's expectation is not 0 but the
+# rounding its fused pairs leave (heads.twohot_mean). One update only: after it the logits are no
+# longer exactly 0, and where XLA's softmax and ours round a probability apart by one ulp, the
+# pairs leave different rounding (of the same size). They also keep the bins the official heads
+# used (``bins``; ours are within 1.3e-6 of them, which moves that rounding too).
+INITIAL = {"debug_proprio_continuous_initial", "size1m_proprio_continuous_initial"}
+FORWARD_ONLY = {"size1m_proprio_continuous_initial"}  # no gradients or directions (keeps the file small)
 VECTOR_DIM = 5
 # "proprio": several vector keys as dm_control gives them (walker's, smaller), one a scalar; the
 # official encoder concatenates them, its decoder has one output layer per key
@@ -236,7 +248,10 @@ def export(name, out_dir):
     rssm = config.agent.dyn.rssm
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     data = make_batch(rng, obs_kind, act_kind, B, T, rssm.deter, rssm.stoch, rssm.classes)
-    agent.params = perturb_initial_state(dict(agent.params), rng, config.agent.value.bins)
+    initial = name in INITIAL
+    updates = 1 if initial else UPDATES
+    if not initial:
+        agent.params = perturb_initial_state(dict(agent.params), rng, config.agent.value.bins)
     compact = preset != "debug"
     generated = {}
     if compact:  # parameters exactly representable in float16, so that the file stores them in half
@@ -286,6 +301,7 @@ def export(name, out_dir):
         captured["ret"] = outs["ret"]
         captured["img_rew"], captured["img_con"] = rew, con
         captured["img_val"] = value.pred()
+        captured["bins"] = getattr(value, "bins", jnp.zeros(0))  # the critic's, as the compiled program has them
         return losses, outs, mets
 
     def repl_loss(*args, **kwargs):
@@ -342,8 +358,9 @@ def export(name, out_dir):
     state = dict(agent.params)
     jdata = {k: jnp.asarray(v) for k, v in data.items()}
     full = not compact
-    snapshot = (1, UPDATES) if full else (UPDATES,)  # updates after which directions, moments, slow critic are kept
-    for k in range(1, UPDATES + 1):
+    snapshot = (1, updates) if full else (updates,)  # updates after which directions, moments, slow critic are kept
+    forward_only = name in FORWARD_ONLY
+    for k in range(1, updates + 1):
         state, (metrics, outs, grads) = pure(state, carry, jdata, seed=jnp.array([k, 7], jnp.uint32))
         cap = {a: np.asarray(b) for a, b in outs["captured"].items()}
         p = f"u{k}/"
@@ -368,14 +385,16 @@ def export(name, out_dir):
             if value.ndim == 0:
                 record[p + f"metric/{key}"] = value
         grads = {a: np.asarray(b) for a, b in grads.items()}
-        if full or k == 1:
+        if initial and k == 1:
+            record["bins"] = cap["bins"]
+        if (full or k == 1) and not forward_only:
             for key in param_names:
                 if compact:
                     scaled(p + f"grad/{key}", grads[key])
                 else:
                     record[p + f"grad/{key}"] = grads[key]
         now = {a: np.asarray(b) for a, b in state.items()}
-        if k in snapshot:
+        if k in snapshot and not forward_only:
             for key in param_names:
                 direction = (now[key].astype(np.float64) - state0[key]) / LR
                 if compact:
@@ -389,11 +408,11 @@ def export(name, out_dir):
         if "retnorm/lo/value" in now:
             record[p + "retnorm"] = np.array([now["retnorm/lo/value"], now["retnorm/hi/value"]], np.float32)
         for key in sorted(now):
-            if key.startswith("slowval/") and k in snapshot:
+            if key.startswith("slowval/") and k in snapshot and not forward_only:
                 record[p + f"slow/{key[len('slowval/'):]}"] = now[key]  # float32: 0.98·slow moves little
     meta = {
         "case": name, "what": what, "preset": preset, "obs": obs_kind, "act": act_kind,
-        "batch": [B, T], "updates": UPDATES, "lr": LR, "official_flags": overrides,
+        "batch": [B, T], "updates": updates, "initial": initial, "lr": LR, "official_flags": overrides,
         "official_commit": "e3f02248693a79dc8b0ebd62c93683888ddaccfe",
         "state_keys": sorted(state0), "jax": jax.__version__,
         "rssm": dict(rssm), "vector_dim": VECTOR_DIM, "actions": ACTIONS, "drawn_kernels": generated,

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Start, or resume, the learning suite's DMC comparison with the official agent: our six runs
-# (one grid, two at a time) and the official reference runs (two queues, one per core), each in
+# Start, or resume, the learning suite's comparison with the official agent: our nine runs of
+# version 0.3.0 (CartPole-v1, walker_walk and cartpole_swingup, seeds 0-2: one grid, two at a
+# time) and the official DMC reference runs (two queues, one per core), each in
 # the background at the lowest priority, results outside the work tree. Run it from the repository
 # root at the start of a session; what is already running is left alone, so running it twice
 # starts nothing twice.
 #
-#   tools/evidence/resume_dmc.sh OURS OFFICIAL VENV
+#   tools/evidence/resume_learning.sh OURS OFFICIAL VENV
 #
 # OURS: our results folder (the grid resumes every run from its checkpoint; on a machine without
-# it, our runs committed as finished in evidence/learning/runs_dmc_v020.tar.gz are put there first,
+# it, our runs committed as finished in evidence/learning/runs_v030.tar.gz are put there first,
 # so that they are not trained again). OFFICIAL: the runs folder of tools/official/reference_runs.sh
 # (the official script resumes from its own checkpoints; finished or committed runs are skipped).
 # VENV: the official environment of tools/official/setup.sh. Output is appended to OURS/run.out
@@ -16,7 +17,7 @@
 # autogroup is set to nice 19 too, so that work in a terminal (tests, reports) comes first; other
 # sessions are not touched. Prints what it started and what was running.
 set -uo pipefail
-[ $# -eq 3 ] || { echo "usage: tools/evidence/resume_dmc.sh OURS OFFICIAL VENV" >&2; exit 2; }
+[ $# -eq 3 ] || { echo "usage: tools/evidence/resume_learning.sh OURS OFFICIAL VENV" >&2; exit 2; }
 [ -f tools/official/reference_runs.sh ] || { echo "error: run it from the repository root" >&2; exit 2; }
 ours="$(realpath -m "$1")"; official="$(realpath -m "$2")"; venv="$(realpath -m "$3")"
 [ -x "$venv/bin/python" ] || { echo "error: no Python in $venv (tools/official/setup.sh OFFICIAL_CLONE $venv)" >&2; exit 2; }
@@ -26,7 +27,7 @@ if ! (cd / && python -c "import dreamer_bench, torch") 2>/dev/null; then
 fi
 mkdir -p "$ours" "$official"
 # our finished runs, committed: back into OURS where it lacks them (a done run is not trained again)
-python - "$ours" evidence/learning/runs_dmc_v020.tar.gz <<'PY'
+python - "$ours" evidence/learning/runs_v030.tar.gz <<'PY'
 import json, pathlib, sys, tarfile
 ours, archive = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 if archive.exists():
@@ -63,7 +64,8 @@ started=()
 if ours_running; then
   echo "ours: running"
 else
-  setsid nohup nice -n 19 dreamer-bench run --suite learning --tasks dmc_walker_walk,dmc_cartpole_swingup \
+  setsid nohup nice -n 19 dreamer-bench run --suite learning \
+    --tasks gym_CartPole-v1,dmc_walker_walk,dmc_cartpole_swingup \
     --seeds 0,1,2 --set actor_unimix=0 --set replay_prefetch=true --jobs 2 --threads 1 --pack 1 \
     --checkpoint-minutes 5 --results "$ours" >>"$ours/run.out" 2>&1 </dev/null &
   started+=($!); echo "ours: started (output in $ours/run.out)"
