@@ -53,3 +53,12 @@ def test_the_report_suites_and_command_line_load_without_the_networks():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["[]", "dreamer_bench.agent.agent True"], out.stdout
+
+
+def test_the_package_version_is_the_one_pyproject_declares():
+    """The version is part of every run's identity (runs of two versions are neither resumed
+    across nor pooled): both places must name the same one."""
+    import dreamer_bench
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert dreamer_bench.__version__ == declared

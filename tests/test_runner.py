@@ -50,6 +50,7 @@ def smoke_results(tmp_path_factory):
 
 
 def test_smoke_suite_end_to_end_writes_the_documented_layout(smoke_results):
+    import dreamer_bench
     from dreamer_bench import suites
     from dreamer_bench.runner.schedule import planned_updates
 
@@ -60,7 +61,8 @@ def test_smoke_suite_end_to_end_writes_the_documented_layout(smoke_results):
         assert status["state"] == "done" and status["env_steps"] >= task.steps
         config = json.loads((d / "config.json").read_text())
         assert config["run"] == {"suite": "smoke", "task": task.task, "variant": "full", "seed": 0}
-        assert config["versions"]["torch"] and config["versions"]["dreamer_bench"] and "git_commit" in config
+        assert config["versions"]["torch"] and "git_commit" in config
+        assert config["versions"]["dreamer_bench"] == dreamer_bench.__version__  # not an editable install's stale metadata
         assert config["machine"]["cpu"] == cpu_description()
         assert [(s["env_steps"], s["cpu"]) for s in read_jsonl(d / "starts.jsonl")] == [(0, cpu_description())]
         assert config["agent"]["units"] == 8 and config["task"]["steps"] == task.steps

@@ -216,10 +216,14 @@ def config_differences(old: dict, new: dict) -> list[str]:
 
 
 def versions() -> dict[str, str]:
+    """The versions of the package (its own ``__version__``: an editable install's metadata keeps
+    the version it was installed at) and of the libraries a run depends on."""
     from importlib import metadata
 
-    out = {}
-    for name, dist in (("dreamer_bench", "dreamer-bench"), ("torch", "torch"), ("numpy", "numpy"),
+    from .. import __version__
+
+    out = {"dreamer_bench": __version__}
+    for name, dist in (("torch", "torch"), ("numpy", "numpy"),
                        ("gymnasium", "gymnasium"), ("ale_py", "ale-py"), ("dm_control", "dm_control"),
                        ("mujoco", "mujoco"), ("crafter", "crafter")):
         try:
