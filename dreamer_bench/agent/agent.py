@@ -188,7 +188,7 @@ class Agent(nn.Module):
 
     @torch.no_grad()
     def policy(self, state: dict | None, obs: Mapping[str, Any], generator: torch.Generator | None = None,
-               mode: bool = False) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+               mode: bool = False, draws: Mapping[str, Any] | None = None) -> tuple[dict[str, torch.Tensor], np.ndarray]:
         """Act in a batch of N environments.
 
         obs: {key: (N, ...)} plus ``is_first`` (N,). state: from the previous call (or None).
@@ -197,7 +197,10 @@ class Agent(nn.Module):
         or (N, A) clipped to [−1, 1]. The draws come from ``generator`` (default: the acting
         generator of training), so that evaluation leaves training's draws as they were;
         ``mode``: the actor's most likely action (its mean, for continuous actions) instead of a
-        sample, the latent still sampled (the official policy always samples).
+        sample, the latent still sampled (the official policy always samples). ``draws``: the
+        samples themselves instead of drawing them (another implementation's, as ``inject_draws``
+        gives them to ``train``): ``post`` (N, L) posterior indices and ``action`` (N,) action
+        indices or (N, A) standard normal noise.
         """
         generator = generator or self.act_generator
         obs = self._to_device(obs)
@@ -206,14 +209,22 @@ class Agent(nn.Module):
             state = self.initial_state(n)
         with self.autocast():
             embed = self.encoder({k: obs[k] for k in self.obs_space})
-            uniform = self._uniform(self.rssm.latent_noise_shape(n), generator)
+            if draws is None:
+                uniform = self._uniform(self.rssm.latent_noise_shape(n), generator)
+            else:  # integer indices: sample_index returns them as they are
+                uniform = torch.as_tensor(np.asarray(draws["post"]), device=self.device).long().reshape(
+                    self.rssm.latent_noise_shape(n))
             deter, stoch, _ = self.rssm.obs_step(
                 state["deter"], state["stoch"], state["action"], embed, obs["is_first"], uniform)
             params = self.actor(self.rssm.features(deter, stoch))
             if mode:
                 action = self.actor.mode(params)
-            else:
+            elif draws is None:
                 action = self.actor.sample(params, self._action_noise(n, generator))
+            else:
+                noise = torch.as_tensor(np.asarray(draws["action"]), device=self.device)
+                noise = noise.long() if self.act_space.discrete else noise.float()
+                action = self.actor.sample(params, noise.reshape(self.actor.noise_shape(n)))
         new_state = {"deter": deter.float(), "stoch": stoch.float(), "action": action.float()}
         if self.act_space.discrete:
             env_action = action.argmax(-1).cpu().numpy()
