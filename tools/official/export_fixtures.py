@@ -55,7 +55,7 @@ import zlib
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from fixture_format import drawn_kernel, pack  # noqa: E402  (beside this script)
+from fixture_format import drawn_kernel, save  # noqa: E402  (beside this script)
 
 # name: (preset, obs kind, action kind, batch (B, T), extra official flags, what it is)
 CASES = {
@@ -419,15 +419,10 @@ def export(name, out_dir):
         "vector_keys": {k: list(shape) for k, (shape, _) in PROPRIO.items()} if obs_kind == "proprio" else None,
     }
     record["meta"] = np.array(json.dumps(meta))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.npz"
-    tmp = out_dir / f"{name}.tmp.npz"
-    np.savez_compressed(tmp, **pack(record))
-    tmp.replace(path)
+    save(record, out_dir, name)
     model.dyn.imagine = orig_imagine
     official_agent.imag_loss = orig_imag_loss
     official_agent.repl_loss = orig_repl_loss
-    print(f"{name}: {path.stat().st_size / 1e6:.2f} MB", file=sys.stderr)
 
 
 def main(argv=None):

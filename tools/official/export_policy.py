@@ -29,7 +29,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from fixture_format import pack  # noqa: E402
+from fixture_format import save  # noqa: E402
 
 # name: (preset, obs kind, action kind)
 CASES = {
@@ -129,12 +129,7 @@ def export(name, out_dir):
             "actions": ef.ACTIONS,
             "vector_keys": {k: list(shape) for k, (shape, _) in ef.PROPRIO.items()} if obs_kind == "proprio" else None}
     record["meta"] = np.array(json.dumps(meta))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.npz"
-    tmp = out_dir / f"{name}.tmp.npz"
-    np.savez_compressed(tmp, **pack(record))
-    tmp.replace(path)
-    print(f"{name}: {path.stat().st_size / 1e6:.2f} MB", file=sys.stderr)
+    save(record, out_dir, name)
 
 
 def main(argv=None):

@@ -38,6 +38,20 @@ def pack(record: dict) -> dict:
     return out
 
 
+def save(record: dict, out_dir: Path, name: str) -> Path:
+    """Write ``record`` packed (``pack``) to OUT_DIR/NAME.npz, compressed, whole or not at all (a
+    temporary file renamed over it); report its size on stderr."""
+    import sys
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path, tmp = out_dir / f"{name}.npz", out_dir / f"{name}.tmp.npz"
+    np.savez_compressed(tmp, **pack(record))
+    tmp.replace(path)
+    print(f"{name}: {path.stat().st_size / 1e6:.2f} MB", file=sys.stderr)
+    return path
+
+
 def unpack(stored: dict) -> dict:
     """The arrays by name, from what ``pack`` stored (read with ``np.load``)."""
     data = {k: v for k, v in stored.items() if not k.startswith("packed/")}
