@@ -47,7 +47,6 @@ and the test feeds the recorded samples to ours, so no rounding can flip a sampl
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import sys
 import zlib
@@ -428,8 +427,7 @@ def export(name, out_dir):
 def main(argv=None):
     import official_envs
 
-    os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
-    official_envs.export_main(__doc__, CASES, export, argv)
+    official_envs.export_main(__doc__, CASES, export, argv, environ=official_envs.AGENT_ENVIRON)
 
 
 if __name__ == "__main__":

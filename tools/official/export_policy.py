@@ -133,12 +133,9 @@ def export(name, out_dir):
 
 
 def main(argv=None):
-    import os
-
     import official_envs
 
-    os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
-    official_envs.export_main(__doc__, CASES, export, argv)
+    official_envs.export_main(__doc__, CASES, export, argv, environ=official_envs.AGENT_ENVIRON)
 
 
 if __name__ == "__main__":

@@ -139,10 +139,19 @@ def quiet_agent_options() -> None:
     jax_agent.Options.__init__.__defaults__ = tuple(defaults)
 
 
-def export_main(doc: str, cases, export, argv=None) -> None:
-    """The command line of the export scripts: ``[CASE ...] --out DIR`` (default: every case)."""
+# what the exporters of the official agent's computations set unless the caller has: one host device
+AGENT_ENVIRON = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+
+
+def export_main(doc: str, cases, export, argv=None, environ=None) -> None:
+    """The command line of the export scripts: ``[CASE ...] --out DIR`` (default: every case).
+    ``environ``: variables set unless already set (before the cases import JAX)."""
     import argparse
+    import os
     import pathlib
+
+    for key, value in (environ or {}).items():
+        os.environ.setdefault(key, value)
 
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("cases", nargs="*", help=f"cases to export (default all): {', '.join(cases)}")
