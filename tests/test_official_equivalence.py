@@ -254,6 +254,7 @@ def _compare(case: str, off=(), **overrides) -> dict[str, float]:
         # the critic's mean over the imagined states, start included (the official ``val``): what
         # tools/official/compare_metrics.py sets side by side as the imagined value
         check(f"u{k} imag/value", rel_err(metrics["imag/value"], fx[p + "metric/val"], atol=LOSS_ATOL), FORWARD_RTOL)
+        check(f"u{k} imag/reward", rel_err(metrics["imag/reward"], fx[p + "metric/rew"], atol=LOSS_ATOL), FORWARD_RTOL)
         # the return scale's view of the imagined returns, as the official agent logs it
         for ours_key, theirs in (("imag/advantage", "adv"), ("imag/advantage_std", "adv_std"),
                                  ("imag/advantage_mag", "adv_mag"), ("imag/return_normed", "ret")):

@@ -473,6 +473,7 @@ class Agent(nn.Module):
         returns = self._plugin_returns(returns)
         scale = self.retnorm.update(returns)
         losses, metrics = self._actor_critic_losses(params, actions, critic_out, value, returns, weight, slow, scale)
+        metrics["imag/reward"] = reward.detach().mean()  # the official ``rew``: over all H + 1 imagined states
         return losses, metrics, returns[:, 0].detach()
 
     def _plugin_returns(self, returns: torch.Tensor) -> torch.Tensor:
@@ -534,6 +535,7 @@ class Agent(nn.Module):
         slow = self._slow_value(critic_feats[:, :-1])
         losses["value"] = weight * L.value_loss(critic_out[:, :-1], returns.detach(), slow, cfg)
         metrics = imagination_metrics(returns, scale, self.retnorm.offset(), entropy, weight, value, advantage)
+        metrics["imag/reward"] = reward.detach().mean()
         return losses, metrics, returns[:, 0].detach()
 
     def _imagine_step_backprop_eager(self, deter, stoch, latent_noise, action_noise):

@@ -22,7 +22,8 @@ averages a single update, logged soon after training began. The
 lines are drawn at the intervals' midpoints. (Averaging the rows stamped in a quarter instead
 shifts the side with the longer interval later: in a falling quantity such as the early policy
 entropy it reads high.) The quantities are those defined alike on both sides, as tests/test_official_equivalence.py
-checks them for one update: the loss terms, the policy entropy, the imagined value and trajectory
+checks them for one update: the loss terms, the policy entropy, the imagined value, the imagined
+reward (the mean over the H + 1 imagined states; our runs log it since 0.3.0) and trajectory
 weight (ours averages the H weights the losses use, the official all H + 1, so ours reads a
 little higher), the normalised imagined return (R − P5)/S and the advantage's magnitude and spread
 (R − v)/S (the return scale's part; our runs log them since 2026-12-05), the prior and posterior entropies (summed over latents on both sides here) and the
@@ -51,6 +52,7 @@ QUANTITIES = {
     "policy entropy": ("imag/entropy", 1, "train/ent/action"),
     "imagined weight": ("imag/weight", 1, "train/weight"),  # ours: the H weights; the official: H + 1 (a little lower)
     "imagined value": ("imag/value", 1, "train/val"),
+    "imagined reward": ("imag/reward", 1, "train/rew"),  # our runs log it since 0.3.0 (2026-12-05)
     "normalised return": ("imag/return_normed", 1, "train/ret"),  # (R − P5)/S: the return scale's view
     "advantage magnitude": ("imag/advantage_mag", 1, "train/adv_mag"),  # mean |R − v|/S
     "advantage std": ("imag/advantage_std", 1, "train/adv_std"),

@@ -20,7 +20,8 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / "tools" / "official"))
 import compare_metrics as cm  # noqa: E402
 
-QUANTITIES = ("policy entropy", "advantage magnitude", "normalised return", "imagined value", "loss/rew")
+QUANTITIES = ("policy entropy", "advantage magnitude", "normalised return", "imagined value", "imagined reward",
+              "loss/rew")
 
 
 def table(runs: list[tuple[str, list[dict]]], edges: list[int], quantity: str) -> str:
