@@ -164,24 +164,36 @@ def configured_budget(run: pathlib.Path) -> float | None:
         return None
 
 
-def quarter_means(starts, ends, ys, budget: float, reached: float | None = None) -> list[float | None]:
-    """The mean of a quantity over each quarter of [0, budget], each interval weighted by its
-    overlap with the quarter (None for a quarter no interval reaches). With ``reached``, the env
-    steps a run still training has come to, a quarter it has not passed (to within 2% of the
-    budget) is None too: the early part of a quarter is no measure of the whole, so such a run
-    counts in the quarters it has passed alone."""
+def spans(rows: list[dict], name: str) -> tuple[list[float], list[float], list[float]]:
+    """The intervals (starts, ends) of a run's rows that hold quantity ``name``, and its values:
+    each row averages the updates since the row before (``intervals``)."""
+    starts = dict(zip(map(id, rows), intervals([r["x"] for r in rows], [r.get("n") for r in rows])))
+    kept = [r for r in rows if name in r]
+    return [starts[id(r)] for r in kept], [r["x"] for r in kept], [r[name] for r in kept]
+
+
+def bin_means(starts, ends, ys, edges: list[float]) -> list[float | None]:
+    """The mean of a quantity over each bin (edges[i], edges[i + 1]], each interval weighted by
+    its overlap with the bin (None for a bin no interval reaches)."""
     means = []
-    for q in range(4):
-        lo, hi = budget * q / 4, budget * (q + 1) / 4
-        if reached is not None and reached < hi - 0.02 * budget:
-            means.append(None)
-            continue
+    for lo, hi in zip(edges[:-1], edges[1:]):
         total = weight = 0.0
         for a, b, y in zip(starts, ends, ys):
             w = max(0.0, min(b, hi) - max(a, lo))
             total += w * y
             weight += w
         means.append(total / weight if weight > 0 else None)
+    return means
+
+
+def quarter_means(starts, ends, ys, budget: float, reached: float | None = None) -> list[float | None]:
+    """The mean of a quantity over each quarter of [0, budget] (``bin_means``). With ``reached``,
+    the env steps a run still training has come to, a quarter it has not passed (to within 2% of
+    the budget) is None too: the early part of a quarter is no measure of the whole, so such a run
+    counts in the quarters it has passed alone."""
+    means = bin_means(starts, ends, ys, [budget * q / 4 for q in range(5)])
+    if reached is not None:
+        means = [None if reached < budget * (q + 1) / 4 - 0.02 * budget else m for q, m in enumerate(means)]
     return means
 
 
@@ -246,11 +258,9 @@ def main(argv=None) -> int:
     summary = []
     for ax, name in zip(axes.flat, QUANTITIES):
         for (impl, label, rows), come_to in zip(series, reached):
-            starts = dict(zip(map(id, rows), intervals([r["x"] for r in rows], [r.get("n") for r in rows])))
-            kept = [r for r in rows if name in r]
-            if not kept:
+            starts, ends, ys = spans(rows, name)
+            if not ys:
                 continue
-            starts, ends, ys = [starts[id(r)] for r in kept], [r["x"] for r in kept], [r[name] for r in kept]
             ax.plot([(a + b) / 2 for a, b in zip(starts, ends)], ys, color=colours[impl], alpha=0.7, lw=1,
                     label=impl if label.endswith(" 0") else None)
             for q, mean in enumerate(quarter_means(starts, ends, ys, budget, come_to), start=1):

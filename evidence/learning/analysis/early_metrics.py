@@ -6,8 +6,8 @@ the two-hot finding of version 0.3.0 (evidence/learning/README.md).
 
 RUN: one of our run folders (config.json, metrics.jsonl); LOGDIR: an official run's folder
 (metrics.jsonl, harness.jsonl; e.g. evidence/learning/official/<task>/seed_<n>). Prints a
-Markdown table per quantity: the mean of the logged rows whose env steps fall in each bin
-(upper edges from --bins, the first bin from 0), a row per run. The quantities are those
+Markdown table per quantity: the mean over the updates logged in each bin (upper edges from
+--bins, the first bin from 0), a row per run. The quantities are those
 tools/official/compare_metrics.py sets side by side (defined alike on both sides).
 """
 
@@ -25,15 +25,16 @@ QUANTITIES = ("policy entropy", "advantage magnitude", "normalised return", "ima
 
 
 def table(runs: list[tuple[str, list[dict]]], edges: list[int], quantity: str) -> str:
-    head = ["run"] + [f"({lo // 1000}K, {hi // 1000}K]" if lo else f"(0, {hi // 1000}K]"
-                      for lo, hi in zip([0] + edges[:-1], edges)]
+    """A Markdown table: a row per run, a column per bin, each the mean over the updates logged
+    in it (each row's interval weighted by its overlap with the bin, as compare_metrics weights
+    quarters: the official agent logs every ~2 minutes, ours every 30 s, and stamping a row's mean
+    at its end would read a quickly rising quantity low on the side with the longer interval)."""
+    bounds = [0] + edges
+    head = ["run"] + [f"({lo / 1000:g}K, {hi / 1000:g}K]" for lo, hi in zip(bounds[:-1], bounds[1:])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, rows in runs:
-        cells = [label]
-        for lo, hi in zip([0] + edges[:-1], edges):
-            values = [r[quantity] for r in rows if lo < r["x"] <= hi and quantity in r]
-            cells.append(f"{sum(values) / len(values):.4g}" if values else "–")
-        lines.append("| " + " | ".join(cells) + " |")
+        means = cm.bin_means(*cm.spans(rows, quantity), bounds)
+        lines.append("| " + " | ".join([label] + [f"{m:.4g}" if m is not None else "–" for m in means]) + " |")
     return "\n".join(lines)
 
 
