@@ -1,7 +1,7 @@
 """The extremes of our normalised imagined returns over the updates of a first_updates.py run,
 beside the official ones (its ``ret_min``, ``ret_max``, ``ret_rate``): where the two drift apart.
 
-    python evidence/learning/analysis/return_extremes.py DIR [--updates N] [--every K]
+    python evidence/learning/analysis/return_extremes.py DIR [--updates N] [--every K] [--seed S]
 
 DIR: the folder of ``tools/official/first_updates.py official --out DIR`` (params0.npz,
 batches.npz, official.json). Trains ours from the same initial parameters on the same batches, as
@@ -24,6 +24,7 @@ def main(argv=None) -> int:
     p.add_argument("dir", type=pathlib.Path)
     p.add_argument("--updates", type=int, default=None)
     p.add_argument("--every", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0, help="our agent's seed (its samplers' draws)")
     args = p.parse_args(argv)
     if not (args.dir / "official.json").exists():
         p.error(f"no {args.dir / 'official.json'}: run tools/official/first_updates.py official --out {args.dir} first")
@@ -45,7 +46,8 @@ def main(argv=None) -> int:
         return captured["R"]
 
     L.lambda_return = kept
-    cfg = make_config("size1m", overrides=dict(batch_size=B, batch_length=T, warmup=0, lr=4e-5, actor_unimix=0.0))
+    cfg = make_config("size1m", overrides=dict(batch_size=B, batch_length=T, warmup=0, lr=4e-5, actor_unimix=0.0,
+                                                  seed=args.seed))
     space = {"height": (1,), "orientations": (4,), "velocity": (3,)}
     agent = Agent(space, ActSpace(False, 3), cfg)
     load_official(agent, params)
