@@ -95,11 +95,34 @@ def official(out: pathlib.Path, n: int) -> None:
     (out / "official.json").write_text(json.dumps({"jax": jax.__version__, "rows": rows}))
 
 
+SPACE = {"height": (1,), "orientations": (4,), "velocity": (3,)}  # export_fixtures.PROPRIO, as our agent sees it
+
+
+def our_agent(params: dict, seed: int = 0):
+    """Our agent at the official initial parameters, at the settings ``official`` trained with."""
+    from dreamer_bench.agent import ActSpace, Agent, make_config
+    from dreamer_bench.agent.official import load_official
+
+    cfg = make_config("size1m", overrides=dict(batch_size=B, batch_length=T, warmup=0, lr=4e-5, actor_unimix=0.0,
+                                               seed=seed))
+    agent = Agent(SPACE, ActSpace(False, 3), cfg)
+    load_official(agent, params)
+    return agent
+
+
+def our_batch(stored: dict, k: int) -> dict:
+    """Batch k of DIR/batches.npz as our agent's ``train`` takes it."""
+    get = lambda key: stored[f"{k}/{key}"]  # noqa: E731
+    batch = {key: get(key).reshape(B, T + 1, *shape) for key, shape in SPACE.items()}
+    batch.update(action=get("action"), reward=get("reward"), is_first=get("is_first"), is_last=get("is_last"),
+                 is_terminal=get("is_terminal"), deter=get("dyn/deter"), stoch=get("dyn/stoch"))
+    return {key: np.array(v) for key, v in batch.items()}
+
+
 def ours(out: pathlib.Path, exact_too: bool = True) -> None:
     import torch
 
-    from dreamer_bench.agent import ActSpace, Agent, heads, make_config
-    from dreamer_bench.agent.official import load_official
+    from dreamer_bench.agent import heads
 
     def exact(logits, bins):  # the mirrored pairs subtracted before the sum: uniform bins give 0
         probs = torch.softmax(logits.float(), -1)
@@ -110,7 +133,6 @@ def ours(out: pathlib.Path, exact_too: bool = True) -> None:
     with np.load(out / "batches.npz") as f:
         stored = {k: f[k] for k in f.files}
     n = len({k.split("/")[0] for k in stored})
-    space = {"height": (1,), "orientations": (4,), "velocity": (3,)}  # export_fixtures.PROPRIO
     theirs = json.loads((out / "official.json").read_text())["rows"]
     lines = ["update,side," + ",".join(COLUMNS)]
     for k, row in enumerate(theirs):
@@ -118,16 +140,9 @@ def ours(out: pathlib.Path, exact_too: bool = True) -> None:
     shipped = heads.twohot_mean
     for side, mean in (("ours", shipped), ("ours (exact pairs)", exact))[: 2 if exact_too else 1]:
         heads.twohot_mean = mean
-        torch.manual_seed(0)
-        cfg = make_config("size1m", overrides=dict(batch_size=B, batch_length=T, warmup=0, lr=4e-5, actor_unimix=0.0))
-        agent = Agent(space, ActSpace(False, 3), cfg)
-        load_official(agent, params)
+        agent = our_agent(params)
         for k in range(n):
-            get = lambda key: stored[f"{k}/{key}"]  # noqa: E731
-            batch = {key: get(key).reshape(B, T + 1, *shape) for key, shape in space.items()}
-            batch.update(action=get("action"), reward=get("reward"), is_first=get("is_first"), is_last=get("is_last"),
-                         is_terminal=get("is_terminal"), deter=get("dyn/deter"), stoch=get("dyn/stoch"))
-            metrics = agent.train({key: np.array(v) for key, v in batch.items()})
+            metrics = agent.train(our_batch(stored, k))
             lines.append(f"{k + 1},{side}," + ",".join(f"{float(metrics[c]):.6g}" for c in COLUMNS))
             print(f"{side} update {k + 1}/{n}", file=sys.stderr)
     heads.twohot_mean = shipped

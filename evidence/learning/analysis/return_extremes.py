@@ -28,11 +28,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if not (args.dir / "official.json").exists():
         p.error(f"no {args.dir / 'official.json'}: run tools/official/first_updates.py official --out {args.dir} first")
-    from dreamer_bench.agent import ActSpace, Agent, make_config
     from dreamer_bench.agent import losses as L
-    from dreamer_bench.agent.official import load_official
 
-    B, T = 16, 64  # first_updates.py's batch
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / "tools" / "official"))
+    from first_updates import our_agent, our_batch
+
     params = dict(np.load(args.dir / "params0.npz"))
     with np.load(args.dir / "batches.npz") as f:
         stored = {k: f[k] for k in f.files}
@@ -46,18 +46,10 @@ def main(argv=None) -> int:
         return captured["R"]
 
     L.lambda_return = kept
-    cfg = make_config("size1m", overrides=dict(batch_size=B, batch_length=T, warmup=0, lr=4e-5, actor_unimix=0.0,
-                                                  seed=args.seed))
-    space = {"height": (1,), "orientations": (4,), "velocity": (3,)}
-    agent = Agent(space, ActSpace(False, 3), cfg)
-    load_official(agent, params)
+    agent = our_agent(params, args.seed)
     print("update | ours min, max, share beyond ±1 | official min, max, share")
     for k in range(n):
-        get = lambda key: stored[f"{k}/{key}"]  # noqa: E731
-        batch = {key: get(key).reshape(B, T + 1, *shape) for key, shape in space.items()}
-        batch.update(action=get("action"), reward=get("reward"), is_first=get("is_first"), is_last=get("is_last"),
-                     is_terminal=get("is_terminal"), deter=get("dyn/deter"), stoch=get("dyn/stoch"))
-        metrics = agent.train({key: np.array(v) for key, v in batch.items()})
+        metrics = agent.train(our_batch(stored, k))
         if (k + 1) % args.every == 0:
             normed = (captured["R"].detach() - agent.retnorm.offset()) / metrics["imag/return_scale"]
             o = theirs[k]
