@@ -74,7 +74,7 @@ def twohot_mean(logits: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
     zero-initialised head: 1/255 on bins up to ±4.85e8) that is about −0.16 on every state, and
     while the outer bins keep probability it varies from state to state by about 0.1: the early
     imagined rewards, values and advantages of the official agent carry it, and its policy learns
-    from those advantages (docs in README, "The two-hot expectation"). So ours computes each pair
+    from those advantages (README, "The same update at the official initial state"). So ours computes each pair
     the same way: the negative bin's product exactly (a product of two float32 numbers fits in a
     float64), plus the positive bin's product rounded to float32, rounded once to float32."""
     probs = torch.softmax(logits.float(), -1)
