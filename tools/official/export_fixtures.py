@@ -223,6 +223,79 @@ def perturb_initial_state(state, rng, bins):
     return state
 
 
+def capture(model, official_agent, act_kind):
+    """Hooks that keep, per update, the official samples and intermediates: the official
+    functions are called unchanged and their results kept. Returns ``(loss, restore)``: ``loss``
+    is model.loss with ``outs["captured"]`` added; ``restore()`` takes the hooks out."""
+    import jax.numpy as jnp
+
+    captured = {}
+    orig_imagine = model.dyn.imagine
+    orig_imag_loss = official_agent.imag_loss
+    orig_repl_loss = official_agent.repl_loss
+
+    def imagine(carry, policy, length, training, single=False):
+        if single:  # the official scan body calls imagine itself, one step at a time
+            return orig_imagine(carry, policy, length, training, single)
+        carry, feat, action = orig_imagine(carry, policy, length, training, single)
+        if callable(policy):
+            captured["img_stoch"] = feat["stoch"]
+            captured["img_act"] = action["action"]
+        return carry, feat, action
+
+    def imag_loss(act, rew, con, policy, value, slowvalue, *args, **kwargs):
+        losses, outs, mets = orig_imag_loss(act, rew, con, policy, value, slowvalue, *args, **kwargs)
+        pol = policy["action"]
+        pol = getattr(pol, "output", pol)  # continuous actions: Agg(Normal) summed over dims
+        if act_kind == "discrete":
+            captured["pol_logits"] = pol.logits
+        else:
+            captured["pol_mean"], captured["pol_std"] = pol.mean, pol.stddev
+        captured["ret"] = outs["ret"]
+        captured["img_rew"], captured["img_con"] = rew, con
+        captured["img_val"] = value.pred()
+        captured["bins"] = getattr(value, "bins", jnp.zeros(0))  # the critic's, as the compiled program has them
+        return losses, outs, mets
+
+    def repl_loss(*args, **kwargs):
+        losses, outs, mets = orig_repl_loss(*args, **kwargs)
+        captured["replay_ret"] = outs["ret"]
+        return losses, outs, mets
+
+    model.dyn.imagine = imagine
+    official_agent.imag_loss = imag_loss
+    official_agent.repl_loss = repl_loss
+
+    def loss(*args, **kwargs):
+        captured.clear()
+        total, (carry, entries, outs, mets) = model.loss(*args, **kwargs)
+        outs = dict(outs, captured=dict(captured))
+        return total, (carry, entries, outs, mets)
+
+    def restore():
+        model.dyn.imagine = orig_imagine
+        official_agent.imag_loss = orig_imag_loss
+        official_agent.repl_loss = orig_repl_loss
+
+    return loss, restore
+
+
+def samples(outs, act_kind) -> dict:
+    """The samples of one captured update, as the fixtures keep them: ``post``, ``prior``,
+    ``act`` and, for continuous actions, ``act_noise`` (see the module docstring)."""
+    cap = {a: np.asarray(b) for a, b in outs["captured"].items()}
+    out = {"post": np.asarray(outs["repfeat"]["stoch"]).argmax(-1).astype(np.int8),
+           "prior": cap["img_stoch"].argmax(-1).astype(np.int8)}
+    if act_kind == "discrete":
+        out["act"] = cap["img_act"].astype(np.int8)
+    else:
+        out["act"] = cap["img_act"]
+        mean = cap["pol_mean"][:, :-1].astype(np.float64)
+        std = cap["pol_std"][:, :-1].astype(np.float64)
+        out["act_noise"] = (cap["img_act"].astype(np.float64) - mean) / std
+    return out
+
+
 def export(name, out_dir):
     import jax
     import jax.numpy as jnp
@@ -274,49 +347,7 @@ def export(name, out_dir):
     state0 = {k: np.asarray(v) for k, v in agent.params.items()}
     param_names = sorted(k for k in state0 if k.split("/")[0] in MODULES)
 
-    # --- capture hooks (the official functions are called unchanged; their results are kept) ---
-    captured = {}
-    orig_imagine = model.dyn.imagine
-    orig_imag_loss = official_agent.imag_loss
-    orig_repl_loss = official_agent.repl_loss
-
-    def imagine(carry, policy, length, training, single=False):
-        if single:  # the official scan body calls imagine itself, one step at a time
-            return orig_imagine(carry, policy, length, training, single)
-        carry, feat, action = orig_imagine(carry, policy, length, training, single)
-        if callable(policy):
-            captured["img_stoch"] = feat["stoch"]
-            captured["img_act"] = action["action"]
-        return carry, feat, action
-
-    def imag_loss(act, rew, con, policy, value, slowvalue, *args, **kwargs):
-        losses, outs, mets = orig_imag_loss(act, rew, con, policy, value, slowvalue, *args, **kwargs)
-        pol = policy["action"]
-        pol = getattr(pol, "output", pol)  # continuous actions: Agg(Normal) summed over dims
-        if act_kind == "discrete":
-            captured["pol_logits"] = pol.logits
-        else:
-            captured["pol_mean"], captured["pol_std"] = pol.mean, pol.stddev
-        captured["ret"] = outs["ret"]
-        captured["img_rew"], captured["img_con"] = rew, con
-        captured["img_val"] = value.pred()
-        captured["bins"] = getattr(value, "bins", jnp.zeros(0))  # the critic's, as the compiled program has them
-        return losses, outs, mets
-
-    def repl_loss(*args, **kwargs):
-        losses, outs, mets = orig_repl_loss(*args, **kwargs)
-        captured["replay_ret"] = outs["ret"]
-        return losses, outs, mets
-
-    model.dyn.imagine = imagine
-    official_agent.imag_loss = imag_loss
-    official_agent.repl_loss = repl_loss
-
-    def loss(*args, **kwargs):
-        captured.clear()
-        total, (carry, entries, outs, mets) = model.loss(*args, **kwargs)
-        outs = dict(outs, captured=dict(captured))
-        return total, (carry, entries, outs, mets)
+    loss, restore = capture(model, official_agent, act_kind)
 
     grads_seen = {}
     transform = model.opt.opt
@@ -363,17 +394,9 @@ def export(name, out_dir):
         state, (metrics, outs, grads) = pure(state, carry, jdata, seed=jnp.array([k, 7], jnp.uint32))
         cap = {a: np.asarray(b) for a, b in outs["captured"].items()}
         p = f"u{k}/"
-        record[p + "post"] = np.asarray(outs["repfeat"]["stoch"]).argmax(-1).astype(np.int8)
+        record.update({p + key: value for key, value in samples(outs, act_kind).items()})
         if full:
             record[p + "deter"] = np.asarray(outs["repfeat"]["deter"])
-        record[p + "prior"] = cap["img_stoch"].argmax(-1).astype(np.int8)
-        if act_kind == "discrete":
-            record[p + "act"] = cap["img_act"].astype(np.int8)
-        else:
-            record[p + "act"] = cap["img_act"]
-            mean = cap["pol_mean"][:, :-1].astype(np.float64)
-            std = cap["pol_std"][:, :-1].astype(np.float64)
-            record[p + "act_noise"] = (cap["img_act"].astype(np.float64) - mean) / std
         for key in ("ret", "replay_ret", "img_rew", "img_con", "img_val"):
             if full or key in ("ret", "replay_ret"):
                 record[p + key] = cap[key]
@@ -419,9 +442,7 @@ def export(name, out_dir):
     }
     record["meta"] = np.array(json.dumps(meta))
     save(record, out_dir, name)
-    model.dyn.imagine = orig_imagine
-    official_agent.imag_loss = orig_imag_loss
-    official_agent.repl_loss = orig_repl_loss
+    restore()
 
 
 def main(argv=None):

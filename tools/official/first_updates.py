@@ -52,7 +52,7 @@ def batches(n: int, deter: int, stoch: int, classes: int) -> list[dict]:
     return out
 
 
-def official(out: pathlib.Path, n: int) -> None:
+def official(out: pathlib.Path, n: int, seed: int = 0, keep: tuple[int, ...] = ()) -> None:
     import elements
     import jax
     import jax.numpy as jnp
@@ -89,10 +89,13 @@ def official(out: pathlib.Path, n: int) -> None:
     _, carry = nj.pure(model.init_train)(dict(agent.params), B, seed=jnp.array([0, 0], jnp.uint32))
     state, rows = dict(agent.params), []
     for k, d in enumerate(data):
-        state, metrics = pure(state, carry, {key: jnp.asarray(v) for key, v in d.items()}, seed=jnp.array([k, 1], jnp.uint32))
+        draws = jnp.array([k, 1 + seed], jnp.uint32)  # seed 0: the draws of the first version of this script
+        state, metrics = pure(state, carry, {key: jnp.asarray(v) for key, v in d.items()}, seed=draws)
         rows.append({key: float(np.asarray(v)) for key, v in metrics.items() if np.asarray(v).ndim == 0})
+        if k + 1 in keep:  # every parameter and optimiser moment after this update
+            np.savez(out / f"state{k + 1}.npz", **{key: np.asarray(v) for key, v in state.items()})
         print(f"official update {k + 1}/{n}", file=sys.stderr)
-    (out / "official.json").write_text(json.dumps({"jax": jax.__version__, "rows": rows}))
+    (out / "official.json").write_text(json.dumps({"jax": jax.__version__, "seed": seed, "rows": rows}))
 
 
 SPACE = {"height": (1,), "orientations": (4,), "velocity": (3,)}  # export_fixtures.PROPRIO, as our agent sees it
@@ -155,10 +158,12 @@ def main(argv=None) -> int:
     p.add_argument("side", choices=["official", "ours"])
     p.add_argument("--out", type=pathlib.Path, required=True)
     p.add_argument("--updates", type=int, default=30, help="updates (official; ours trains on what it wrote)")
+    p.add_argument("--seed", type=int, default=0, help="official: its samplers' draws (the batches stay the same)")
+    p.add_argument("--keep", type=int, nargs="*", default=[], help="official: save the whole state after these updates")
     p.add_argument("--shipped-only", action="store_true", help="ours: leave out the exact pair sum")
     args = p.parse_args(argv)
     if args.side == "official":
-        official(args.out, args.updates)
+        official(args.out, args.updates, args.seed, tuple(args.keep))
     else:
         if not (args.out / "official.json").exists():
             p.error(f"no {args.out / 'official.json'}: run the official side first")
