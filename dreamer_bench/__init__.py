@@ -1,3 +1,3 @@
 """dreamer-bench: benchmark DreamerV3 and ablate its robustness techniques."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

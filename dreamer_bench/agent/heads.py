@@ -84,6 +84,29 @@ def twohot_mean(logits: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
     return (negative + positive.double()).float().sum(-1)  # the centre bin is 0
 
 
+def mirrored_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``x @ weight.T + bias`` over mirrored bins (an odd count, the centre bin in the middle),
+    computed so that a bin and its mirror get the same arithmetic, forward and backward.
+
+    A bin and its mirror that start alike (the zero-initialised head) and that no target tells
+    apart (the outer bins) then keep bitwise equal weights, logits and probabilities, so their
+    products with bins of ±4.85e8 cancel in ``twohot_mean`` as the official agent's do. A plain
+    linear layer breaks that: summing the bias gradient over the batch, the CPU kernel adds the
+    last 31 of the 255 columns in another order than the first 31, their weights drift apart by
+    a few units in the last place, and the outer bins, weighted by up to 4.85e8, put predictions
+    of ±5 on states that should be near 0 (README, "The mirrored bins"). Here both halves are
+    one batch of two: the same matrix product and the same reduction for each, at the same
+    positions; the centre bin is a column of its own."""
+    m = weight.shape[0] // 2
+    flat = x.reshape(-1, x.shape[-1])
+    halves_w = torch.stack([weight[:m], weight[m + 1:].flip(0)])  # (2, m, F): bin i beside its mirror
+    halves_b = torch.stack([bias[:m], bias[m + 1:].flip(0)])  # (2, m)
+    halves = torch.matmul(flat, halves_w.transpose(1, 2)) + halves_b.unsqueeze(1)  # (2, N, m)
+    centre = F.linear(flat, weight[m:m + 1], bias[m:m + 1])  # (N, 1)
+    out = torch.cat([halves[0], centre, halves[1].flip(-1)], -1)
+    return out.reshape(*x.shape[:-1], weight.shape[0])
+
+
 class TwoHotDist:
     """The output of a reward or critic head with twohot on: logits over symexp-spaced bins.
     ``pred()`` is the expectation over the bins, ``loss(target)`` the cross-entropy against the
@@ -151,8 +174,10 @@ class ValueHead(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> TwoHotDist | MSEDist:
         """feat (..., F) → the distribution of the predicted value, computed in fp32."""
-        out = self.out(self.mlp(feat)).float()
-        return TwoHotDist(out, self.bins) if self.twohot else MSEDist(out[..., 0])
+        hidden = self.mlp(feat)
+        if not self.twohot:
+            return MSEDist(self.out(hidden).float()[..., 0])
+        return TwoHotDist(mirrored_linear(hidden, self.out.weight, self.out.bias).float(), self.bins)
 
 
 class ContinueHead(nn.Module):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start, or resume, the learning suite's comparison with the official agent: our nine runs of
-# version 0.3.0 (CartPole-v1, walker_walk and cartpole_swingup, seeds 0-2: one grid, two at a
+# the installed version (CartPole-v1, walker_walk and cartpole_swingup, seeds 0-2: one grid, two at a
 # time) and the official DMC reference runs (two queues, one per core), each in
 # the background at the lowest priority, results outside the work tree. Run it from the repository
 # root at the start of a session; what is already running is left alone, so running it twice
@@ -9,7 +9,8 @@
 #   tools/evidence/resume_learning.sh OURS OFFICIAL VENV
 #
 # OURS: our results folder (the grid resumes every run from its checkpoint; on a machine without
-# it, our runs committed as finished in evidence/learning/runs_v030.tar.gz are put there first,
+# it, our runs committed as finished in evidence/learning/runs_v<version>.tar.gz, e.g.
+# runs_v040.tar.gz for 0.4.0, are put there first,
 # so that they are not trained again). OFFICIAL: the runs folder of tools/official/reference_runs.sh
 # (the official script resumes from its own checkpoints; finished or committed runs are skipped).
 # VENV: the official environment of tools/official/setup.sh. Output is appended to OURS/run.out
@@ -27,7 +28,8 @@ if ! (cd / && python -c "import dreamer_bench, torch") 2>/dev/null; then
 fi
 mkdir -p "$ours" "$official"
 # our finished runs, committed: back into OURS where it lacks them (a done run is not trained again)
-python - "$ours" evidence/learning/runs_v030.tar.gz <<'PY'
+version="$(cd / && python -c 'import dreamer_bench; print(dreamer_bench.__version__)')"
+python - "$ours" "evidence/learning/runs_v${version//./}.tar.gz" <<'PY'
 import json, pathlib, sys, tarfile
 ours, archive = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 if archive.exists():
