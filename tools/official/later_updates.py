@@ -147,9 +147,11 @@ def ours(out: pathlib.Path, start: int) -> None:
     mine = {k: v.detach().double().numpy() for k, v in agent.named_parameters()}
     begin = to_ours({k: v for k, v in state.items() if k.startswith(MODULES)}, agent.cfg, agent.obs_space, False)
     rows = sorted(((rel(mine[k] - begin[k], theirs[k] - begin[k]), k) for k in theirs if k in mine), reverse=True)
-    print(f"after update {updates[-1]}: relative error of each parameter's change since update {start}, largest first")
-    for err, k in rows[:12]:
-        print(f"  {err:.2e}  {k}")
+    print(f"after update {updates[-1]}: relative error of each parameter's change since update {start}, "
+          "per module the largest and the median")
+    for module in sorted({k.split(".")[0] for _, k in rows}):
+        errs = [(e, k) for e, k in rows if k.split(".")[0] == module]
+        print(f"  {module}: largest {errs[0][0]:.2e} ({errs[0][1]}), median {np.median([e for e, _ in errs]):.2e}")
 
 
 def main(argv=None) -> int:
