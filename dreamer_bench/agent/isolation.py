@@ -26,7 +26,10 @@ DISCRETE = ActSpace(True, 3)
 
 def pair(name: str, obs: dict = BOTH, **overrides) -> tuple[Agent, Agent]:
     """The full agent and the agent with ``name`` off, built from the same seed (a user's
-    technique, agent/plugins.py, is loaded into both)."""
+    technique, agent/plugins.py, is loaded into both): the debug preset with the full 255 two-hot
+    bins, whose inner bins (``perturb_``) predict values of a few units, where the preset's 5
+    bins (0, ±2.2e4, ±4.85e8) predict ~1e7 as soon as a head has learned anything."""
+    overrides = {"bins": 255, **overrides}
     if techniques.BY_NAME[name].plugin:
         overrides = {**overrides, "plugins": (name,)}
     full = Agent(obs, DISCRETE, make_config("debug", overrides=overrides))
@@ -42,13 +45,20 @@ def differing_params(a: Agent, b: Agent) -> set[str]:
 
 def perturb_(agent: Agent) -> None:
     """Add the same noise to same-named head parameters of any agent, so that zero-initialised
-    heads predict something and the return statistics are not at their start."""
+    heads predict something and the return statistics are not at their start. The two-hot output
+    layers get it on the 33 bins nearest 0 only: noise on the outer bins (up to ±4.85e8) would
+    make every prediction ~1e7, and rewards of a few units would vanish in its rounding."""
     with torch.no_grad():
         for key, p in agent.named_parameters():
             if not key.startswith(("reward.", "critic.", "actor.", "cont.")):
                 continue
             g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-            p.add_(0.3 * torch.randn(p.shape, generator=g))
+            noise = 0.3 * torch.randn(p.shape, generator=g)
+            if key.startswith(("reward.out.", "critic.out.")) and p.shape[0] > 1:  # two-hot bins
+                m = p.shape[0] // 2
+                noise[: m - 16] = 0.0
+                noise[m + 17:] = 0.0
+            p.add_(noise)
         if agent.slow_critic is not None:
             agent.slow_critic.load_state_dict(agent.critic.state_dict())
         agent.retnorm.low.fill_(-5.0)
