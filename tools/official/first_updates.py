@@ -52,16 +52,16 @@ def batches(n: int, deter: int, stoch: int, classes: int) -> list[dict]:
     return out
 
 
-def official(out: pathlib.Path, n: int, seed: int = 0, keep: tuple[int, ...] = ()) -> None:
+def official_agent(out: pathlib.Path):
+    """The official agent (size1m, DMC-like vector keys, 3 continuous actions, batch 16×64) at
+    its true initial state, host transfers allowed; its logdir under ``out``."""
     import elements
     import jax
-    import jax.numpy as jnp
-    import ninjax as nj
 
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
     import export_fixtures as ef
     import official_envs
-    from dreamerv3 import agent as official_agent
+    from dreamerv3 import agent as official
 
     config, _ = ef.build_config("size1m", [], (B, T))
     obs_space, act_space = ef.spaces("proprio", "continuous")
@@ -69,9 +69,21 @@ def official(out: pathlib.Path, n: int, seed: int = 0, keep: tuple[int, ...] = (
                         batch_length=T, replay_context=config.replay_context,
                         report_length=config.report_length, replica=0, replicas=1)
     official_envs.quiet_agent_options()
-    agent = official_agent.Agent(obs_space, act_space, elements.Config(agent_config))
+    agent = official.Agent(obs_space, act_space, elements.Config(agent_config))
     jax.config.update("jax_transfer_guard", "allow")
+    return agent
+
+
+def official(out: pathlib.Path, n: int, seed: int = 0, keep: tuple[int, ...] = ()) -> None:
+    import jax
+    import jax.numpy as jnp
+    import ninjax as nj
+
+    import export_fixtures as ef
+
+    agent = official_agent(out)
     model = agent.model
+    config, _ = ef.build_config("size1m", [], (B, T))
 
     def train_step(carry, batch):  # the official Agent.train less its replay outputs
         carry, obs, prevact, _ = model._apply_replay_context(carry, batch)

@@ -28,7 +28,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from first_updates import B, T, our_agent, our_batch  # noqa: E402  (beside this script)
+from first_updates import B, official_agent, our_agent, our_batch  # noqa: E402  (beside this script)
 
 # ours: official metric
 METRICS = {"imag/value": "val", "imag/return_normed": "ret", "imag/advantage_mag": "adv_mag",
@@ -38,25 +38,16 @@ MODULES = ("dyn/", "enc/", "dec/", "pol/", "val/", "rew/", "con/")
 
 
 def official(out: pathlib.Path, start: int, n: int) -> None:
-    import elements
     import jax
     import jax.numpy as jnp
     import ninjax as nj
 
     import export_fixtures as ef
-    import official_envs
-    from dreamerv3 import agent as official_agent
+    from dreamerv3 import agent as official_module
 
-    config, _ = ef.build_config("size1m", [], (B, T))
-    obs_space, act_space = ef.spaces("proprio", "continuous")
-    agent_config = dict(**config.agent, logdir=str(out / "logdir"), seed=0, jax=config.jax, batch_size=B,
-                        batch_length=T, replay_context=config.replay_context,
-                        report_length=config.report_length, replica=0, replicas=1)
-    official_envs.quiet_agent_options()
-    agent = official_agent.Agent(obs_space, act_space, elements.Config(agent_config))
-    jax.config.update("jax_transfer_guard", "allow")
+    agent = official_agent(out)
     model = agent.model
-    loss, restore = ef.capture(model, official_agent, "continuous")
+    loss, restore = ef.capture(model, official_module, "continuous")
 
     def train_step(carry, batch):  # first_updates.py's, with the samples kept
         carry, obs, prevact, _ = model._apply_replay_context(carry, batch)
