@@ -2,6 +2,7 @@
 a first_updates.py run: the finding of version 0.4.0 (evidence/learning/README.md).
 
     python evidence/learning/analysis/mirrored_pairs.py DIR [--updates N] [--seed S]
+    python evidence/learning/analysis/mirrored_pairs.py --runs RUN [RUN ...]
 
 DIR: the folder of ``tools/official/first_updates.py official --out DIR --keep U ...``. For every
 state<U>.npz there it lists, per head (reward, critic, slow critic), the offsets k from the centre
@@ -9,6 +10,9 @@ bin whose pair (centre − k, centre + k) has weights or bias that are not bitwi
 trains ours from the same initial parameters on the same batches (its own samples, ``--seed``) and
 lists the same after every update where the answer changes and at each U. A pair that no target
 reaches has no reason to differ; the official agent keeps all of those equal.
+
+With ``--runs`` it lists the same for the latest checkpoint of each of our run folders (a
+training run's own, compiled, update).
 """
 
 from __future__ import annotations
@@ -42,12 +46,33 @@ def spans(offsets: list[int]) -> str:
     return ", ".join(out)
 
 
+def runs(folders: list[pathlib.Path]) -> None:
+    import torch
+
+    for run in folders:
+        latest = sorted((run / "checkpoint").glob("ckpt-*"))
+        if not latest:
+            print(f"{run}: no checkpoint")
+            continue
+        saved = torch.load(latest[-1] / "agent.pt", map_location="cpu", weights_only=False)
+        modules = saved["modules"]
+        row = {h: spans(differing(modules[f"{m}.out.weight"].numpy(), modules[f"{m}.out.bias"].numpy()))
+               for h, m in (("reward", "reward"), ("critic", "critic"), ("slow critic", "slow_critic"))}
+        print(f"{run} after update {saved['updates']}: " + "; ".join(f"{h} {v}" for h, v in row.items()))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("dir", type=pathlib.Path)
+    p.add_argument("dir", type=pathlib.Path, nargs="?")
+    p.add_argument("--runs", type=pathlib.Path, nargs="+", help="our run folders: their latest checkpoints")
     p.add_argument("--updates", type=int, default=200)
     p.add_argument("--seed", type=int, default=0, help="our agent's seed (its samplers' draws)")
     args = p.parse_args(argv)
+    if args.runs:
+        runs(args.runs)
+        return 0
+    if args.dir is None:
+        p.error("give DIR or --runs")
     kept = sorted(int(f.stem[len("state"):]) for f in args.dir.glob("state*.npz"))
     if not (args.dir / "params0.npz").exists():
         p.error(f"no {args.dir / 'params0.npz'}: run tools/official/first_updates.py official --out {args.dir} first")
