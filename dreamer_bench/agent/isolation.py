@@ -54,10 +54,10 @@ def perturb_(agent: Agent) -> None:
                 continue
             g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
             noise = 0.3 * torch.randn(p.shape, generator=g)
-            if key.startswith(("reward.out.", "critic.out.")) and p.shape[0] > 1:  # two-hot bins
-                m = p.shape[0] // 2
-                noise[: m - 16] = 0.0
-                noise[m + 17:] = 0.0
+            if key.startswith(("reward.out.", "critic.out.")) and agent.cfg.on("twohot"):
+                centre = p.shape[0] // 2
+                noise[: centre - 16] = 0.0  # the 33 bins nearest 0 keep theirs
+                noise[centre + 17:] = 0.0
             p.add_(noise)
         if agent.slow_critic is not None:
             agent.slow_critic.load_state_dict(agent.critic.state_dict())

@@ -54,7 +54,7 @@ def batches(n: int, deter: int, stoch: int, classes: int) -> list[dict]:
 
 def official_agent(out: pathlib.Path):
     """The official agent (size1m, DMC-like vector keys, 3 continuous actions, batch 16×64) at
-    its true initial state, host transfers allowed; its logdir under ``out``."""
+    its true initial state, host transfers allowed, its logdir under ``out``; and its config."""
     import elements
     import jax
 
@@ -71,7 +71,7 @@ def official_agent(out: pathlib.Path):
     official_envs.quiet_agent_options()
     agent = official.Agent(obs_space, act_space, elements.Config(agent_config))
     jax.config.update("jax_transfer_guard", "allow")
-    return agent
+    return agent, config
 
 
 def official(out: pathlib.Path, n: int, seed: int = 0, keep: tuple[int, ...] = ()) -> None:
@@ -79,11 +79,8 @@ def official(out: pathlib.Path, n: int, seed: int = 0, keep: tuple[int, ...] = (
     import jax.numpy as jnp
     import ninjax as nj
 
-    import export_fixtures as ef
-
-    agent = official_agent(out)
+    agent, config = official_agent(out)
     model = agent.model
-    config, _ = ef.build_config("size1m", [], (B, T))
 
     def train_step(carry, batch):  # the official Agent.train less its replay outputs
         carry, obs, prevact, _ = model._apply_replay_context(carry, batch)

@@ -45,7 +45,7 @@ def official(out: pathlib.Path, start: int, n: int) -> None:
     import export_fixtures as ef
     from dreamerv3 import agent as official_module
 
-    agent = official_agent(out)
+    agent, _ = official_agent(out)
     model = agent.model
     loss, restore = ef.capture(model, official_module, "continuous")
 
@@ -90,11 +90,11 @@ def load_state(agent, state: dict) -> None:
     keys = [k for k in state if k.startswith(MODULES)]
     second = to_ours({k: state[f"opt/state/1/1/{k}"] for k in keys}, agent.cfg, agent.obs_space, False)
     first = to_ours({k: state[f"opt/state/2/1/{k}"] for k in keys}, agent.cfg, agent.obs_space, False)
-    names = dict(agent.named_parameters())
+    names = {id(p): n for n, p in agent.named_parameters()}
     opt = agent.optimizer
     with torch.no_grad():
         for i, param in enumerate(opt.params):
-            name = next(n for n, p in names.items() if p is param)
+            name = names[id(param)]
             opt.second[i].copy_(torch.as_tensor(np.ascontiguousarray(second[name])))
             opt.momentum[i].copy_(torch.as_tensor(np.ascontiguousarray(first[name])))
     opt.step_count = int(state["opt/step/value"])
