@@ -555,6 +555,7 @@ class Run:
     def _write_logs(self, episodes, metrics_log) -> None:
         write_logs(self.dir, episodes, metrics_log,
                    score_record(self.spec.task_name, self.spec.variant, self.spec.seed, episodes))
+        fault_point("after-logs", episodes[-1]["env_steps"] if episodes else 0)
         if self.live is not None:
             self.live.send(episodes, metrics_log, self.eval_rows)
 
