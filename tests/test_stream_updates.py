@@ -1,0 +1,90 @@
+"""tools/official/stream_updates.py: the windows it replays and the context it keeps.
+
+The probe trains both implementations on one recorded stream; what it feeds them must be what a
+run on that stream would have drawn (the official schedule with the prefetching stream), and each
+batch's context must be the latents as they stood when the batch was drawn, not later."""
+
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "tools" / "official"))
+import stream_updates as su  # noqa: E402
+
+
+def write_our_store(run: pathlib.Path, steps: int, cuts=(700, 1500)) -> dict:
+    """A run folder whose checkpoint store holds ``steps`` walker steps in append-only chunks;
+    episodes of 501 steps, as DMC's with action repeat 2."""
+    rng = np.random.default_rng(0)
+    first = np.zeros(steps, bool)
+    first[::501] = True
+    last = np.roll(first, -1)
+    last[-1] = False
+    data = {k: rng.normal(size=(steps, *shape)).astype(np.float32) for k, shape in su.OBS.items()}
+    data.update(action=rng.normal(size=(steps, su.ACT)).astype(np.float32),
+                reward=rng.uniform(0, 1, steps).astype(np.float32), is_first=first, is_last=last,
+                is_terminal=np.zeros(steps, bool))
+    store = run / "checkpoint" / "replay"
+    store.mkdir(parents=True)
+    bounds = [0, *cuts, steps]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        np.savez(store / f"stream0-{a:012d}-{b:012d}.npz", **{k: v[a:b] for k, v in data.items()})
+    return data
+
+
+def test_prepare_draws_what_a_run_on_the_stream_would_draw(tmp_path):
+    data = write_our_store(tmp_path / "run", 2000)
+    su.prepare(tmp_path / "run", 20, tmp_path / "probe", seed=3)
+    with np.load(tmp_path / "probe" / "stream.npz") as f:
+        steps = len(f["reward"])
+        assert all(np.array_equal(f[k], data[k][:steps]) for k in su.STEP_KEYS)  # the chunks in order
+    starts, drawn_after = su.load(tmp_path / "probe")[1:]
+    # training starts at policy step 1,088 and then runs one update per two policy steps
+    assert steps == 1088 + 2 * 19 + 1 and starts.shape == (20, su.B)
+    # the prefetching stream: batch 0 drawn long before training (its first window the first
+    # fresh one, steps 1-65), batch 1 just before update 0 ran, batch k before update k - 1
+    assert list(drawn_after) == [0, 0, *range(1, 19)]
+    assert starts[0][0] == 1 and (starts[0][1:] + su.L <= 66).all()
+    # no window reaches past the steps stored when it was drawn (update k runs at step 1088 + 2k)
+    assert (starts[2:] + su.L <= (1088 + 2 * np.arange(1, 19))[:, None]).all()
+
+
+def test_a_store_with_a_gap_or_too_few_steps_is_refused(tmp_path):
+    write_our_store(tmp_path / "run", 2000)
+    (tmp_path / "run" / "checkpoint" / "replay" / f"stream0-{700:012d}-{1500:012d}.npz").unlink()
+    with pytest.raises(SystemExit, match="not contiguous"):
+        su.read_stream(tmp_path / "run", 1800)
+    write_our_store(tmp_path / "short", 1000, cuts=(500,))
+    with pytest.raises(SystemExit, match="only 1000 policy steps"):
+        su.read_stream(tmp_path / "short", 1200)
+
+
+def test_window_flags_as_the_replay_sets_them():
+    stream = {k: np.zeros((300, *su.OBS.get(k, ()))) for k in su.STEP_KEYS}
+    stream["is_first"] = np.zeros(300, bool)
+    stream["is_first"][[0, 120]] = True
+    stream["is_last"] = np.zeros(300, bool)
+    batch = su.window_batch(stream, np.array([100, 60, 0]))
+    assert batch["is_first"][:, 0].all()  # a window's first step starts its sequence
+    assert batch["is_first"][0, 20] and batch["is_last"][0, 19]  # step 119 ends the episode step 120 starts
+    assert batch["is_last"][1, 59] and batch["is_last"].sum() == 2
+    assert not stream["is_first"][100]  # the stream itself is not changed
+
+
+def test_each_batch_gets_the_context_as_it_stood_when_drawn():
+    starts = np.array([[0, 5], [10, 20], [70, 5], [80, 0]])
+    drawn_after = np.array([0, 0, 1, 2])  # prefetching: batch k drawn before update k - 1 ran
+    ctx = su.Context(200, deter=2, stoch=1, classes=2, starts=starts, drawn_after=drawn_after)
+    deter0, _ = ctx.before_update(0)
+    assert (deter0 == 0).all()  # nothing written yet: zeros
+    ctx.write(0, np.full((2, su.T, 2), 1.0), np.zeros((2, su.T, 1, 2)))  # update 0 trains steps 1-64 and 6-69
+    deter1, _ = ctx.before_update(1)
+    assert (deter1 == 0).all()  # batch 1 was drawn before update 0 wrote its latents
+    ctx.write(1, np.full((2, su.T, 2), 2.0), np.zeros((2, su.T, 1, 2)))  # steps 11-74 and 21-84
+    deter2, _ = ctx.before_update(2)
+    assert deter2[:, 0].tolist() == [0.0, 1.0]  # drawn after update 0: step 70 unwritten then, step 5 its
+    ctx.write(2, np.full((2, su.T, 2), 3.0), np.zeros((2, su.T, 1, 2)))  # steps 71-134 and 6-69
+    deter3, _ = ctx.before_update(3)
+    assert deter3[:, 0].tolist() == [2.0, 0.0]  # drawn after update 1 (not update 2's 3.0); step 0 never trained
