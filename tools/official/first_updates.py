@@ -52,9 +52,11 @@ def batches(n: int, deter: int, stoch: int, classes: int) -> list[dict]:
     return out
 
 
-def official_agent(out: pathlib.Path):
-    """The official agent (size1m, DMC-like vector keys, 3 continuous actions, batch 16×64) at
-    its true initial state, host transfers allowed, its logdir under ``out``; and its config."""
+def official_agent(out: pathlib.Path, spaces=None, flags=()):
+    """The official agent (size1m, batch 16×64; by default DMC-like vector keys and 3 continuous
+    actions, else ``spaces`` = (obs_space, act_space)) at its true initial state, host transfers
+    allowed, its logdir under ``out``; and its config. ``flags``: official flags on top of the
+    fixtures' (export_fixtures.build_config)."""
     import elements
     import jax
 
@@ -63,8 +65,8 @@ def official_agent(out: pathlib.Path):
     import official_envs
     from dreamerv3 import agent as official
 
-    config, _ = ef.build_config("size1m", [], (B, T))
-    obs_space, act_space = ef.spaces("proprio", "continuous")
+    config, _ = ef.build_config("size1m", list(flags), (B, T))
+    obs_space, act_space = spaces or ef.spaces("proprio", "continuous")
     agent_config = dict(**config.agent, logdir=str(out / "logdir"), seed=0, jax=config.jax, batch_size=B,
                         batch_length=T, replay_context=config.replay_context,
                         report_length=config.report_length, replica=0, replicas=1)

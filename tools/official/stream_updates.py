@@ -222,23 +222,15 @@ def official(dir_: pathlib.Path, seed: int) -> None:
     import ninjax as nj
 
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-    import export_fixtures as ef
-    import official_envs
-    from dreamerv3 import agent as official_agent
+    from first_updates import official_agent
 
     stream, starts, drawn_after = load(dir_)
-    config, _ = ef.build_config("size1m", ["--agent.opt.warmup", "1000"], (B, T))
     spaces = {k: elements.Space(bool) for k in ("is_first", "is_last", "is_terminal")}
     spaces["reward"] = elements.Space(np.float32)
     spaces.update(height=elements.Space(np.float32, ()), orientations=elements.Space(np.float32, (14,)),
                   velocity=elements.Space(np.float32, (9,)))
     act_space = {"action": elements.Space(np.float32, (ACT,), -1.0, 1.0)}
-    agent_config = dict(**config.agent, logdir=str(dir_ / "logdir"), seed=0, jax=config.jax, batch_size=B,
-                        batch_length=T, replay_context=config.replay_context,
-                        report_length=config.report_length, replica=0, replicas=1)
-    official_envs.quiet_agent_options()
-    agent = official_agent.Agent(spaces, act_space, elements.Config(agent_config))
-    jax.config.update("jax_transfer_guard", "allow")
+    agent, config = official_agent(dir_, (spaces, act_space), ["--agent.opt.warmup", "1000"])
     model = agent.model
     rssm = config.agent.dyn.rssm
     if not (dir_ / "params0.npz").exists():
