@@ -1,12 +1,14 @@
 """Returns of the untrained agent in closed loop, ours or the official one: one walker_walk episode
 (action repeat 2) per seed with a freshly initialised size1m agent, no update.
 
-    python evidence/learning/analysis/first_episodes.py ours --seeds 0 20
+    python evidence/learning/analysis/first_episodes.py ours --seeds 0 20 [--episodes 2]
     $VENV/bin/python evidence/learning/analysis/first_episodes.py official --seeds 0 20   # from its clone
 
 Seed s builds the environment with seed s (our adapter, or tools/official/official_envs.py behind
 the official ``wrap_env``) and the agent with seed s, and prints the episode's return; then the
-mean and standard deviation over the seeds. It asks whether the first episodes of the runs,
+mean and standard deviation over the seeds. With ``--episodes N`` (ours) each seed plays N
+consecutive episodes, as a run's first ones, and the share of the variance that lies between
+seeds says how far a run's first episodes are one draw rather than N. It asks whether the first episodes of the runs,
 acted before any update, differ by more than chance (evidence/learning/README.md).
 """
 
@@ -22,7 +24,7 @@ import numpy as np
 TASK = "dmc_walker_walk"
 
 
-def ours(seed: int) -> float:
+def ours(seed: int, episodes: int = 1) -> list[float]:
     import torch
 
     from dreamer_bench.agent import Agent, make_config
@@ -31,15 +33,17 @@ def ours(seed: int) -> float:
     torch.set_num_threads(1)
     env = make_env(TASK, seed=seed, action_repeat=2)
     agent = Agent(env.obs_space, env.act_space, make_config("size1m", overrides=dict(actor_unimix=0.0, seed=seed)))
-    obs, state, total = env.step(np.zeros(env.act_space.size)).obs, None, 0.0
+    obs, state, totals = env.step(np.zeros(env.act_space.size)).obs, None, [0.0]
     while True:
         batch = {k: np.asarray(obs[k])[None] for k in env.obs_space}
         batch["is_first"] = np.array([bool(obs["is_first"])])
         state, action = agent.policy(state, batch)
         obs = env.step(action[0]).obs
-        total += float(obs["reward"])
-        if obs["is_last"]:
-            return total
+        if obs["is_first"]:  # the environment reset itself after the last step: a new episode
+            totals.append(0.0)
+        totals[-1] += float(obs["reward"])
+        if obs["is_last"] and len(totals) == episodes:
+            return totals
 
 
 def official(seed: int) -> float:
@@ -84,19 +88,33 @@ def official(seed: int) -> float:
             return total
 
 
+def within_seed_share(returns: np.ndarray) -> float:
+    """The share of the returns' variance that lies between seeds (one-way ANOVA intraclass
+    correlation; rows are seeds, columns consecutive episodes of one untrained agent)."""
+    k = returns.shape[1]
+    between = k * returns.mean(1).var(ddof=1)  # mean square between seeds
+    within = returns.var(1, ddof=1).mean()  # mean square within
+    return float((between - within) / (between + (k - 1) * within))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("side", choices=["ours", "official"])
     p.add_argument("--seeds", type=int, nargs=2, default=[0, 20], metavar=("FIRST", "END"))
+    p.add_argument("--episodes", type=int, default=1,
+                   help="ours: consecutive episodes per seed, as a run's first ones (one agent, one environment)")
     args = p.parse_args(argv)
+    if args.episodes < 1 or (args.side == "official" and args.episodes != 1):
+        p.error("--episodes must be at least 1, and 1 for the official side")
     os.environ.setdefault("MUJOCO_GL", "egl")
-    run = ours if args.side == "ours" else official
     returns = []
     for seed in range(*args.seeds):
-        returns.append(run(seed))
-        print(f"seed {seed}: {returns[-1]:.1f}", flush=True)
+        returns.append(ours(seed, args.episodes) if args.side == "ours" else [official(seed)])
+        print(f"seed {seed}: " + " ".join(f"{r:.1f}" for r in returns[-1]), flush=True)
     r = np.array(returns)
-    print(f"{args.side}, untrained, {len(r)} episodes: mean {r.mean():.1f}, sd {r.std(ddof=1) if len(r) > 1 else 0:.1f}")
+    print(f"{args.side}, untrained, {r.size} episodes: mean {r.mean():.1f}, sd {r.std(ddof=1) if r.size > 1 else 0:.1f}")
+    if args.episodes > 1 and len(r) > 1:
+        print(f"share of the variance between seeds (intraclass correlation): {within_seed_share(r):.2f}")
     return 0
 
 
