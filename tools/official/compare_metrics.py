@@ -257,12 +257,14 @@ def main(argv=None) -> int:
     fig, axes = plt.subplots(rows_n, cols, figsize=(4 * cols, 2.8 * rows_n), squeeze=False)
     summary = []
     for ax, name in zip(axes.flat, QUANTITIES):
+        named = set()  # the legend names each implementation once, at its first line
         for (impl, label, rows), come_to in zip(series, reached):
             starts, ends, ys = spans(rows, name)
             if not ys:
                 continue
             ax.plot([(a + b) / 2 for a, b in zip(starts, ends)], ys, color=colours[impl], alpha=0.7, lw=1,
-                    label=impl if label.endswith(" 0") else None)
+                    label=None if impl in named else impl)
+            named.add(impl)
             for q, mean in enumerate(quarter_means(starts, ends, ys, budget, come_to), start=1):
                 if mean is not None:
                     summary.append({"implementation": impl, "run": label, "quantity": name, "quarter": q,
@@ -272,7 +274,8 @@ def main(argv=None) -> int:
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(QUANTITIES):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
+    if axes.flat[0].get_legend_handles_labels()[0]:
+        axes.flat[0].legend(fontsize=8)
     fig.suptitle("Training metrics, ours and official, one line per seed", fontsize=11)
     fig.tight_layout()
     args.out.mkdir(parents=True, exist_ok=True)
