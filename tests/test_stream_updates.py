@@ -88,3 +88,16 @@ def test_each_batch_gets_the_context_as_it_stood_when_drawn():
     ctx.write(2, np.full((2, su.T, 2), 3.0), np.zeros((2, su.T, 1, 2)))  # steps 71-134 and 6-69
     deter3, _ = ctx.before_update(3)
     assert deter3[:, 0].tolist() == [2.0, 0.0]  # drawn after update 1 (not update 2's 3.0); step 0 never trained
+
+
+def test_compare_bins_each_side_by_the_env_steps_of_its_updates(tmp_path):
+    # update k runs at policy step 1,088 + 2(k − 1), two env steps each
+    assert su.env_steps(1) == 2176 and su.env_steps(82) == 2500 and su.env_steps(83) == 2504
+    probe = tmp_path / "stream_a"
+    probe.mkdir()
+    rows = [{"update": k, **{c: 0.0 for c in su.COLUMNS}} for k in range(1, 400)]
+    for r in rows:
+        r["imag/value"] = 1.0 if r["update"] <= 82 else 3.0 if su.env_steps(r["update"]) <= 3500 else 10.0
+    su.write_rows(probe / "ours_seed0.csv", rows)
+    table = su.compare([probe], ["imag/value"]).splitlines()
+    assert table[-1] == "| stream_a, ours_seed0 | 1 | 3 | 10 | – | – |"
