@@ -47,8 +47,36 @@ def test_prepare_draws_what_a_run_on_the_stream_would_draw(tmp_path):
     # fresh one, steps 1-65), batch 1 just before update 0 ran, batch k before update k - 1
     assert list(drawn_after) == [0, 0, *range(1, 19)]
     assert starts[0][0] == 1 and (starts[0][1:] + su.L <= 66).all()
+    # batch 1 takes the 15 fresh windows queued since (66, 131, …, 976: 1,041 is not complete at
+    # step 1,088) and one uniform draw
+    assert list(starts[1][:15]) == list(66 + 65 * np.arange(15)) and starts[1][15] + su.L <= 1088
     # no window reaches past the steps stored when it was drawn (update k runs at step 1088 + 2k)
     assert (starts[2:] + su.L <= (1088 + 2 * np.arange(1, 19))[:, None]).all()
+
+
+def write_official_replay(logdir: pathlib.Path, lengths, broken_after=None) -> None:
+    """An official replay folder: chunks <time>-<uuid>-<successor>-<length>.npz, each naming
+    the next; with ``broken_after``, the chunk after that one names no stored successor."""
+    rng = np.random.default_rng(1)
+    (logdir / "replay").mkdir(parents=True)
+    ids = [f"U{i:021d}" for i in range(len(lengths) + 1)]
+    for i, n in enumerate(lengths):
+        data = {k: rng.normal(size=(n, *(() if k == "height" else shape))).astype(np.float32)  # official height: ()
+                for k, shape in su.OBS.items()}
+        data.update(action=np.full((n, su.ACT), i, np.float32), reward=np.zeros(n, np.float32),
+                    is_first=np.zeros(n, bool), is_last=np.zeros(n, bool), is_terminal=np.zeros(n, bool))
+        succ = "Xmissing" if broken_after is not None and i == broken_after else ids[i + 1]
+        np.savez(logdir / "replay" / f"20261205T0{i}0000F000000-{ids[i]}-{succ}-{n}.npz", **data)
+
+
+def test_an_official_replay_is_read_along_its_chain(tmp_path):
+    write_official_replay(tmp_path / "run", [100, 60, 80])
+    stream = su.read_stream(tmp_path / "run", 200)
+    assert stream["height"].shape == (200, 1)
+    assert list(np.unique(stream["action"][:, 0], return_counts=True)[1]) == [100, 60, 40]
+    write_official_replay(tmp_path / "restarted", [100, 60, 80], broken_after=0)
+    with pytest.raises(SystemExit, match="only 100 policy steps"):
+        su.read_stream(tmp_path / "restarted", 200)  # a break in the chain is not read across
 
 
 def test_a_store_with_a_gap_or_too_few_steps_is_refused(tmp_path):

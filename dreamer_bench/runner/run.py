@@ -707,8 +707,9 @@ class NonFiniteReward(RuntimeError):
 
 def fault_point(name: str, env_steps: int | None = None) -> None:
     """Fault injection for the fault tests: with DREAMER_BENCH_FAULT=name the process kills itself
-    (SIGKILL) here, at a named point; with DREAMER_BENCH_FAULT_FROM=N as well, only once the run
-    has ``env_steps`` ≥ N (so that a test need not race the clock for a point late in a run); with
+    (SIGKILL) here, at a named point; with DREAMER_BENCH_FAULT_FROM=N as well, only once the
+    point's ``env_steps`` is ≥ N (the run's env steps; at ``after-logs``, those at the end of the
+    last logged episode), so that a test need not race the clock for a point late in a run; with
     DREAMER_BENCH_FAULT_ONCE=path, only the first process to reach it (the one that creates that
     file). Never set outside tests."""
     if os.environ.get("DREAMER_BENCH_FAULT") != name:

@@ -69,19 +69,22 @@ def read_stream(path: pathlib.Path, steps: int) -> dict[str, np.ndarray]:
             expect = end
             if expect >= steps:
                 break
-    else:  # the official replay: chunks named <time>-<uuid>-<successor>-<length>.npz, in time order
+    else:  # the official replay: chunks named <time>-<uuid>-<successor>-<length>.npz, each naming the next
         files = sorted((path / "replay").glob("*.npz"))
         if not files:
             raise SystemExit(f"{path}: neither our checkpoint/replay nor an official replay/ folder")
-        parts, total = [], 0
-        for p in files:
+        by_uuid = {p.stem.split("-")[1]: p for p in files}
+        p, parts, total = files[0], [], 0  # the earliest chunk starts the stream
+        while True:
             with np.load(p) as f:
                 part = {k: f[k] for k in STEP_KEYS}
             part["height"] = part["height"].reshape(-1, 1)
             parts.append(part)
             total += len(part["reward"])
-            if total >= steps:
-                break
+            successor = p.stem.split("-")[2]
+            if total >= steps or successor not in by_uuid:
+                break  # enough steps, or the chain ends (a restart begins a new one): checked below
+            p = by_uuid[successor]
     stream = {k: np.concatenate([p[k] for p in parts])[:steps] for k in STEP_KEYS}
     if len(stream["reward"]) < steps:
         raise SystemExit(f"{path}: only {len(stream['reward'])} policy steps stored, {steps} asked for")

@@ -88,7 +88,7 @@ def official(seed: int) -> float:
             return total
 
 
-def within_seed_share(returns: np.ndarray) -> float:
+def between_seed_share(returns: np.ndarray) -> float:
     """The share of the returns' variance that lies between seeds (one-way ANOVA intraclass
     correlation; rows are seeds, columns consecutive episodes of one untrained agent)."""
     k = returns.shape[1]
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     r = np.array(returns)
     print(f"{args.side}, untrained, {r.size} episodes: mean {r.mean():.1f}, sd {r.std(ddof=1) if r.size > 1 else 0:.1f}")
     if args.episodes > 1 and len(r) > 1:
-        print(f"share of the variance between seeds (intraclass correlation): {within_seed_share(r):.2f}")
+        print(f"share of the variance between seeds (intraclass correlation): {between_seed_share(r):.2f}")
     return 0
 
 
