@@ -60,17 +60,24 @@ class TrainSchedule:
         return batch
 
 
+def training_start(envs: int, batch_size: int, batch_length: int) -> int:
+    """The policy step (over ``envs`` environments stepped in turn) at which the replay first
+    holds ``batch_size × batch_length`` complete windows and the first update runs (1,088 for
+    one environment at 16 × 64)."""
+    need, window = batch_size * batch_length, batch_length + 1
+    rounds = math.ceil(need / envs) + window - 1  # the round in whose course the windows suffice
+    short = need - envs * (rounds - window)  # windows still missing when that round begins
+    return envs * (rounds - 1) + short  # each env's step in that round adds one window
+
+
 def planned_updates(policy_steps: int, envs: int, train_ratio: float, batch_size: int, batch_length: int) -> int:
     """The updates a run of ``policy_steps`` (over ``envs`` environments stepped in turn) gets by
     this schedule: 0 before the replay holds ``batch_size × batch_length`` windows, then
     1 + ⌊(steps − start)·r⌋ (up to the float rounding of the running ``prev``)."""
-    need, window = batch_size * batch_length, batch_length + 1
-    rate = float(train_ratio) / need
+    rate = float(train_ratio) / (batch_size * batch_length)
     if rate <= 0:
         return 0
-    rounds = math.ceil(need / envs) + window - 1  # the round in whose course the windows suffice
-    short = need - envs * (rounds - window)  # windows still missing when that round begins
-    start = envs * (rounds - 1) + short  # each env's step in that round adds one window
+    start = training_start(envs, batch_size, batch_length)
     if policy_steps < start:
         return 0
     return 1 + math.floor((policy_steps - start) * rate)

@@ -95,10 +95,10 @@ def prepare(stream_path: pathlib.Path, updates: int, out: pathlib.Path, seed: in
     """DIR/stream.npz (the steps) and DIR/windows.npz: per update the 16 window starts and the
     number of updates done when the prefetching stream drew them."""
     from dreamer_bench.runner.replay import Replay
-    from dreamer_bench.runner.schedule import TrainSchedule
+    from dreamer_bench.runner.schedule import TrainSchedule, training_start
 
-    # policy steps a run needs for ``updates`` updates: training starts at step 1,088 (one env)
-    steps = 1088 + int(np.ceil((updates - 1) * B * T / TRAIN_RATIO)) + 1
+    # policy steps a run needs for ``updates`` updates (one environment)
+    steps = training_start(1, B, T) + int(np.ceil((updates - 1) * B * T / TRAIN_RATIO)) + 1
     data = read_stream(stream_path, steps)
     replay = Replay(OBS, ACT, deter=1, latents=1, streams=1, capacity=10**6, length=T, seed=seed)
     schedule = TrainSchedule(TRAIN_RATIO, B, T, prefetch=True)
@@ -179,9 +179,12 @@ EDGES = (2500, 3500, 4500, 5500, 6500)  # env steps (action repeat 2), as early_
 
 
 def env_steps(update: int) -> int:
-    """Env steps of a one-environment run at the start of update ``update`` (1-based): training
-    starts at policy step 1,088, then one update per two policy steps, two env steps each."""
-    return 2 * (1088 + 2 * (update - 1))
+    """Env steps of a one-environment run at the start of update ``update`` (1-based): from the
+    first update on, one update per B·T / train ratio policy steps, two env steps each (action
+    repeat 2)."""
+    from dreamer_bench.runner.schedule import training_start
+
+    return 2 * (training_start(1, B, T) + round((update - 1) * B * T / TRAIN_RATIO))
 
 
 def compare(dirs: list[pathlib.Path], columns: list[str]) -> str:
