@@ -451,6 +451,10 @@ class Run:
             episodes.extend(tracker.arrived(transitions, st, self.window))
             if st.env_steps >= budget:
                 break
+            if self.should_stop is not None and hold_point(st.env_steps):
+                self._hold(st, episodes, metrics_log)
+                stopped = True
+                break
             policy_state, env_actions = self._act_and_train(agent, envs.obs_space, transitions, policy_state,
                                                             replay, schedule, st)
             transitions = envs.step(list(env_actions))
@@ -465,6 +469,13 @@ class Run:
                     stopped = True
                     break
         return self._finish(agent, replay, st, episodes, metrics_log, stopped)
+
+    def _hold(self, st, episodes, metrics_log) -> None:
+        """The hold point (``hold_point``): the status says where the run stands, then it waits,
+        alive and holding its lock (its heartbeat thread beats on), for the stop request."""
+        self._progress(st, episodes, metrics_log)
+        while not self.should_stop():
+            time.sleep(0.2)
 
     def _act_and_train(self, agent, obs_keys, transitions, policy_state, replay, schedule, st):
         """The policy's actions for the arrived steps; each step goes into the replay with the
@@ -724,6 +735,14 @@ def fault_point(name: str, env_steps: int | None = None) -> None:
         except FileExistsError:
             return
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def hold_point(env_steps: int) -> bool:
+    """For the stop tests: with DREAMER_BENCH_HOLD=N, a run that can be asked to stop (one of a
+    grid) takes no further step once it has N env steps, and waits for the request, so that a test
+    need not race a fast machine to stop a run before its budget. Never set outside tests."""
+    start = os.environ.get("DREAMER_BENCH_HOLD")
+    return start is not None and env_steps >= int(start)
 
 
 def latest_checkpoint(directory: Path) -> Path | None:
