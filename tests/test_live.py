@@ -49,20 +49,24 @@ def logged(tmp_path_factory):
     """One tiny run with both loggers, killed (SIGKILL) once both have been sent rows its newest
     checkpoint does not know, then resumed to the end.
 
-    Checkpoints come every 6 s and the logs go out every 10 updates (--log-updates); the fixture
-    freezes the run's process group (SIGSTOP) to look, so that what it saw is what the kill leaves:
-    the newest complete checkpoint is not the final one, TensorBoard was sent episodes beyond it,
-    and W&B's file of this process holds rows beyond it (W&B's service runs in its own session and
-    may add rows meanwhile, never remove them). A run that ends first fails the fixture."""
+    No step of it races the clock (hold_point): the run is first trained without loggers to 500
+    env steps and stopped there (SIGTERM: a checkpoint at 500, the periodic ones an hour away);
+    resumed with both loggers, it is held at 1,500 env steps, by when TensorBoard was sent the
+    episodes of (500, 1,500] and W&B's file of this process holds rows beyond 500 (W&B's service,
+    in its own session, writes what it was sent a little later); then the kill, and a resume to
+    the end."""
     root = tmp_path_factory.mktemp("live")
     suite = tiny_suite(root / "tiny.yaml", steps=3000)
-    args = ["run", "--suite", suite, "--results", root / "r", "--threads", "1", "--checkpoint-minutes", "0.1",
-            "--log-updates", "10", "--log", "tensorboard", "--log", "wandb", "--eval-every", "1000",
-            "--eval-episodes", "2"]
+    plain = ["run", "--suite", suite, "--results", root / "r", "--threads", "1", "--checkpoint-minutes", "60",
+             "--log-updates", "10", "--eval-every", "1000", "--eval-episodes", "2"]
+    args = plain + ["--log", "tensorboard", "--log", "wandb"]
     run = root / "r" / "tiny" / "full" / "gym_CartPole-v1" / "seed_0"
     log = (root / "killed.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *map(str, args)], env=ENV,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start(arguments, hold):
+        return subprocess.Popen([sys.executable, "-m", "dreamer_bench", *map(str, arguments)],
+                                env={**ENV, "DREAMER_BENCH_HOLD": str(hold)}, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
     def newest_checkpoint_left_behind():
         """The newest checkpoint's loop state, if both loggers already hold rows beyond it."""
@@ -76,21 +80,28 @@ def logged(tmp_path_factory):
             return None
         return loop
 
+    def status():
+        return json.loads((run / "status.json").read_text()) if (run / "status.json").exists() else {}
+
     deadline, loop = time.time() + 300, None
+    proc = start(plain, hold=500)
     try:
-        while loop is None:
-            assert proc.poll() is None, "the run ended before it could be killed: " + (root / "killed.log").read_text()[-2000:]
-            assert time.time() < deadline, "no checkpoint with rows beyond it in either logger within 300 s"
+        while status().get("env_steps", 0) < 500:
+            assert proc.poll() is None, "the run ended before it was held: " + (root / "killed.log").read_text()[-2000:]
+            assert time.time() < deadline, "not at 500 env steps within 300 s"
             time.sleep(0.2)
-            os.killpg(proc.pid, signal.SIGSTOP)
-            try:
-                loop = newest_checkpoint_left_behind()
-            finally:
-                if loop is None:
-                    os.killpg(proc.pid, signal.SIGCONT)
+        proc.send_signal(signal.SIGTERM)  # a checkpoint at 500 env steps, and the run pending
+        assert proc.wait(timeout=120) == 130 and status()["state"] == "pending"
+        proc = start(args, hold=1500)
+        while loop is None or status()["env_steps"] < 1500:
+            assert proc.poll() is None, "the run ended before it could be killed: " + (root / "killed.log").read_text()[-2000:]
+            assert time.time() < deadline, "not held at 1,500 env steps with rows beyond its checkpoint in both loggers within 300 s"
+            time.sleep(0.2)
+            loop = newest_checkpoint_left_behind()
+        assert loop["env_steps"] == 500 and status()["env_steps"] == 1500
     finally:
-        # whatever happened, nothing is left running or stopped: SIGKILL, as a node failure would
-        # (W&B's service, in its own session, ends when it finds the run gone)
+        # whatever happened, nothing is left running: SIGKILL, as a node failure would (W&B's
+        # service, in its own session, ends when it finds the run gone)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
