@@ -25,6 +25,7 @@ def free_port() -> int:
 def start_cluster(where, scheduler_env=None, worker_env=None):
     """A real scheduler and two nanny-supervised workers on 127.0.0.1 (a killed worker is
     restarted by its nanny). Returns (address, processes)."""
+    where.mkdir(parents=True, exist_ok=True)
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
@@ -203,46 +204,59 @@ def test_a_run_whose_workers_keep_dying_fails_alone_and_the_grid_goes_on(tmp_pat
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["SIGTERM", "SIGINT", "SIGKILL"])
-def test_stopping_the_client_makes_its_runs_on_the_workers_checkpoint_and_stop(tmp_path, cluster, sig):
+def test_stopping_the_client_makes_its_runs_on_the_workers_checkpoint_and_stop(tmp_path, sig):
     # Once, SIGTERM or Ctrl-C of the client left its runs training on the workers. A killed
     # client cannot say stop: the scheduler lets go of its tasks and the runs notice that.
     # With SIGTERM the two runs are one task's seeds packed together (runner/pack.py), else two tasks.
+    # The workers hold the runs at 300 env steps until the stop (hold_point), so that a fast
+    # machine cannot finish them first; a cluster without the hold resumes them.
     suite = tmp_path / "pair.yaml"
     packed = sig == signal.SIGTERM
     suite.write_text("name: pair\ndefaults: {steps: 2500, train_ratio: 8, preset: debug, set: {warmup: 5}}\n"
                      "tasks:\n  gym_CartPole-v1: {}\n" + ("" if packed else "  gym_Acrobot-v1: {}\n"))
-    args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--backend", "dask", "--address", cluster,
-            "--checkpoint-minutes", "60", *(["--seeds", "2", "--pack", "2"] if packed else [])]
-    client = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *args], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True, env=ENV)
+
+    def args(address):
+        return ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--backend", "dask", "--address",
+                address, "--checkpoint-minutes", "60", *(["--seeds", "2", "--pack", "2"] if packed else [])]
+
     dirs = ([tmp_path / "r/pair/full/gym_CartPole-v1" / f"seed_{s}" for s in (0, 1)] if packed else
             [tmp_path / "r/pair/full" / t / "seed_0" for t in ("gym_CartPole-v1", "gym_Acrobot-v1")])
-    deadline = time.time() + 120
-    while time.time() < deadline and not all(read_status(d).get("updates") for d in dirs):
-        time.sleep(0.2)
-    assert all(read_status(d).get("updates") for d in dirs), "the runs did not start training"
-    client.send_signal(sig)
-    _, stderr = client.communicate(timeout=180)
-    if sig == signal.SIGKILL:
-        deadline = time.time() + 60
-        while time.time() < deadline and not all(read_status(d).get("state") == "pending" for d in dirs):
+    address, procs = start_cluster(tmp_path / "held", worker_env={"DREAMER_BENCH_HOLD": "300"})
+    try:
+        client = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *args(address)], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True, env=ENV)
+        deadline = time.time() + 120
+        while time.time() < deadline and not all(read_status(d).get("env_steps", 0) >= 300 for d in dirs):
             time.sleep(0.2)
-    else:
-        assert client.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-800:]
-        assert "Traceback" not in stderr and "checkpoint and stop" in stderr
-    stopped_at = []
-    for d in dirs:
-        status = json.loads((d / "status.json").read_text())
-        assert status["state"] == "pending" and status["error"].startswith("stopped"), status
-        assert status["env_steps"] < 2500 and not (d / "run.lock").exists()
-        loop = json.loads(next((d / "checkpoint").glob("ckpt-*")).joinpath("loop.json").read_text())
-        assert not loop["final"] and loop["env_steps"] == status["env_steps"]  # checkpointed where it stopped
-        stopped_at.append(status["env_steps"])
-    if packed:  # both seeds trained in one Dask task, whose stop request both heard
-        assert len({json.loads((d / "status.json").read_text())["pid"] for d in dirs}) == 1
-    time.sleep(3)  # nothing trains them any more
-    assert [json.loads((d / "status.json").read_text())["env_steps"] for d in dirs] == stopped_at
-    out = cli(*args)
-    assert out.returncode == 0, out.stdout + out.stderr
+        assert all(read_status(d).get("env_steps", 0) >= 300 for d in dirs), "the runs did not train to the hold"
+        client.send_signal(sig)
+        _, stderr = client.communicate(timeout=180)
+        if sig == signal.SIGKILL:
+            deadline = time.time() + 60
+            while time.time() < deadline and not all(read_status(d).get("state") == "pending" for d in dirs):
+                time.sleep(0.2)
+        else:
+            assert client.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-800:]
+            assert "Traceback" not in stderr and "checkpoint and stop" in stderr
+        stopped_at = []
+        for d in dirs:
+            status = json.loads((d / "status.json").read_text())
+            assert status["state"] == "pending" and status["error"].startswith("stopped"), status
+            assert status["env_steps"] == 300 and not (d / "run.lock").exists()  # where it was held
+            loop = json.loads(next((d / "checkpoint").glob("ckpt-*")).joinpath("loop.json").read_text())
+            assert not loop["final"] and loop["env_steps"] == status["env_steps"]  # checkpointed where it stopped
+            stopped_at.append(status["env_steps"])
+        if packed:  # both seeds trained in one Dask task, whose stop request both heard
+            assert len({json.loads((d / "status.json").read_text())["pid"] for d in dirs}) == 1
+        time.sleep(3)  # nothing trains them any more
+        assert [json.loads((d / "status.json").read_text())["env_steps"] for d in dirs] == stopped_at
+    finally:
+        stop_cluster(procs)
+    address, procs = start_cluster(tmp_path / "plain")
+    try:
+        out = cli(*args(address))
+        assert out.returncode == 0, out.stdout + out.stderr
+    finally:
+        stop_cluster(procs)
     for d in dirs:
         assert consistent(d, 2500)["attempts"] == 2

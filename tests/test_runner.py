@@ -935,17 +935,18 @@ def test_a_corrupt_status_file_shows_as_corrupt_not_pending(tmp_path):
 
 def test_workers_die_with_a_killed_grid_and_the_rerun_finishes(tmp_path):
     """Once, kill -9 of a local grid's parent left its workers training, then idling for minutes,
-    and a rerun meanwhile found the runs busy."""
+    and a rerun meanwhile found the runs busy. The runs are held at 200 env steps (hold_point), so
+    that they are still running when the grid is killed."""
     suite = tmp_path / "tiny.yaml"
     suite.write_text("name: tiny\ndefaults: {steps: 400, train_ratio: 8, preset: debug, seeds: 2, set: {warmup: 5}}\n"
                      "tasks:\n  gym_CartPole-v1: {}\n")
     results = tmp_path / "r"
     grid = subprocess.Popen([sys.executable, "-m", "dreamer_bench", "run", "--suite", str(suite), "--results",
                              str(results), "--jobs", "2", "--threads", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**ENV, "DREAMER_BENCH_HOLD": "200"})
     dirs = [run_dir(results, seed=s) for s in (0, 1)]
     deadline, pids = time.time() + 240, set()
-    while time.time() < deadline and len(pids) < 2:
+    while time.time() < deadline and (len(pids) < 2 or min(_env_steps(d) for d in dirs) < 200):
         pids = {json.loads((d / "status.json").read_text()).get("pid") for d in dirs if (d / "status.json").exists()}
         pids = {p for p in pids if p and p != grid.pid}
         time.sleep(0.2)
