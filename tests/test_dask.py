@@ -141,10 +141,12 @@ def test_a_run_whose_worker_died_on_another_host_is_resumed_once_its_lock_goes_s
     """The scheduler hands the run of a dead worker to another one at once; from another host the
     dead owner's lock is stale only after 600 s without a heartbeat. Once, the run was then
     reported busy and the grid exited 1; now it waits for the lock to show whether its owner lives.
-    Here the heartbeat stopped 590 s ago, so the run takes over ~10 s later. Packed: seed 0's lock
-    is the dead one, and the group (seeds 0 and 1) starts once it has gone stale."""
+    Here the heartbeat stopped 575 s ago, so the run takes over ~25 s later: time enough for the
+    client and a worker to start, so that the worker meets the lock while it is fresh and has to
+    wait. Packed: seed 0's lock is the dead one, and the group (seeds 0 and 1) starts once it has
+    gone stale."""
     suite = write_suite(tmp_path / "tiny.yaml", steps=600)
-    stale_at = _foreign_lock(run_dir(tmp_path / "r"), age=590).stat().st_mtime + 600
+    stale_at = _foreign_lock(run_dir(tmp_path / "r"), age=575).stat().st_mtime + 600
     out = cli("run", "--suite", suite, "--results", tmp_path / "r", "--backend", "dask", "--address", cluster,
               "--seeds", str(pack), "--pack", str(pack), timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -238,18 +240,14 @@ def test_stopping_the_client_makes_its_runs_on_the_workers_checkpoint_and_stop(t
         else:
             assert client.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted", stderr[-800:]
             assert "Traceback" not in stderr and "checkpoint and stop" in stderr
-        stopped_at = []
-        for d in dirs:
+        for d in dirs:  # stopped, not held: pending, its lock released
             status = json.loads((d / "status.json").read_text())
             assert status["state"] == "pending" and status["error"].startswith("stopped"), status
             assert status["env_steps"] == 300 and not (d / "run.lock").exists()  # where it was held
             loop = json.loads(next((d / "checkpoint").glob("ckpt-*")).joinpath("loop.json").read_text())
             assert not loop["final"] and loop["env_steps"] == status["env_steps"]  # checkpointed where it stopped
-            stopped_at.append(status["env_steps"])
         if packed:  # both seeds trained in one Dask task, whose stop request both heard
             assert len({json.loads((d / "status.json").read_text())["pid"] for d in dirs}) == 1
-        time.sleep(3)  # nothing trains them any more
-        assert [json.loads((d / "status.json").read_text())["env_steps"] for d in dirs] == stopped_at
     finally:
         stop_cluster(procs)
     address, procs = start_cluster(tmp_path / "plain")

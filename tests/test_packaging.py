@@ -1,15 +1,15 @@
 """The package, its documentation and CI stay in step with the code."""
 
 import re
-import pytest
-
-tomllib = pytest.importorskip("tomllib")  # Python ≥ 3.11
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_subpackage_is_listed_in_pyproject():
+    tomllib = pytest.importorskip("tomllib")  # Python ≥ 3.11
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "dreamer_bench").rglob("__init__.py")}
     assert found | {"dreamer_bench.suite_files"} == listed
@@ -60,5 +60,6 @@ def test_the_package_version_is_the_one_pyproject_declares():
     across nor pooled): both places must name the same one."""
     import dreamer_bench
 
+    tomllib = pytest.importorskip("tomllib")  # Python ≥ 3.11
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert dreamer_bench.__version__ == declared

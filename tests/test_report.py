@@ -243,8 +243,8 @@ def test_official_atari_file_reproduces_the_published_aggregates():
     m = score_matrices(table, ["dreamerv3"], list(suite.tasks))["dreamerv3"]
     assert m.shape == (5, 26)
     # the values ../shared/CONVENTIONS.md states for this rule on this file (mean 124.7%, median 49.4%)
-    assert 100 * stats.aggregate_mean(m) == pytest.approx(124.69, abs=0.01)
-    assert 100 * stats.aggregate_median(m) == pytest.approx(49.41, abs=0.01)
+    assert 100 * stats.aggregate_mean(m) == pytest.approx(124.7, abs=0.05)
+    assert 100 * stats.aggregate_median(m) == pytest.approx(49.4, abs=0.05)
     # seeds with no episode in [390K, 400K] frames are left out for their game
     lost = {t for t in suite.tasks if np.isnan(m[:, list(suite.tasks).index(t)]).any()}
     assert {"atari_crazy_climber", "atari_gopher", "atari_kung_fu_master", "atari_pong", "atari_up_n_down"} <= lost

@@ -1,5 +1,6 @@
 """Training runs end to end through the command line: layout, resume, ablate, failures, bad input."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -518,12 +519,14 @@ def test_release_never_removes_another_owners_lock(tmp_path):
 def test_two_invocations_never_train_the_same_run(tmp_path):
     suite = write_suite(tmp_path / "tiny.yaml", steps=20000)
     args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--threads", "1"]
+    # the first is held at 100 env steps (hold_point): still training when the second comes
     first = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *args], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, env=ENV)
+                             stderr=subprocess.DEVNULL, env={**ENV, "DREAMER_BENCH_HOLD": "100"})
     d = run_dir(tmp_path / "r")
     deadline = time.time() + 120
-    while time.time() < deadline and not (d / "run.lock").exists():
+    while time.time() < deadline and _env_steps(d) < 100:
         time.sleep(0.1)
+    assert (d / "run.lock").exists() and first.poll() is None
     second = cli(*args)
     first.kill()
     first.wait()
@@ -1042,16 +1045,34 @@ def test_log_updates_writes_a_metrics_row_per_update(tmp_path):
 
 def test_a_grid_logged_to_a_file_prints_progress_lines(tmp_path):
     """Output to a pipe (as under nohup into a log): no redrawn table, but a line on the running
-    runs every --progress-minutes, and a line per finished run."""
+    runs every --progress-minutes, and a line per finished run. The run is held at 1,000 env steps
+    (hold_point) until two progress lines have named it running, then stopped, and a rerun
+    finishes it."""
     suite = write_suite(tmp_path / "tiny.yaml", steps=3000)
-    out = cli("run", "--suite", suite, "--results", tmp_path / "r", "--progress-minutes", "0.02", "--threads", "1")
-    assert out.returncode == 0, out.stderr
-    lines = [line for line in out.stdout.splitlines() if line.startswith("progress ")]
-    assert lines, out.stdout
-    running = [line for line in lines if "1 running" in line]
-    assert running and all("(of 1)" in line for line in lines), lines
+    args = ["run", "--suite", suite, "--results", tmp_path / "r", "--progress-minutes", "0.02", "--threads", "1"]
+    proc = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**ENV, "DREAMER_BENCH_HOLD": "1000"},
+                            start_new_session=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if sum(x.startswith("progress ") and "1 running" in x for x in lines) >= 2:
+                break
+        proc.send_signal(signal.SIGTERM)
+        rest, stderr = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 130, stderr
+    progress = [line for line in lines + rest.splitlines() if line.startswith("progress ")]
+    running = [line for line in progress if "1 running" in line]
+    assert len(running) >= 2 and all("(of 1)" in line for line in progress), lines
     # each running line names the run and its env steps against the budget (speed: below)
     assert all("gym_CartPole-v1 full seed_0 " in line and "/3,000 (" in line for line in running), running
+    out = cli(*args)
+    assert out.returncode == 0, out.stderr
     assert any(line.startswith("[1] ") and line.endswith(": done") for line in out.stdout.splitlines()), out.stdout
 
 
