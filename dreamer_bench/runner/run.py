@@ -447,11 +447,12 @@ class Run:
         transitions = envs.step([None] * len(envs))  # every environment starts with its reset step
         policy_state = None
         stopped = False
+        hold = hold_point() if self.should_stop is not None else None  # tests only
         while True:
             episodes.extend(tracker.arrived(transitions, st, self.window))
             if st.env_steps >= budget:
                 break
-            if self.should_stop is not None and hold_point(st.env_steps):
+            if hold is not None and st.env_steps >= hold:
                 self._hold(st, episodes, metrics_log)
                 stopped = True
                 break
@@ -737,12 +738,13 @@ def fault_point(name: str, env_steps: int | None = None) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def hold_point(env_steps: int) -> bool:
+def hold_point() -> int | None:
     """For the stop tests: with DREAMER_BENCH_HOLD=N, a run that can be asked to stop (one of a
     grid) takes no further step once it has N env steps, and waits for the request, so that a test
-    need not race a fast machine to stop a run before its budget. Never set outside tests."""
+    need not race a fast machine to stop a run before its budget. Returns N, or None (unset:
+    always outside tests). Read once per run, not at every step."""
     start = os.environ.get("DREAMER_BENCH_HOLD")
-    return start is not None and env_steps >= int(start)
+    return None if start is None else int(start)
 
 
 def latest_checkpoint(directory: Path) -> Path | None:
