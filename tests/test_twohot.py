@@ -185,19 +185,16 @@ def test_a_mirror_summed_in_another_order_parts(monkeypatch):
     # batch's rows in reverse order, so that its bias and weight gradients are the same sums as
     # the negative half's added in another order (what a plain nn.Linear's CPU kernel does to the
     # last columns on some CPUs); a few units in the last place, and outer pairs part.
-    import torch.nn.functional as F
-
     from dreamer_bench.agent import heads
 
-    def reversed_positive_half(x, weight, bias):  # mirrored_linear's arithmetic but for the row order
+    mirrored = heads.mirrored_linear
+
+    def reversed_positive_half(x, weight, bias):  # the negative half and centre as they are
         m = weight.shape[0] // 2
         flat = x.reshape(-1, x.shape[-1])
-        halves_w = torch.stack([weight[:m], weight[m + 1:].flip(0)])
-        halves_b = torch.stack([bias[:m], bias[m + 1:].flip(0)])
-        rows = torch.stack([flat, flat.flip(0)])  # the positive half's rows in reverse order
-        halves = torch.matmul(rows, halves_w.transpose(1, 2)) + halves_b.unsqueeze(1)
-        centre = F.linear(flat, weight[m:m + 1], bias[m:m + 1])
-        out = torch.cat([halves[0], centre, halves[1].flip(0).flip(-1)], -1)
+        ahead = mirrored(flat, weight, bias)
+        behind = mirrored(flat.flip(0), weight, bias).flip(0)  # the same rows, summed backwards
+        out = torch.cat([ahead[:, :m + 1], behind[:, m + 1:]], -1)
         return out.reshape(*x.shape[:-1], weight.shape[0])
 
     monkeypatch.setattr(heads, "mirrored_linear", reversed_positive_half)
