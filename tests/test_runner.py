@@ -24,6 +24,14 @@ ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
        "PYTHONPATH": os.pathsep.join(p for p in (TESTS, os.environ.get("PYTHONPATH")) if p)}
 
 
+def held(env_steps: int) -> dict:
+    """The environment of a grid whose runs wait at ``env_steps`` for a stop request (hold_point)."""
+    return {**ENV, "DREAMER_BENCH_HOLD": str(env_steps)}
+
+
+HELD = held(300)  # the stop tests' runs wait at 300 env steps for the stop
+
+
 def cli(*args, cwd=None, timeout=600):
     return subprocess.run([sys.executable, "-m", "dreamer_bench", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, timeout=timeout, env=ENV)
@@ -521,7 +529,7 @@ def test_two_invocations_never_train_the_same_run(tmp_path):
     args = ["run", "--suite", str(suite), "--results", str(tmp_path / "r"), "--threads", "1"]
     # the first is held at 100 env steps (hold_point): still training when the second comes
     first = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *args], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, env={**ENV, "DREAMER_BENCH_HOLD": "100"})
+                             stderr=subprocess.DEVNULL, env=held(100))
     d = run_dir(tmp_path / "r")
     deadline = time.time() + 120
     while time.time() < deadline and _env_steps(d) < 100:
@@ -553,9 +561,6 @@ def _pair_suite(tmp_path, seeds=1, envs=1):
                      f"envs: {envs}, set: {{warmup: 5}}}}\ntasks:\n  gym_CartPole-v1: {{}}\n  gym_Acrobot-v1: {{}}\n")
     return suite, [tmp_path / "r/pair/full" / t / f"seed_{s}" for t in ("gym_CartPole-v1", "gym_Acrobot-v1")
                    for s in range(seeds)]
-
-
-HELD = {**ENV, "DREAMER_BENCH_HOLD": "300"}  # the runs wait at 300 env steps for the stop (hold_point)
 
 
 def _start_grid(args, stdout=subprocess.DEVNULL):
@@ -946,7 +951,7 @@ def test_workers_die_with_a_killed_grid_and_the_rerun_finishes(tmp_path):
     results = tmp_path / "r"
     grid = subprocess.Popen([sys.executable, "-m", "dreamer_bench", "run", "--suite", str(suite), "--results",
                              str(results), "--jobs", "2", "--threads", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**ENV, "DREAMER_BENCH_HOLD": "200"})
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=held(200))
     dirs = [run_dir(results, seed=s) for s in (0, 1)]
     deadline, pids = time.time() + 240, set()
     while time.time() < deadline and (len(pids) < 2 or min(_env_steps(d) for d in dirs) < 200):
@@ -1051,7 +1056,7 @@ def test_a_grid_logged_to_a_file_prints_progress_lines(tmp_path):
     suite = write_suite(tmp_path / "tiny.yaml", steps=3000)
     args = ["run", "--suite", suite, "--results", tmp_path / "r", "--progress-minutes", "0.02", "--threads", "1"]
     proc = subprocess.Popen([sys.executable, "-m", "dreamer_bench", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**ENV, "DREAMER_BENCH_HOLD": "1000"},
+                            stderr=subprocess.PIPE, text=True, env=held(1000),
                             start_new_session=True)
     lines = []
     try:
