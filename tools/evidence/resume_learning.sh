@@ -15,8 +15,9 @@
 # (the official script resumes from its own checkpoints; finished or committed runs are skipped).
 # VENV: the official environment of tools/official/setup.sh. Output is appended to OURS/run.out
 # and OFFICIAL.queue<CPU>.out. Each job it starts is a session of its own at nice 19 whose
-# autogroup is set to nice 19 too, so that work in a terminal (tests, reports) comes first; other
-# sessions are not touched. Prints what it started and what was running.
+# autogroup is set to a low weight too (nice 19; our grid's, which runs two jobs, nice 16, the
+# weight of two), so that work in a terminal (tests, reports) comes first and every run gets an
+# equal share of what is left; other sessions are not touched. Prints what it started and what was running.
 set -uo pipefail
 [ $# -eq 3 ] || { echo "usage: tools/evidence/resume_learning.sh OURS OFFICIAL VENV" >&2; exit 2; }
 [ -f tools/official/reference_runs.sh ] || { echo "error: run it from the repository root" >&2; exit 2; }
@@ -70,7 +71,7 @@ else
     --tasks gym_CartPole-v1,dmc_walker_walk,dmc_cartpole_swingup \
     --seeds 0,1,2 --set actor_unimix=0 --set replay_prefetch=true --jobs 2 --threads 1 --pack 1 \
     --checkpoint-minutes 5 --results "$ours" >>"$ours/run.out" 2>&1 </dev/null &
-  started+=($!); echo "ours: started (output in $ours/run.out)"
+  started+=($!); ours_pid=$!; echo "ours: started (output in $ours/run.out)"
 fi
 for cpu in 0 1; do
   if queue_running "$cpu"; then
@@ -83,8 +84,13 @@ for cpu in 0 1; do
 done
 if [ ${#started[@]} -gt 0 ]; then
   sleep 2  # setsid has made each its own session (and autogroup) by now; their children inherit it
+  # The scheduler shares the CPUs between autogroups, not processes: at one nice each, our grid's
+  # two runs (one session) would get the CPU time of one official run between them. Its
+  # autogroup gets the weight of two nice-19 groups instead (nice 16 weighs 29, nice 19 15), so
+  # that every run, ours or official, gets an equal share.
   for pid in "${started[@]}"; do
-    [ "$(ps -o sid= -p "$pid" | tr -d ' ')" = "$pid" ] && echo 19 >"/proc/$pid/autogroup" 2>/dev/null || true
+    nice_of=19; [ "$pid" = "${ours_pid:-}" ] && nice_of=16
+    [ "$(ps -o sid= -p "$pid" | tr -d ' ')" = "$pid" ] && echo "$nice_of" >"/proc/$pid/autogroup" 2>/dev/null || true
   done
 fi
 pgrep -af "tools/official/train.py|dreamer-bench run" | sed -E 's/^([0-9]+) .*(--task [^ ]+ --seed [0-9]+|--results [^ ]+).*/  pid \1: \2/'
