@@ -501,7 +501,7 @@ def report(
     tasks_: Optional[List[str]] = typer.Option(None, "--tasks", help="Only these tasks."),
     compare: Optional[List[str]] = typer.Option(None, "--compare", help="Reference runs to draw beside yours: dreamerv3 (published), official (the official agent at the learning suite's settings)."),
     scores: Optional[List[Path]] = typer.Option(None, "--scores", help="Extra runs from an official score file {task, method, seed, xs, ys}."),
-    include_unfinished: bool = typer.Option(False, "--include-unfinished", help="Include runs that have not finished."),
+    include_unfinished: bool = typer.Option(False, "--include-unfinished", help="Include runs that have not finished: drawn and counted as unfinished, not judged by the targets."),
     html: bool = typer.Option(False, "--html", help="Also write report.html: one self-contained file, figures embedded."),
     episodes: str = typer.Option("train", "--episodes", help="Score the training episodes (train) or the evaluation episodes of --eval-every (eval)."),
     reps: int = typer.Option(50_000, "--reps", help="Bootstrap resamples."),

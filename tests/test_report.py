@@ -655,6 +655,87 @@ def test_compare_official_judges_only_runs_at_the_official_settings(tmp_path, mo
         make_report(ReportOptions(results=root, out=tmp_path / "rep", compare=["official"], reps=200))
 
 
+def test_runs_still_training_are_drawn_not_judged(tmp_path, monkeypatch):
+    """--include-unfinished: a run part-way into its score window has a score over what it has
+    reached, which is not its score. The per-task table counts it as unfinished; a target judges
+    finished runs only and waits while either side has a run still training; once they finish,
+    it is judged. Ours: 150, 250 finished, seed 2 at 28.5K with 900; official: 100, 120
+    finished, seed 2 at 28K with 500 (window (27K, 30K])."""
+    import pandas as pd
+
+    from dreamer_bench.report import data
+    from dreamer_bench.report.build import ReportOptions, make_report, target_rows
+
+    settings = {"steps": 30000, "action_repeat": 1, "train_ratio": 128.0, "preset": "size1m", "envs": 1}
+
+    def publish(third):  # the official seed 2: (x, y, finished)
+        x, y, done = third
+        records = [{"task": "gym_CartPole-v1", "method": "official", "seed": s, "xs": xs, "ys": ys, "finished": f,
+                    "settings": settings}
+                   for s, xs, ys, f in ((0, [30_000], [100.0], True), (1, [30_000], [120.0], True), (2, [x], [y], done))]
+        (tmp_path / "pub").mkdir(exist_ok=True)
+        (tmp_path / "pub" / data.OFFICIAL_REFERENCE["learning"]).write_bytes(gzip.compress(json.dumps(records).encode()))
+
+    monkeypatch.setattr(data, "PUBLISHED_DIR", tmp_path / "pub")
+    root = tmp_path / "results"
+    for seed, final in enumerate([150.0, 250.0, 0.0]):
+        learning_run(root, seed, final)
+    third = root / "learning" / "full" / "gym_CartPole-v1" / "seed_2"
+
+    def ours_third(x, y, state):
+        (third / "status.json").write_text(json.dumps({"state": state}))
+        (third / "scores.json").write_text(json.dumps([{"task": "gym_CartPole-v1", "method": "full", "seed": 2,
+                                                         "xs": [1000.0, x], "ys": [9.0, y]}]))
+
+    ours_third(28_500.0, 900.0, "running")
+    publish((28_000.0, 500.0, False))
+    make_report(ReportOptions(results=root, out=tmp_path / "rep", compare=["official"], reps=500,
+                              include_unfinished=True))
+    per_task = pd.read_csv(tmp_path / "rep" / "learning_per_task.csv").set_index("method")
+    assert per_task.loc["full", "seeds"] == 3 and per_task.loc["full", "unfinished"] == 1
+    assert per_task.loc["full", "score"] == pytest.approx((150 + 250 + 900) / 3)  # drawn, partial score and all
+    assert per_task.loc["official", "unfinished"] == 1
+    targets = pd.read_csv(tmp_path / "rep" / "learning_targets.csv")
+    row = targets.iloc[0]
+    assert row["seeds"] == 2 and row["value"] == pytest.approx((150 + 250) / 2 - (100 + 120) / 2)
+    assert pd.isna(row["passed"]) and row["target"].endswith("waits for 2 unfinished runs")
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "NOT JUDGED" in text and "waits for it (not judged)" in text
+    # one side finished: still waiting, for one run
+    ours_third(30_000.0, 200.0, "done")
+    runs, _, _ = load_results(root, include_unfinished=True)
+    theirs, _ = data.load_official(runs, include_unfinished=True)
+    rows = target_rows(runs + theirs, ["gym_CartPole-v1"], ["full", "official"], reps=500)
+    assert rows.iloc[0]["passed"] is None and rows.iloc[0]["target"].endswith("waits for 1 unfinished run")
+    # both finished: judged on all three seeds a side
+    publish((30_000.0, 130.0, True))
+    theirs, _ = data.load_official(runs, include_unfinished=True)
+    rows = target_rows(runs + theirs, ["gym_CartPole-v1"], ["full", "official"], reps=500)
+    assert rows.iloc[0]["passed"] in (True, False) and rows.iloc[0]["seeds"] == 3
+    assert rows.iloc[0]["value"] == pytest.approx(200.0 - 350 / 3) and "waits" not in rows.iloc[0]["target"]
+
+
+def test_a_target_that_is_not_a_match_waits_for_runs_still_training(tmp_path):
+    """A range target over seeds 50 and 60 (finished) and a running seed at 99 so far: the value
+    is over the finished seeds (55), not judged while the third trains; judged once it is done."""
+    from dreamer_bench.report.build import target_rows
+
+    root = tmp_path / "results"
+    for seed, (y, state) in enumerate(((50.0, "done"), (60.0, "done"), (99.0, "running"))):
+        d = write_run(root, "toy", "full", "gym_t", seed, [1000], [y], state=state)
+        config = json.loads((d / "config.json").read_text())
+        config["task"]["target"] = {"range": [0, 70]}
+        (d / "config.json").write_text(json.dumps(config))
+    runs, _, _ = load_results(root, include_unfinished=True)
+    row = target_rows(runs, ["gym_t"], ["full"]).iloc[0]
+    assert row["value"] == pytest.approx(55.0) and row["passed"] is None and row["seeds"] == 2
+    assert row["target"] == "mean over seeds in [0, 70]; waits for 1 unfinished run"
+    (root / "toy" / "full" / "gym_t" / "seed_2" / "status.json").write_text(json.dumps({"state": "done"}))
+    runs, _, _ = load_results(root, include_unfinished=True)
+    row = target_rows(runs, ["gym_t"], ["full"]).iloc[0]
+    assert row["value"] == pytest.approx(209 / 3) and row["passed"] is not None and bool(row["passed"])  # 69.67 in [0, 70]
+
+
 def test_a_score_file_run_still_training_is_left_out_unless_asked(tmp_path):
     path = tmp_path / "official.json"
     path.write_text(json.dumps([{"task": "gym_t", "method": "official", "seed": s, "xs": [1000], "ys": [v],

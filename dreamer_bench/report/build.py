@@ -205,6 +205,10 @@ def published_only(compare, suites, results: Path) -> bool:
     return bool(compare and suites and not Path(results).exists())
 
 
+def _waiting(n: int) -> str:
+    return f"; waits for {n} unfinished run{'' if n == 1 else 's'}" if n else ""
+
+
 def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], reps: int = 50_000,
                 seed: int = 0) -> pd.DataFrame:
     """Each method's runs judged by its task's target. A ``{match: M}`` target judges every method
@@ -212,7 +216,10 @@ def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], rep
     and references there, not judged): the difference of mean scores (method − M) with its 95%
     bootstrap interval over seeds must contain 0; with fewer than 2 seeds on a side (or no runs of
     M) it is not judged (``passed`` None). Other targets (``range``, ``at_least``) judge every
-    method, the published runs too (they show whether the target itself is sane)."""
+    method, the published runs too (they show whether the target itself is sane). Runs still
+    training (``--include-unfinished``) are not judged: the value is over the finished runs, and
+    a target with an unfinished run on either side waits for it (``passed`` None), since a score
+    over part of its window is not the run's score."""
     rows = []
     for task in tasks:
         own = [r for r in runs if r.task == task and r.source == "results"]
@@ -221,31 +228,36 @@ def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], rep
             continue
         pool = own if "match" in target else [r for r in runs if r.task == task]
         for i, m in enumerate(methods):
-            members = sorted((r for r in pool if r.method == m), key=lambda r: r.seed)
-            if not members:
+            every = sorted((r for r in pool if r.method == m), key=lambda r: r.seed)
+            if not every:
                 continue
+            members = [r for r in every if r.state == "done"]
+            waiting = len(every) - len(members)  # runs still training: drawn, not judged
             scores = [run_score(r) for r in members]
             if "match" in target:
                 other = target["match"]
                 if m == other:
                     continue
-                theirs = [run_score(r) for r in runs if r.task == task and r.method == other]
+                reference = [r for r in runs if r.task == task and r.method == other]
+                theirs = [run_score(r) for r in reference if r.state == "done"]
+                waiting += sum(r.state != "done" for r in reference)
                 value, lo, hi = stats.mean_difference_interval(scores, theirs, reps=reps, seed=seed + i)
                 # seeds with a score: a run still short of its score's window has none yet
                 n_mine, n_theirs = (sum(not np.isnan(v) for v in vs) for vs in (scores, theirs))
+                judged = n_mine >= 2 and n_theirs >= 2 and not waiting
                 rows.append({"task": task, "method": m, "seeds": n_mine,
                              "target": f"{m} − {other} ({n_theirs} seed{'' if n_theirs == 1 else 's'}): 95% "
-                                       "interval contains 0",
+                                       "interval contains 0" + _waiting(waiting),
                              "value": value, "lower": lo, "upper": hi, "per_seed": scores,
-                             "passed": bool(lo <= 0 <= hi) if n_mine >= 2 and n_theirs >= 2 else None,
-                             "fail_if_equal": (stats.false_exclusion_rate(n_mine, n_theirs)
-                                               if n_mine >= 2 and n_theirs >= 2 else np.nan), "match": other})
+                             "passed": bool(lo <= 0 <= hi) if judged else None,
+                             "fail_if_equal": stats.false_exclusion_rate(n_mine, n_theirs) if judged else np.nan,
+                             "match": other})
                 continue
-            budget = budget_of(members[0])
+            budget = budget_of(every[0])
             result = scoring.evaluate_target(target, [(r.xs, r.ys) for r in members], scores, budget)
-            rows.append({"task": task, "method": m, "seeds": len(members), "target": result["target"],
+            rows.append({"task": task, "method": m, "seeds": len(members), "target": result["target"] + _waiting(waiting),
                          "value": result["value"], "lower": np.nan, "upper": np.nan, "per_seed": result["per_seed"],
-                         "passed": result["passed"], "fail_if_equal": np.nan, "match": None})
+                         "passed": None if waiting else result["passed"], "fail_if_equal": np.nan, "match": None})
     return pd.DataFrame(rows, columns=["task", "method", "seeds", "target", "value", "lower", "upper", "per_seed",
                                        "passed", "fail_if_equal", "match"])
 
@@ -385,16 +397,24 @@ def _per_task(s: _Suite) -> list[str]:
     text = []
     per_task = (table.groupby(["task", "method"])
                 .agg(seeds=("normalised", lambda s: int(s.notna().sum())), score=("score", "mean"),
-                     score_std=("score", "std"), normalised=("normalised", "mean"))
+                     score_std=("score", "std"), normalised=("normalised", "mean"),
+                     unfinished=("finished", lambda f: int((~f.astype(bool)).sum())))
                 .reset_index())
+    some_unfinished = bool(per_task["unfinished"].any())
+    if not some_unfinished:
+        per_task = per_task.drop(columns="unfinished")
     per_task["method"] = pd.Categorical(per_task["method"], methods, ordered=True)
     per_task = per_task.sort_values(["task", "method"])
     write_table(per_task, out, prefix + "per_task")
     shown = per_task.assign(score=["–" if np.isnan(m) else f"{m:.1f}" if np.isnan(s) else f"{m:.1f} ± {s:.1f}"
                                    for m, s in zip(per_task["score"], per_task["score_std"])],
                             normalised=[fmt(v) for v in per_task["normalised"]]).drop(columns="score_std")
+    unfinished_note = ("" if not some_unfinished else
+                       " *unfinished*: how many of the method's runs of the task are still training "
+                       "(`--include-unfinished`); the score of one is the mean over what it has reached of its window, and it has none before "
+                       "the window. The tables and figures include such runs; the targets do not judge them.")
     text.append("\n### Scores per task\n\nMean ± standard deviation over seeds of the raw score (no ± where "
-                "there is one seed); mean normalised score.\n\n" + md_table(shown))
+                "there is one seed); mean normalised score." + unfinished_note + "\n\n" + md_table(shown))
     single = sorted({str(m) for m, n in zip(per_task["method"], per_task["seeds"]) if n == 1})
     if single:
         text.append("\n**One seed:** " + ", ".join(f"`{m}`" for m in single) + " ha" + ("s" if len(single) == 1 else "ve")
@@ -425,6 +445,8 @@ def _targets(s: _Suite) -> list[str]:
             if not any(r.method == m and r.task == task for r in runs):
                 absent.setdefault(m, []).append(task)
         note = (" A comparison needs at least 2 seeds with a score on each side." if len(unjudged) else "")
+        if targets["target"].str.contains("waits for").any():
+            note += " A target with a run still training on either side waits for it (not judged)."
         for m, where in sorted(absent.items()):
             note += (f" No runs of `{m}` were given for {', '.join(sorted(where))} ("
                      + ("the official agent's reference runs: `--compare official`; or " if m == "official" else "")

@@ -42,6 +42,8 @@ class RunRecord:
     seed: int
     xs: list[float]
     ys: list[float]
+    # "done"; with --include-unfinished also the runner's other states ("running", "stopped",
+    # "failed") or "unfinished" (a score-file record still training): such runs are drawn, not judged
     state: str = "done"
     budget: float | None = None
     task_settings: dict = field(default_factory=dict)  # steps, score, normalise, refs, family, env…
@@ -309,10 +311,16 @@ def load_official(like: list[RunRecord], include_unfinished: bool = False) -> tu
                     continue
                 out.append(RunRecord(suite=suite, task=task, method="official", seed=int(rec["seed"]),
                                      xs=[float(x) for x in rec["xs"]], ys=[float(y) for y in rec["ys"]],
-                                     budget=float(settings["steps"]), task_settings=settings,
+                                     state=_state(rec), budget=float(settings["steps"]), task_settings=settings,
                                      source=f"official:{path.name}",
                                      machines=[str(m) for m in rec.get("machines") or []] or [UNRECORDED]))
     return out, differ
+
+
+def _state(rec: dict) -> str:
+    """A score-file record's run state: ``"unfinished"`` where the record says it is still training
+    (``"finished": false``), else ``"done"`` (a file without the mark holds finished runs)."""
+    return "unfinished" if rec.get("finished") is False else "done"
 
 
 def records_from_score_file(path: Path, suite_settings: dict[str, dict], suite: str, budget: float | None = None,
@@ -326,7 +334,7 @@ def records_from_score_file(path: Path, suite_settings: dict[str, dict], suite: 
         if task is None or (rec.get("finished") is False and not include_unfinished):
             continue
         out.append(RunRecord(suite=suite, task=rec["task"], method=str(rec["method"]), seed=int(rec["seed"]),
-                             xs=[float(x) for x in rec["xs"]], ys=[float(y) for y in rec["ys"]],
+                             xs=[float(x) for x in rec["xs"]], ys=[float(y) for y in rec["ys"]], state=_state(rec),
                              budget=budget or float(task["steps"]), task_settings=task, source="file"))
     return out
 

@@ -42,15 +42,16 @@ def normalised(r: RunRecord, value: float) -> float:
 
 
 def score_table(runs: list[RunRecord]) -> pd.DataFrame:
-    """One row per run: suite, task, method, seed, raw score, normalised score, episodes."""
+    """One row per run: suite, task, method, seed, raw score, normalised score, episodes, and
+    whether it has finished (an unfinished run's score is over what it has reached of its window)."""
     rows = []
     for r in runs:
         raw = run_score(r)
         rows.append({"suite": r.suite, "task": r.task, "method": r.method, "seed": r.seed, "score": raw,
                      "normalised": normalised(r, raw), "episodes": len(r.xs), "budget": budget_of(r),
-                     "source": r.source})
+                     "source": r.source, "finished": r.state == "done"})
     return pd.DataFrame(rows, columns=["suite", "task", "method", "seed", "score", "normalised", "episodes",
-                                       "budget", "source"])
+                                       "budget", "source", "finished"])
 
 
 def score_matrices(table: pd.DataFrame, methods: list[str], tasks: list[str]) -> dict[str, np.ndarray]:
