@@ -33,9 +33,13 @@ IDENTITY_EXCLUDED = ("device", "compile")
 PLUGIN_MARK = "@"  # joins a variant's name to the plug-ins its agent was built with: full@mine, off-x@mine
 
 
+CONFIG_MARK = "#"  # the report's label for one of several configurations under one variant: off-x#3a9f0c
+
+
 def baseline_variant(variant: str) -> str:
-    """The full agent a variant is ablated against: ``full`` for ``off-x``, ``full@p`` for ``off-x@p``."""
-    _, mark, plugins = variant.partition(PLUGIN_MARK)
+    """The full agent a variant is ablated against: ``full`` for ``off-x`` (and for ``off-x#h``, one
+    of its configurations), ``full@p`` for ``off-x@p``."""
+    _, mark, plugins = variant.partition(CONFIG_MARK)[0].partition(PLUGIN_MARK)
     return "full" + mark + plugins
 
 

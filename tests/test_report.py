@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import re
 import shutil
 import subprocess
 import tarfile
@@ -13,7 +14,7 @@ import pytest
 
 from dreamer_bench import suites
 from dreamer_bench.report import stats
-from dreamer_bench.report.data import PUBLISHED_DIR, load_published, load_results, records_from_score_file
+from dreamer_bench.report.data import CRAFTER_EVAL, PUBLISHED_DIR, load_published, load_results, records_from_score_file
 from dreamer_bench.results import read_score_file, write_score_file
 from dreamer_bench.report.scores import score_matrices, score_table
 
@@ -215,7 +216,7 @@ def test_runs_of_different_configurations_are_never_pooled(tmp_path):
 
     runs = separate_configurations(load_results(root)[0])
     labels = sorted(r.method for r in runs)
-    assert len(set(labels)) == 2 and all(m.startswith("full@") for m in labels)
+    assert len(set(labels)) == 2 and all(m.startswith("full#") for m in labels)
     # a different judging rule (score window, references, target) is the same configuration
     config = json.loads((a / "config.json").read_text())
     config["task"]["refs"] = {"random": 1.0, "max": 50.0}
@@ -736,6 +737,162 @@ def test_a_target_that_is_not_a_match_waits_for_runs_still_training(tmp_path):
     assert row["value"] == pytest.approx(209 / 3) and row["passed"] is not None and bool(row["passed"])  # 69.67 in [0, 70]
 
 
+def test_which_runs_a_target_waits_for_and_which_seeds_it_needs(tmp_path):
+    """Range target [40, 60], --include-unfinished. gym_a: two finished seeds at 50 and one
+    training that has logged no episode yet (no scores.json): counted, and the target waits.
+    gym_b: the third seed failed: drawn, not waited for, so the target is judged on the two
+    finished seeds (PASS). gym_c: three finished seeds, two without an episode in the window:
+    a mean over one seed is not judged."""
+    from dreamer_bench.report.build import target_rows
+
+    root = tmp_path / "results"
+
+    def run(task, seed, xs, ys, state="done", scores=True):
+        d = write_run(root, "toy", "full", task, seed, xs, ys, state=state)
+        config = json.loads((d / "config.json").read_text())
+        config["task"]["target"] = {"range": [40, 60]}
+        (d / "config.json").write_text(json.dumps(config))
+        if not scores:
+            (d / "scores.json").unlink()
+
+    for task in ("gym_a", "gym_b"):
+        run(task, 0, [950, 1000], [50.0, 50.0])
+        run(task, 1, [950, 1000], [50.0, 50.0])
+    run("gym_a", 2, [], [], state="running", scores=False)
+    run("gym_b", 2, [200, 400], [5.0, 5.0], state="failed")
+    run("gym_c", 0, [1000], [50.0])
+    run("gym_c", 1, [850], [0.0])
+    run("gym_c", 2, [880], [0.0])
+    runs, _, left_out = load_results(root, include_unfinished=True)
+    assert len(runs) == 9 and not left_out
+    rows = target_rows(runs, ["gym_a", "gym_b", "gym_c"], ["full"]).set_index("task")
+    assert rows.loc["gym_a", "passed"] is None and rows.loc["gym_a", "target"].endswith("waits for 1 unfinished run")
+    assert bool(rows.loc["gym_b", "passed"]) and rows.loc["gym_b", "seeds"] == 2 and "waits" not in rows.loc["gym_b", "target"]
+    assert rows.loc["gym_c", "passed"] is None and rows.loc["gym_c", "seeds"] == 1
+    assert rows.loc["gym_c", "target"].endswith("2 seeds without a score")
+    _, _, left_out = load_results(root)  # without the flag: left out and counted, as before
+    assert left_out == {"running": 1, "failed": 1}
+
+
+def test_captions_say_which_scores_are_over_part_of_a_window(tmp_path, cli_here):
+    """off-x is still training, one episode into its (900, 1000] window: its aggregates and
+    ablation are drawn, and every caption says that those 2 runs are scored on part of it."""
+    root = tmp_path / "results"
+    for seed in (0, 1):
+        write_run(root, "toy", "full", "gym_t", seed, [950, 1000], [80.0, 80.0])
+        write_run(root, "toy", "off-x", "gym_t", seed, [500, 905], [10.0, 20.0], state="running")
+    r = cli_here("report", root, "--include-unfinished", "--reps", "200", "--out", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "rep" / "report.md").read_text()
+    captions = [line for line in text.splitlines() if line.startswith("*") and "seeds:" in line]
+    assert captions and all("off-x 2 seeds (2 runs unfinished, scored on part of the window)" in c for c in captions)
+    assert all("full 2 seeds;" in c for c in captions)  # the finished method: no mark
+
+
+def test_a_method_at_other_settings_is_not_judged_against_the_official_runs(tmp_path, monkeypatch):
+    """--compare official with `full` at the official settings and `off-x` at train ratio 16:
+    `full` is judged; off-x is not comparable (no value, NOT JUDGED, the differing setting named)."""
+    from dreamer_bench.report import data
+    from dreamer_bench.report.build import target_rows
+
+    settings = {"steps": 30000, "action_repeat": 1, "train_ratio": 128.0, "preset": "size1m", "envs": 1}
+    records = [{"task": "gym_CartPole-v1", "method": "official", "seed": s, "xs": [30_000], "ys": [v], "finished": True,
+                "settings": settings} for s, v in ((0, 100.0), (1, 120.0), (2, 140.0))]
+    (tmp_path / "pub").mkdir()
+    (tmp_path / "pub" / data.OFFICIAL_REFERENCE["learning"]).write_bytes(gzip.compress(json.dumps(records).encode()))
+    monkeypatch.setattr(data, "PUBLISHED_DIR", tmp_path / "pub")
+    root = tmp_path / "results"
+    for seed, final in enumerate([110.0, 130.0, 120.0]):
+        learning_run(root, seed, final)
+        src = root / "learning" / "full" / "gym_CartPole-v1" / f"seed_{seed}"
+        dst = root / "learning" / "off-x" / "gym_CartPole-v1" / f"seed_{seed}"
+        shutil.copytree(src, dst)
+        config = json.loads((dst / "config.json").read_text())
+        config["run"]["variant"], config["agent"]["off"], config["task"]["train_ratio"] = "off-x", ["x"], 16.0
+        (dst / "config.json").write_text(json.dumps(config))
+        (dst / "scores.json").write_text((dst / "scores.json").read_text().replace('"full"', '"off-x"'))
+    runs, _, _ = load_results(root)
+    theirs, differ = data.load_official(runs)
+    assert len(theirs) == 3 and differ == []  # full matches, so the task is compared
+    rows = target_rows(runs + theirs, ["gym_CartPole-v1"], ["full", "off-x", "official"], reps=500).set_index("method")
+    assert rows.loc["full", "passed"] is not None and rows.loc["full", "value"] == pytest.approx(0.0)
+    assert rows.loc["off-x", "passed"] is None and np.isnan(rows.loc["off-x", "value"])
+    assert rows.loc["off-x", "target"].endswith("not comparable, settings differ (train_ratio: 16.0 ≠ 128.0)")
+
+
+def test_a_score_file_method_named_as_your_own_is_refused(tmp_path, cli_here):
+    """Another agent's runs in a --scores file under the name of your own method (other seeds)
+    would pool with yours: one line, exit 2, nothing written."""
+    root = tmp_path / "results"
+    for seed in range(2):
+        write_run(root, "toy", "full", "gym_t", seed, [950, 1000], [80.0, 80.0])
+    (tmp_path / "other.json").write_text(json.dumps([{"task": "gym_t", "method": "full", "seed": s, "xs": [1000],
+                                                      "ys": [10.0]} for s in (3, 4)]))
+    r = cli_here("report", root, "--scores", tmp_path / "other.json", "--reps", "200", "--out", tmp_path / "rep")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert "has runs of method full on gym_t, a method of your own runs" in r.stderr and not (tmp_path / "rep").exists()
+
+
+def test_evaluation_episodes_leave_out_crafter_and_count_runs_without_them(tmp_path):
+    """--episodes eval: a Crafter run's score is a rate over achievements, which evaluation
+    episodes do not record, so it is left out and counted (it was once scored from its training
+    episodes' achievements); a later run without evaluation episodes is counted as such."""
+    root = tmp_path / "results"
+    train = [{"env_steps": 100 * (i + 1), "return": float(i), "achievements": {"collect_wood": int(i >= 5)}}
+             for i in range(10)]
+    d = write_run(root, "cr", "full", "crafter_reward", 0, [e["env_steps"] for e in train], [e["return"] for e in train],
+                  family="crafter", score={"rule": "crafter"}, normalise={"method": "none"})
+    (d / "episodes.jsonl").write_text("".join(json.dumps(e) + "\n" for e in train))
+    (d / "eval_scores.json").write_text(json.dumps([{"task": "crafter_reward", "method": "full", "seed": 0,
+                                                     "xs": [1000], "ys": [9.0]}]))
+    e = write_run(root, "toy", "full", "gym_t", 0, [1000], [50.0])
+    (e / "eval_scores.json").write_text(json.dumps([{"task": "gym_t", "method": "full", "seed": 0, "xs": [1000],
+                                                     "ys": [60.0]}]))
+    write_run(root, "toy", "full", "gym_t", 1, [1000], [50.0])  # made without --eval-every
+    runs, notes, left_out = load_results(root, episodes="eval")
+    assert [(r.task, r.seed, r.ys) for r in runs] == [("gym_t", 0, [60.0])] and not notes
+    assert left_out == {"without evaluation episodes": 1, CRAFTER_EVAL: 1}
+
+
+def test_a_variant_in_two_configurations_is_still_ablated(tmp_path, cli_here):
+    """off-x in two configurations (a learning rate changed for seeds 2-3) is shown as two labels,
+    off-x#<hash>, each ablated against the full agent (once the hash was read as a plug-in name
+    and the ablation vanished)."""
+    from dreamer_bench.results import baseline_variant
+
+    root = tmp_path / "results"
+    for seed in range(4):
+        write_run(root, "toy", "full", "gym_t", seed, [950, 1000], [80.0, 80.0])
+        d = write_run(root, "toy", "off-x", "gym_t", seed, [950, 1000], [20.0, 20.0])
+        if seed >= 2:
+            config = json.loads((d / "config.json").read_text())
+            config["agent"]["lr"] = 2e-4
+            (d / "config.json").write_text(json.dumps(config))
+    r = cli_here("report", root, "--reps", "200", "--out", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "rep" / "report.md").read_text()
+    labels = sorted(set(re.findall(r"off-x#[0-9a-f]{6}", text)))
+    assert len(labels) == 2 and "### Ablation" in text
+    ablation = text.split("### Ablation", 1)[1].split("\n### ", 1)[0]
+    assert all(label in ablation for label in labels)
+    assert [baseline_variant(v) for v in ("off-x#3a9f0c", "off-x@p#3a9f0c", "off-x@p", "off-x")] == ["full", "full@p",
+                                                                                                   "full@p", "full"]
+
+
+def test_runs_judged_by_different_rules_are_named(tmp_path, cli_here):
+    """Seed 1 records another score window and references (its suite file changed, and only the
+    other seeds were invoked again): each is scored by its own, and the report and stderr say so."""
+    root = tmp_path / "results"
+    write_run(root, "toy", "full", "gym_t", 0, [950, 1000], [50.0, 50.0])
+    write_run(root, "toy", "full", "gym_t", 1, [950, 1000], [50.0, 50.0], refs={"random": 0.0, "max": 500.0},
+              score={"rule": "last", "width": 600})
+    r = cli_here("report", root, "--reps", "200", "--out", tmp_path / "rep")
+    assert r.returncode == 0
+    line = ("toy/gym_t: its runs record different score, refs (full seed 0; full seed 1), and each is scored by its "
+            "own; `dreamer-bench run` with the suite again brings them all to the suite file's")
+    assert f"warning: {line}" in r.stderr and f"- {line}" in (tmp_path / "rep" / "report.md").read_text()
+
+
 def test_a_score_file_run_still_training_is_left_out_unless_asked(tmp_path):
     path = tmp_path / "official.json"
     path.write_text(json.dumps([{"task": "gym_t", "method": "official", "seed": s, "xs": [1000], "ys": [v],
@@ -977,7 +1134,7 @@ def test_several_results_are_reported_as_one(tmp_path, cli_here):
     config["agent"]["lr"] = 1e-3
     (other / "config.json").write_text(json.dumps(config))
     r = cli_here("report", a, b, "--reps", "200", "--out", tmp_path / "rep4")  # shown apart, not refused
-    assert r.returncode == 0 and "full@" in (tmp_path / "rep4" / "report.md").read_text(), r.stderr
+    assert r.returncode == 0 and "full#" in (tmp_path / "rep4" / "report.md").read_text(), r.stderr
     write_run(b, "toy", "full", "gym_t", 1, [1000], [5.0])  # gym_t seed 1 in both, the same configuration
     r = cli_here("report", a, b, "--reps", "200", "--out", tmp_path / "rep2")
     assert r.returncode == 2 and "run toy/full/gym_t/seed_1 is in both" in r.stderr, r.stderr

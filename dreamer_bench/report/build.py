@@ -18,12 +18,18 @@ import numpy as np
 import pandas as pd
 
 from . import figures, stats
-from .data import (OFFICIAL_REFERENCE, PUBLISHED_PROTOCOL, UNRECORDED, ReportError, RunRecord, as_score_records,
-                   load_official, load_published, load_results, opened_results, published_alone,
-                   records_from_score_file, separate_configurations)
+from .data import (CRAFTER_EVAL, OFFICIAL_REFERENCE, PUBLISHED_PROTOCOL, UNRECORDED, ReportError, RunRecord,
+                   as_score_records, load_official, load_published, load_results, opened_results, published_alone,
+                   mixed_rules, records_from_score_file, separate_configurations, settings_differ)
 from .. import scoring
 from ..results import baseline_variant, write_score_file
 from .scores import budget_of, curve_table, run_score, score_matrices, score_table
+
+# reasons a run is left out that are not its state: --include-unfinished does not bring it
+NOT_A_STATE = ("without evaluation episodes", CRAFTER_EVAL)
+# run states a target waits for: training, stopped to be resumed (the runner's "pending"), or a
+# reference run marked unfinished; a failed run is drawn but neither judged nor waited for
+WAITING = ("running", "pending", "unfinished")
 
 FULL = "full"
 
@@ -112,7 +118,7 @@ def make_report(opts: ReportOptions) -> Path:
             missing = [v for v in values or [] if not any(getattr(r, key) == v for r in others)]
             if missing:
                 valid = ", ".join(sorted({getattr(r, key) for r in others}))
-                unfinished = any(state != "without evaluation episodes" for state in left_out)
+                unfinished = any(state not in NOT_A_STATE for state in left_out)
                 raise ReportError(f"{flag} {', '.join(missing)} matches no run in {named} that the other "
                                   f"filters keep; valid: {valid}" + (" (unfinished runs: --include-unfinished)" if unfinished else ""))
     alone = not runs and opts.compare and opts.suites and not (opts.tasks or opts.variants)
@@ -127,11 +133,14 @@ def make_report(opts: ReportOptions) -> Path:
         skipped = f"; {'; '.join(notes)}" if notes else ""  # a corrupt file may be why there is nothing
         raise ReportError(f"no finished runs in {named} match the filters"
                           + (f" ({', '.join(f'{n} {state}' for state, n in sorted(left_out.items()))} left out"
-                             + ("" if set(left_out) == {"without evaluation episodes"} else "; --include-unfinished")
+                             + ("" if set(left_out) <= set(NOT_A_STATE) else "; --include-unfinished")
                              + ")" if left_out else "")
                           + there + skipped
                           + ("" if opts.compare else "; to see the published runs alone: --compare dreamerv3 --suite atari100k"))
     runs = separate_configurations(runs)
+    mixed = mixed_rules(runs)
+    for line in mixed:
+        warnings.warn(line)
     mine = list(runs)
     for name in dict.fromkeys(opts.compare) if not alone else []:  # a name given twice is drawn once
         if name != "official":
@@ -154,6 +163,7 @@ def make_report(opts: ReportOptions) -> Path:
     came_from = {(r.suite, r.task, r.method, r.seed): "--compare official" for r in runs
                  if r.source.startswith("official:")}
     came_from.update({(r.suite, r.task, r.method, r.seed): "your own runs" for r in mine if r.source == "results"})
+    own_methods = {(r.suite, r.task, r.method) for r in mine if r.source == "results"}
     for path in opts.score_files:
         by_suite: dict[str, dict] = {}
         for r in mine:
@@ -168,6 +178,9 @@ def make_report(opts: ReportOptions) -> Path:
                 if key in came_from:
                     raise ReportError(f"{r.method} run {r.task} seed {r.seed} comes from both {came_from[key]} and "
                                       f"{path}: leave one out")
+                if (r.suite, r.task, r.method) in own_methods:  # its seeds would pool with yours under one label
+                    raise ReportError(f"{path} has runs of method {r.method} on {r.task}, a method of your own runs: "
+                                      f"give the file's runs another method name")
                 came_from[key] = str(path)
             runs += these
     out = Path(opts.out)
@@ -184,10 +197,13 @@ def make_report(opts: ReportOptions) -> Path:
                 f"{time.strftime('%Y-%m-%d %H:%M')}; bootstrap: {opts.reps:,} stratified resamples, seed "
                 f"{opts.seed}, 95% percentile intervals (Agarwal et al. 2021).\n"]
     if left_out:
-        sections.append("Runs left out (unfinished ones: use `--include-unfinished` to include them): "
+        hint = "" if set(left_out) <= set(NOT_A_STATE) else " (unfinished ones: use `--include-unfinished` to include them)"
+        sections.append(f"Runs left out{hint}: "
                         + ", ".join(f"{n} {s}" for s, n in sorted(left_out.items())) + ".\n")
     if notes:
         sections.append("Skipped files:\n" + "\n".join(f"- {n}" for n in notes) + "\n")
+    if mixed:
+        sections.append("**Scored by different rules:**\n" + "\n".join(f"- {line}" for line in mixed) + "\n")
     for suite in sorted({r.suite for r in runs}):
         sections.append(suite_section(suite, [r for r in runs if r.suite == suite], out, opts))
     sections.append(f"\n_Report computed in {time.time() - started:.1f} s._\n")
@@ -232,7 +248,7 @@ def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], rep
             if not every:
                 continue
             members = [r for r in every if r.state == "done"]
-            waiting = len(every) - len(members)  # runs still training: drawn, not judged
+            waiting = sum(r.state in WAITING for r in every)  # runs still training: drawn, not judged
             scores = [run_score(r) for r in members]
             if "match" in target:
                 other = target["match"]
@@ -240,14 +256,20 @@ def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], rep
                     continue
                 reference = [r for r in runs if r.task == task and r.method == other]
                 theirs = [run_score(r) for r in reference if r.state == "done"]
-                waiting += sum(r.state != "done" for r in reference)
+                waiting += sum(r.state in WAITING for r in reference)
                 value, lo, hi = stats.mean_difference_interval(scores, theirs, reps=reps, seed=seed + i)
                 # seeds with a score: a run still short of its score's window has none yet
                 n_mine, n_theirs = (sum(not np.isnan(v) for v in vs) for vs in (scores, theirs))
-                judged = n_mine >= 2 and n_theirs >= 2 and not waiting
+                # the official runs were made at one budget, action repeat, train ratio…: a method at others is not theirs to judge
+                official = next((r for r in reference if r.source.startswith("official:")), None)
+                differ = sorted({d for r in every for d in settings_differ(r, official)}) if official else []
+                judged = n_mine >= 2 and n_theirs >= 2 and not waiting and not differ
+                if differ:
+                    value = lo = hi = np.nan
                 rows.append({"task": task, "method": m, "seeds": n_mine,
                              "target": f"{m} − {other} ({n_theirs} seed{'' if n_theirs == 1 else 's'}): 95% "
-                                       "interval contains 0" + _waiting(waiting),
+                                       "interval contains 0" + _waiting(waiting)
+                                       + (f"; not comparable, settings differ ({', '.join(differ)})" if differ else ""),
                              "value": value, "lower": lo, "upper": hi, "per_seed": scores,
                              "passed": bool(lo <= 0 <= hi) if judged else None,
                              "fail_if_equal": stats.false_exclusion_rate(n_mine, n_theirs) if judged else np.nan,
@@ -255,9 +277,14 @@ def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], rep
                 continue
             budget = budget_of(every[0])
             result = scoring.evaluate_target(target, [(r.xs, r.ys) for r in members], scores, budget)
-            rows.append({"task": task, "method": m, "seeds": len(members), "target": result["target"] + _waiting(waiting),
+            # a mean over seeds needs every finished seed's score: one without an episode in its
+            # window leaves the target unjudged, not judged on the others
+            unscored = sum(np.isnan(v) for v in scores) if "range" in target else 0
+            note = _waiting(waiting) + (f"; {unscored} seed{'' if unscored == 1 else 's'} without a score" if unscored else "")
+            rows.append({"task": task, "method": m, "seeds": len(members) - unscored, "target": result["target"] + note,
                          "value": result["value"], "lower": np.nan, "upper": np.nan, "per_seed": result["per_seed"],
-                         "passed": None if waiting else result["passed"], "fail_if_equal": np.nan, "match": None})
+                         "passed": None if waiting or unscored else result["passed"], "fail_if_equal": np.nan,
+                         "match": None})
     return pd.DataFrame(rows, columns=["task", "method", "seeds", "target", "value", "lower", "upper", "per_seed",
                                        "passed", "fail_if_equal", "match"])
 
@@ -294,7 +321,10 @@ class _Suite:
         parts = []
         for m in methods or self.methods:
             lo, hi = self.seeds(m)
-            parts.append(f"{m} {lo if lo == hi else f'{lo}–{hi}'} seed{'s' if hi != 1 else ''}")
+            rows = self.table[self.table["method"] == m]
+            partial = int((~rows["finished"].astype(bool) & rows["normalised"].notna()).sum())
+            parts.append(f"{m} {lo if lo == hi else f'{lo}–{hi}'} seed{'s' if hi != 1 else ''}"
+                         + (f" ({partial} run{'' if partial == 1 else 's'} unfinished, scored on part of the window)" if partial else ""))
         return "; ".join(parts)
 
     def window_text(self) -> str:
@@ -410,9 +440,11 @@ def _per_task(s: _Suite) -> list[str]:
                                    for m, s in zip(per_task["score"], per_task["score_std"])],
                             normalised=[fmt(v) for v in per_task["normalised"]]).drop(columns="score_std")
     unfinished_note = ("" if not some_unfinished else
-                       " *unfinished*: how many of the method's runs of the task are still training "
-                       "(`--include-unfinished`); the score of one is the mean over what it has reached of its window, and it has none before "
-                       "the window. The tables and figures include such runs; the targets do not judge them.")
+                       " *unfinished*: how many of the method's runs of the task have not finished "
+                       "(`--include-unfinished`: training, stopped or failed); the score of one is the mean over "
+                       "what it has reached of its window, none before the window. The tables and figures include "
+                       "such runs; the targets judge finished runs only, and wait for those still training or "
+                       "stopped.")
     text.append("\n### Scores per task\n\nMean ± standard deviation over seeds of the raw score (no ± where "
                 "there is one seed); mean normalised score." + unfinished_note + "\n\n" + md_table(shown))
     single = sorted({str(m) for m, n in zip(per_task["method"], per_task["seeds"]) if n == 1})

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..results import (find_runs, identity_hash, read_config, read_episodes, read_json, read_score_file, read_starts,
-                       read_status)
+from ..results import (CONFIG_MARK, find_runs, identity_hash, read_config, read_episodes, read_json, read_score_file,
+                       read_starts, read_status)
 
 PUBLISHED_DIR = Path(__file__).resolve().parent / "published"
 PUBLISHED = {  # --compare name → files, by suite family
@@ -90,6 +90,9 @@ def opened_results(path: Path):
 EPISODE_FILES = {"train": "scores.json", "eval": "eval_scores.json"}  # --episodes → the file a run wrote
 
 
+CRAFTER_EVAL = "Crafter, whose score needs the achievements that evaluation episodes do not record"
+
+
 def load_results(results: Path, include_unfinished: bool = False, episodes: str = "train"
                  ) -> tuple[list[RunRecord], list[str], dict]:
     """Every run under a results directory, with its training episodes (``episodes="train"``,
@@ -118,13 +121,18 @@ def load_results(results: Path, include_unfinished: bool = False, episodes: str 
         if not (isinstance(scores, list) and scores and {"xs", "ys"} <= set(scores[0])):
             if (d / name).exists():
                 notes.append(f"skipped {d / name}: truncated or corrupt")
-            elif episodes == "eval":  # a run made without --eval-every
+                continue
+            if episodes == "eval":  # a run made without --eval-every
                 left_out["without evaluation episodes"] = left_out.get("without evaluation episodes", 0) + 1
-            elif state == "done":
+                continue
+            if state == "done":
                 notes.append(f"skipped {d}: scores.json is missing")
-            else:
-                left_out[state] = left_out.get(state, 0) + 1
-            continue
+                continue
+            # still training and no episode logged yet (--include-unfinished): counted, drawn as nothing,
+            # and a target of its task waits for it
+            scores = [{"task": config.get("run", {}).get("task", d.parts[-2]),
+                       "method": config.get("run", {}).get("variant", d.parts[-3]), "seed": int(d.name[5:]),
+                       "xs": [], "ys": []}]
         record = scores[0]
         if len(record["xs"]) != len(record["ys"]):
             notes.append(f"skipped {d / name}: xs and ys differ in length")
@@ -132,8 +140,10 @@ def load_results(results: Path, include_unfinished: bool = False, episodes: str 
         task = config.get("task", {})
         achievements = None
         if task.get("family") == "crafter":
-            episodes = read_episodes(d)
-            achievements = [e.get("achievements", {}) for e in episodes]
+            if episodes == "eval":  # the score is a rate over achievements, which eval.jsonl does not record
+                left_out[CRAFTER_EVAL] = left_out.get(CRAFTER_EVAL, 0) + 1
+                continue
+            achievements = [e.get("achievements", {}) for e in read_episodes(d)]
         run = config.get("run", {})
         identity = identity_hash(task, config.get("agent", {}), config.get("versions", {}).get("dreamer_bench"))
         runs.append(RunRecord(
@@ -171,15 +181,38 @@ def trained_on(d: Path, config: dict) -> list[str]:
     return list(dict.fromkeys(words))
 
 
+JUDGING_KEYS = ("score", "normalise", "refs", "target")  # the task settings a report judges by (EVALUATION_KEYS)
+
+
+def mixed_rules(runs: list[RunRecord]) -> list[str]:
+    """Tasks whose runs of yours record different judging rules (a suite file changed between the
+    runs' last invocations: the runner brings a run's rules up to date only when it is invoked
+    again). Each run is scored by its own, so the report says where that pools unlike scores."""
+    rules: dict[tuple, dict[str, list]] = {}
+    for r in runs:
+        if r.source == "results":
+            blob = json.dumps({k: r.task_settings.get(k) for k in JUDGING_KEYS}, sort_keys=True, default=str)
+            rules.setdefault((r.suite, r.task), {}).setdefault(blob, []).append(r)
+    out = []
+    for (suite, task), by_rule in sorted(rules.items()):
+        if len(by_rule) > 1:
+            keys = [k for k in JUDGING_KEYS if len({json.dumps(rs[0].task_settings.get(k), sort_keys=True, default=str)
+                                                     for rs in by_rule.values()}) > 1]
+            groups = "; ".join(", ".join(f"{r.method} seed {r.seed}" for r in rs) for rs in by_rule.values())
+            out.append(f"{suite}/{task}: its runs record different {', '.join(keys)} ({groups}), and each is scored "
+                       f"by its own; `dreamer-bench run` with the suite again brings them all to the suite file's")
+    return out
+
+
 def separate_configurations(runs: list[RunRecord]) -> list[RunRecord]:
     """Never pool runs of different configurations under one label: where one (suite, variant,
-    task) holds several configuration identities, each gets its own label ``variant@hash``."""
+    task) holds several configuration identities, each gets its own label ``variant#hash``."""
     ids: dict[tuple, set] = {}
     for r in runs:
         ids.setdefault((r.suite, r.method, r.task), set()).add(r.identity)
     for r in runs:
         if len(ids[(r.suite, r.method, r.task)]) > 1:
-            r.method = f"{r.method}@{(r.identity or 'unknown')[:6]}"
+            r.method = f"{r.method}{CONFIG_MARK}{(r.identity or 'unknown')[:6]}"
     return runs
 
 
@@ -275,6 +308,15 @@ def _same(a: Any, b: Any) -> bool:
         return float(a) == float(b)
     except (TypeError, ValueError):
         return str(a) == str(b)
+
+
+def settings_differ(run: RunRecord, official: RunRecord) -> list[str]:
+    """Where a run's settings differ from those an official reference run was made at
+    (``OFFICIAL_SETTINGS``; the budget is the run's), as ``"key: yours ≠ official"``."""
+    mine = {**run.task_settings, "steps": run.budget}
+    theirs = {**official.task_settings, "steps": official.budget}
+    return [f"{k}: {mine.get(k)} ≠ {theirs[k]}" for k in OFFICIAL_SETTINGS
+            if k in theirs and not _same(mine.get(k), theirs[k])]
 
 
 def load_official(like: list[RunRecord], include_unfinished: bool = False) -> tuple[list[RunRecord], list[str]]:
