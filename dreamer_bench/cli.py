@@ -562,7 +562,7 @@ def report(
         except ReportError as e:
             fail(str(e))
     for w in caught:
-        if any(k in str(w.message) for k in ("skipped", "pool raw scores", "--compare official", "scored by its own")):
+        if any(k in str(w.message) for k in ("skipped", "pool raw scores", "--compare official", "scored by its own", "(published) runs of")):
             typer.echo(f"warning: {w.message}", err=True)
     console.print(f"report written to {path} (tables as CSV and LaTeX, figures as PNG and PDF beside it"
                   + (f"; {path.with_suffix('.html')}, self-contained)" if html else ")"))

@@ -893,6 +893,20 @@ def test_runs_judged_by_different_rules_are_named(tmp_path, cli_here):
     assert f"warning: {line}" in r.stderr and f"- {line}" in (tmp_path / "rep" / "report.md").read_text()
 
 
+def test_published_runs_say_at_which_budget_they_are_scored(tmp_path, cli_here):
+    """walker_walk at two budgets (full to 50K, off-x to 100K): the published runs are scored
+    once, at the first run's budget, and the report and stderr say at which."""
+    root = tmp_path / "results"
+    for variant, steps in (("full", 50_000), ("off-x", 100_000)):
+        write_run(root, "dmc_proprio", variant, "dmc_walker_walk", 0, [steps], [500.0], steps=steps, family="dmc",
+                  normalise={"method": "divide", "by": 1000}, score={"rule": "last", "width": 10_000})
+    r = cli_here("report", root, "--compare", "dreamerv3", "--reps", "200", "--out", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+    line = ("dreamerv3 (published) runs of dmc_walker_walk are scored at 50,000 env steps, the budget of full's "
+            "runs; your other runs of it trained to other budgets (off-x at 100,000)")
+    assert f"warning: {line}" in r.stderr and f"- {line}" in (tmp_path / "rep" / "report.md").read_text()
+
+
 def test_a_score_file_run_still_training_is_left_out_unless_asked(tmp_path):
     path = tmp_path / "official.json"
     path.write_text(json.dumps([{"task": "gym_t", "method": "official", "seed": s, "xs": [1000], "ys": [v],

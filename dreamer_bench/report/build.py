@@ -19,8 +19,9 @@ import pandas as pd
 
 from . import figures, stats
 from .data import (CRAFTER_EVAL, OFFICIAL_REFERENCE, PUBLISHED_PROTOCOL, UNRECORDED, ReportError, RunRecord,
-                   as_score_records, load_official, load_published, load_results, opened_results, published_alone,
-                   mixed_rules, records_from_score_file, separate_configurations, settings_differ)
+                   as_score_records, load_official, load_published, load_results, mixed_rules, opened_results,
+                   published_alone, published_budgets, records_from_score_file, separate_configurations,
+                   settings_differ)
 from .. import scoring
 from ..results import baseline_variant, write_score_file
 from .scores import budget_of, curve_table, run_score, score_matrices, score_table
@@ -145,6 +146,9 @@ def make_report(opts: ReportOptions) -> Path:
     for name in dict.fromkeys(opts.compare) if not alone else []:  # a name given twice is drawn once
         if name != "official":
             runs += load_published(name, mine)
+            for line in published_budgets(name, mine):
+                warnings.warn(line)
+                mixed.append(line)
             continue
         if any(r.method == "official" for r in mine):
             raise ReportError("--compare official: your runs have a method named official already; rename it or "
@@ -203,7 +207,7 @@ def make_report(opts: ReportOptions) -> Path:
     if notes:
         sections.append("Skipped files:\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     if mixed:
-        sections.append("**Scored by different rules:**\n" + "\n".join(f"- {line}" for line in mixed) + "\n")
+        sections.append("**Scored by different rules or budgets:**\n" + "\n".join(f"- {line}" for line in mixed) + "\n")
     for suite in sorted({r.suite for r in runs}):
         sections.append(suite_section(suite, [r for r in runs if r.suite == suite], out, opts))
     sections.append(f"\n_Report computed in {time.time() - started:.1f} s._\n")

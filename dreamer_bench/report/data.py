@@ -271,6 +271,25 @@ def load_published(name: str, like: list[RunRecord]) -> list[RunRecord]:
     return out
 
 
+def published_budgets(name: str, like: list[RunRecord]) -> list[str]:
+    """Tasks where your runs trained to different budgets: load_published scores the published
+    runs at the budget of the first run of the task, so the report says which that is."""
+    first: dict[tuple, RunRecord] = {}
+    budgets: dict[tuple, dict] = {}
+    for r in like:
+        first.setdefault((r.suite, r.task), r)
+        budgets.setdefault((r.suite, r.task), {}).setdefault(r.budget, set()).add(r.method)
+    steps = lambda b: "an unrecorded budget" if b is None else f"{b:,.0f}"  # noqa: E731
+    out = []
+    for key, by_budget in sorted(budgets.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        if len(by_budget) > 1:
+            r = first[key]
+            others = "; ".join(f"{', '.join(sorted(ms))} at {steps(b)}" for b, ms in by_budget.items() if b != r.budget)
+            out.append(f"{name} (published) runs of {key[1]} are scored at {steps(r.budget)} env steps, the budget "
+                       f"of {r.method}'s runs; your other runs of it trained to other budgets ({others})")
+    return out
+
+
 def published_alone(name: str, suites: list[str], include_unfinished: bool = False) -> list[RunRecord]:
     """The published runs of every task of ``suites`` that the published files cover, scored by
     the suite's own settings (score rule, references, budget): the reference a user sees before
