@@ -40,11 +40,16 @@ def warn(message: str) -> None:
     typer.echo(f"warning: {message}", err=True)
 
 
-def split_list(values: Optional[List[str]]) -> list[str]:
-    """Accept repeated options and comma-separated lists alike."""
+def split_list(values: Optional[List[str]], flag: str | None = None) -> list[str]:
+    """Accept repeated options and comma-separated lists alike. With ``flag``, an empty value or
+    an empty item (``a,,b``; a trailing comma is allowed) is refused: it is a typo, and read as
+    nothing it could widen a command to everything (an empty --tasks is the whole suite)."""
     out: list[str] = []
     for v in values or []:
-        out += [x.strip() for x in v.split(",") if x.strip()]
+        items = [x.strip() for x in v.split(",")]
+        if flag and (not any(items) or not all(items[:-1])):
+            fail(f"{flag} has an empty name in {v!r}; give one or more names separated by commas")
+        out += [x for x in items if x]
     return out
 
 
@@ -107,13 +112,16 @@ def tricks(
     the plug-ins installed packages declare, and those named with --plugin."""
     from .agent.plugins import PluginError, installed, load
 
+    if as_json and markdown:
+        fail("--json and --markdown are two formats of one list: give one of them")
+
     for ref in installed():  # a broken installed plug-in does not hide the others
         try:
             load(ref)
         except PluginError as e:
             warn(str(e))
-    load_plugins(split_list(plugin))
-    chosen = checked_techniques(split_list(names)) or techniques.names()
+    load_plugins(split_list(plugin, "--plugin"))
+    chosen = checked_techniques(split_list(names, "NAMES")) or techniques.names()
     rows = [techniques.BY_NAME[n] for n in techniques.names() if n in chosen]
     if as_json:
         typer.echo(json.dumps([t.to_dict() for t in rows], indent=2))
@@ -133,6 +141,7 @@ def tricks(
 
 @app.command()
 def bench(
+    ctx: typer.Context,
     sizes: List[str] = typer.Option(["size1m", "size12m"], "--size", help="Model presets (repeatable or comma-separated)."),
     obs: List[str] = typer.Option(["vector", "image"], "--obs", help="Observation kinds: vector, image."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
@@ -154,10 +163,20 @@ def bench(
         check_writable(json_out.parent if str(json_out.parent) else Path("."), "--json file's directory")
         if json_out.is_dir():
             fail(f"--json {json_out} is a directory; give a file name")
+    # the options typed on the command line (typer's own click has its own ParameterSource: by name)
+    given = [FLAGS.get(p.name, f"--{p.name}") for p in ctx.command.params
+             if getattr(ctx.get_parameter_source(p.name), "name", "") == "COMMANDLINE"]
     if envs:
+        update_only = [g for g in given if g not in ("--envs", "--seconds", "--json")]
+        if update_only:
+            one = len(update_only) == 1
+            fail(f"--envs measures environments only, so {', '.join(update_only)} (training update option"
+                 f"{'' if one else 's'}) {'does' if one else 'do'} not apply: leave {'it' if one else 'them'} out")
         if not (math.isfinite(seconds) and seconds > 0):
             fail(f"--seconds must be a finite number > 0, got {seconds}")
         return bench_envs(seconds, json_out)
+    if "--seconds" in given:
+        fail("--seconds is for --envs; the update is timed by --updates")
     if threads < 0:
         fail(f"--threads must be ≥ 0 (0: all cores), got {threads}")
     cases, overrides = bench_cases(sizes, obs, precision, device, updates, warmup, off, sets)
@@ -168,13 +187,16 @@ def bench(
     bench_store(results, overrides, warmup, json_out, device)
 
 
+FLAGS = {"sizes": "--size", "json_out": "--json", "sets": "--set", "compile": "--compile/--no-compile"}  # bench's option names
+
+
 def bench_cases(sizes, obs, precision, device, updates, warmup, off, sets) -> tuple[list[tuple[str, str, str]], dict]:
     """Every (size, obs, precision) to measure, and the agent overrides; any bad value fails
     here, before anything is measured."""
     from . import bench as bench_mod
     from .agent.config import make_config
 
-    sizes, kinds, precisions = split_list(sizes), split_list(obs), split_list(precision)
+    sizes, kinds, precisions = split_list(sizes, "--size"), split_list(obs, "--obs"), split_list(precision, "--precision")
     for s in sizes:
         if s not in PRESETS:
             fail(f"unknown size {s!r}; valid: {', '.join(PRESETS)}")
@@ -188,7 +210,7 @@ def bench_cases(sizes, obs, precision, device, updates, warmup, off, sets) -> tu
         fail("--updates must be ≥ 1 and --warmup ≥ 0")
     check_device(device)
     overrides = parse_sets(sets)
-    overrides["off"] = ",".join(checked_techniques(split_list(off)))
+    overrides["off"] = ",".join(checked_techniques(split_list(off, "--off")))
     for s in sizes:
         make_config(s, overrides=overrides)  # a bad --set value fails here
     return [(s, k, p) for s in sizes for k in kinds for p in precisions], overrides
@@ -197,7 +219,7 @@ def bench_cases(sizes, obs, precision, device, updates, warmup, off, sets) -> tu
 def bench_packs(text: str) -> list[int]:
     """``--pack 1,2,4,8`` → [1, 2, 4, 8]; one line naming what is valid otherwise."""
     try:
-        packs = [int(x) for x in split_list([text])]
+        packs = [int(x) for x in split_list([text], "--pack")]
     except ValueError:
         packs = []
     if not packs or any(k < 1 or k > 64 for k in packs):
@@ -282,7 +304,7 @@ def bench_envs(seconds: float, json_out: Optional[Path]) -> None:
 
 SuiteOpt = typer.Option("smoke", "--suite", help="Suite name (see `dreamer-bench suites`) or path to a suite file.")
 TasksOpt = typer.Option(None, "--tasks", help="Only these tasks of the suite (repeatable or comma-separated).")
-SeedsOpt = typer.Option(None, "--seeds", help="A count (3 → seeds 0,1,2), a list (0,4,7 or 0, alone) or a range (5-9); default: the suite's.")
+SeedsOpt = typer.Option(None, "--seeds", help="A count (3 → seeds 0,1,2), a list (0,4,7 or 0, alone) or a range (5-9) of seeds from 0 to 2,147,483,647, at most 10,000; default: the suite's.")
 StepsOpt = typer.Option(None, "--steps", help="Env steps per run (Atari: frames), overriding the suite's budget.")
 SizeOpt = typer.Option(None, "--size", help="Model preset overriding the suite's (size1m … size400m, debug).")
 RatioOpt = typer.Option(None, "--train-ratio", help="Replayed steps per policy step, overriding the suite's.")
@@ -371,9 +393,10 @@ def grid_command(command):
     def with_grid_options(**values):
         given = {name: values.pop(name) for name in shared}
         # the plug-ins first: their names are valid in --off and their settings in --set
-        given["plugins"] = load_plugins(split_list(given.pop("plugin")))
+        given["plugins"] = load_plugins(split_list(given.pop("plugin"), "--plugin"))
         # the option values as they are, but for the lists the command line still has to parse
-        given.update(tasks=split_list(given.pop("tasks_")), sets=parse_sets(given["sets"]), log=split_list(given["log"]))
+        given.update(tasks=split_list(given.pop("tasks_"), "--tasks"), sets=parse_sets(given["sets"]),
+                     log=split_list(given["log"], "--log"))
         grid = GridOptions(**given)
         return command(**values, grid=grid)
 
@@ -430,7 +453,7 @@ def ablate(
     from .agent.plugins import load_all
 
     known = techniques.NAMES + load_all(grid.plugins)  # the built-ins and this grid's plug-ins
-    names = checked_techniques(split_list(off))
+    names = checked_techniques(split_list(off, "--off"))
     stray = [n for n in names if n not in known]
     if stray:
         fail(f"technique {', '.join(stray)} is a plug-in this command does not load (--plugin); valid: {', '.join(known)}")
@@ -513,7 +536,7 @@ def report(
     from .report.build import ReportOptions, make_report
     from .report.data import COMPARE_NAMES, ReportError, is_archive
 
-    for name in split_list(compare):
+    for name in split_list(compare, "--compare"):
         if name not in COMPARE_NAMES:
             fail(f"unknown --compare {name!r}; valid: {', '.join(COMPARE_NAMES)}")
     from .results import read_score_file
@@ -551,8 +574,9 @@ def report(
     if out is None:  # beside an archive, never inside the temporary folder it is unpacked into
         out = results.with_name(results.name.rsplit(".t", 1)[0] + "_report") if archive else results / "report"
     check_writable(out, "report directory")
-    opts = ReportOptions(results=results, more=more, out=out, suites=split_list(suite), variants=split_list(variants),
-                         tasks=split_list(tasks_), compare=split_list(compare), score_files=list(scores or []),
+    opts = ReportOptions(results=results, more=more, out=out, suites=split_list(suite, "--suite"),
+                         variants=split_list(variants, "--variants"),
+                         tasks=split_list(tasks_, "--tasks"), compare=split_list(compare, "--compare"), score_files=list(scores or []),
                          include_unfinished=include_unfinished, episodes=episodes, html=html, reps=reps, seed=seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,9 @@ def load(name_or_path: str) -> Suite:
     if unknown:
         raise SuiteError(f"suite {path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(SUITE_KEYS)}")
     name = str(raw.get("name", path.stem))
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or ".." in name:  # it names a folder under --results
+        raise SuiteError(f"suite {path}: name {name!r} must start with a letter or digit and hold only letters, "
+                         "digits, '_', '-' and '.' (it names the suite's folder under --results)")
     defaults = raw.get("defaults") or {}
     _check_keys(defaults, f"suite {name} defaults")
     tasks = {}

@@ -105,6 +105,50 @@ def test_cli_bad_input_is_one_line_and_exit_two(args, needle, cli_here):
     assert "Traceback" not in out.stderr
 
 
+SUITES = {  # a suite file's text for the cases below that need one
+    "crafter-length": "name: s\ndefaults: {steps: 100, train_ratio: 8, preset: debug}\ntasks:\n  crafter: {env: {length: 0}}\n",
+    "dmc-size": "name: s\ndefaults: {steps: 100, train_ratio: 8, preset: debug}\n"
+                "tasks:\n  dmc_cartpole_balance: {env: {obs: image, size: [-1, 64]}}\n",
+    "name-escapes": "name: ../../esc\ndefaults: {steps: 100, train_ratio: 8, preset: debug}\ntasks:\n  gym_CartPole-v1: {}\n",
+    "images-only": "name: s\ndefaults: {steps: 100, train_ratio: 8, preset: debug}\n"
+                   "tasks:\n  dmc_cartpole_balance: {env: {obs: image}}\n",
+}
+
+
+@pytest.mark.parametrize("args, needle", [
+    # each once accepted: an empty item or value read as nothing (an empty --tasks is the whole suite)
+    (["run", "--tasks", ""], "--tasks has an empty name in ''"),
+    (["run", "--plugin", ""], "--plugin has an empty name in ''"),
+    (["run", "--pack", ""], "--pack takes a number of seeds per process from 1 to 64, or auto; got ''"),
+    (["run", "--seeds", "0,,1"], "got '0,,1'"),
+    # once a run folder, then an overflow in the generator's seed
+    (["run", "--seeds", "99999999999999999999999,"], "--seeds must be whole numbers from 0 to 2,147,483,647"),
+    (["run", "--seeds", "99999999"], "--seeds count must be at most 10,000"),
+    # environment settings once accepted, then a failed run (or one-step episodes) after writing it
+    (["run", "--suite", "crafter-length"], "task crafter: length must be a whole number ≥ 1, got 0"),
+    (["run", "--suite", "dmc-size"], "size must be two whole numbers ≥ 1 (height, width), got [-1, 64]"),
+    (["run", "--suite", "name-escapes"], "name '../../esc' must start with a letter or digit"),  # wrote above --results
+    (["ablate", "--suite", "images-only", "--off", "symlog"], "there is nothing to ablate"),  # once the full agent alone
+    (["bench", "--envs", "--seconds", "0.1", "--device", "gpu"], "--envs measures environments only, so --device"),
+    (["bench", "--seconds", "2", "--size", "debug", "--obs", "vector", "--updates", "1", "--warmup", "0"],
+     "--seconds is for --envs"),
+    (["bench", "--size", ""], "--size has an empty name in ''"),  # once an empty table and cache entry
+    (["tricks", "--json", "--markdown"], "give one of them"),
+])
+def test_cli_bad_input_writes_nothing(args, needle, cli_here, tmp_path):
+    for i, a in enumerate(args):
+        if a in SUITES:  # a suite file of the case's own
+            (tmp_path / "s.yaml").write_text(SUITES[a])
+            args = [*args[:i], str(tmp_path / "s.yaml"), *args[i + 1:]]
+    if args[0] in ("run", "ablate"):  # one env step a run: were a case accepted, the test fails in seconds
+        args += ["--results", str(tmp_path / "r"), "--steps", "1"]
+    out = cli_here(*args)
+    assert out.returncode == 2, out
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], out.stderr
+    assert "Traceback" not in out.stderr and sorted(p.name for p in tmp_path.iterdir()) in ([], ["s.yaml"])
+
+
 def test_cli_bench_measures_the_debug_preset(tmp_path):
     out = cli("bench", "--size", "debug", "--obs", "vector", "--updates", "2", "--warmup", "1",
               "--json", str(tmp_path / "bench.json"))

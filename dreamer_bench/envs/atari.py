@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..spaces import ActSpace
-from .base import Env, EnvError, resize_image
+from .base import Env, EnvError, image_size, resize_image, whole
 
 
 def game_id(name: str) -> str:
@@ -55,6 +55,8 @@ class AtariEnv(Env):
                  frame_cap: int = 108_000, size=(64, 64), full_action_space: bool = False,
                  terminal_at_cap: bool = False, sticky: float = 0.0):
         super().__init__()
+        action_repeat, noops = whole("action_repeat", action_repeat, 1), whole("noops", noops, 0)
+        frame_cap, size = whole("frame_cap", frame_cap, 1), image_size(size)
         gym = _load_ale()
         known = games(gym)
         if game not in known:

@@ -27,6 +27,23 @@ class EnvError(RuntimeError):
     """An environment that cannot be built (unknown task, missing package, bad entry point)."""
 
 
+def whole(name: str, value, low: int) -> int:
+    """An integer setting of at least ``low``; EnvError naming the valid range otherwise (checked
+    when the environment is built, so a suite's bad value is refused before a run is written)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < low:
+        raise EnvError(f"{name} must be a whole number ≥ {low}, got {value!r}")
+    return int(value)
+
+
+def image_size(size) -> tuple[int, int]:
+    """An image size (height, width) of whole numbers ≥ 1; EnvError otherwise."""
+    try:
+        height, width = size
+        return whole("size", height, 1), whole("size", width, 1)
+    except (TypeError, ValueError, EnvError):
+        raise EnvError(f"size must be two whole numbers ≥ 1 (height, width), got {size!r}") from None
+
+
 @dataclass
 class Transition:
     """What one ``step`` returns: the observation dict and bookkeeping for the runner."""

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from ..spaces import ActSpace
-from .base import Env, EnvError
+from .base import Env, EnvError, image_size, whole
 
 ACHIEVEMENTS = (
     "collect_coal", "collect_diamond", "collect_drink", "collect_iron", "collect_sapling", "collect_stone",
@@ -29,6 +29,7 @@ ACHIEVEMENTS = (
 class CrafterEnv(Env):
     def __init__(self, seed: int = 0, action_repeat: int = 1, size=(64, 64), length: int = 10_000):
         super().__init__()
+        action_repeat, size, length = whole("action_repeat", action_repeat, 1), image_size(size), whole("length", length, 1)
         try:
             import crafter
         except ImportError:

@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from ..spaces import ActSpace
-from .base import Env, EnvError, rescale_action
+from .base import Env, EnvError, image_size, rescale_action, whole
 
 ALIASES = {"cup_catch": ("ball_in_cup", "catch")}  # the 2023 files' name
 
@@ -46,6 +46,7 @@ class DMCEnv(Env):
     def __init__(self, task: str, seed: int = 0, action_repeat: int = 1, obs: str = "vector",
                  size=(64, 64), camera: int | None = None):
         super().__init__()
+        action_repeat, size = whole("action_repeat", action_repeat, 1), image_size(size)
         suite = _suite()
         domain, task_name = split_task(task, suite)
         self.env = suite.load(domain, task_name, task_kwargs={"random": seed})

@@ -78,7 +78,7 @@ def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
         load_all(opts.plugins)
     except PluginError as e:
         raise GridError(str(e)) from None
-    runs = []
+    runs, skipped = [], []
     for spec in specs:
         kinds = None
         if spec.family == "gym":  # gymnasium ids and users' entry points: probed before anything is written
@@ -99,7 +99,7 @@ def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
                     kinds = observation_kinds(spec.task, spec.env)
                 idle = techniques.inert(off, kinds)
                 if idle:
-                    warn(f"skipping {techniques.variant_name(off, load_all(opts.plugins))} on {spec.task}: {', '.join(idle)} cannot act on "
+                    skipped.append(f"skipping {techniques.variant_name(off, load_all(opts.plugins))} on {spec.task}: {', '.join(idle)} cannot act on "
                          f"its {'+'.join(sorted(kinds))} observations (the run would be the full agent)")
                     continue
             for seed in seed_list(opts.seeds, spec.seeds):
@@ -114,6 +114,14 @@ def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
                 except (ConfigError, PluginError) as e:
                     raise GridError(str(e)) from None
                 runs.append(run)
+    ablated = [off for off in variants if off]
+    if ablated and not any(r.off for r in runs):  # only the full agent is left: not the ablation asked for
+        names = sorted({n for off in ablated for n in off})
+        raise GridError(f"--off {', '.join(names)} cannot act on any task of this grid "
+                        f"({', '.join(spec.task for spec in specs)}), so there is nothing to ablate; valid here: "
+                        "techniques that act on these tasks' observations (`dreamer-bench tricks`)")
+    for message in skipped:  # said once the grid stands, so that a refused one is one line
+        warn(message)
     # Seed-major order: every task and variant gets its first seed before any gets its second, so a
     # grid stopped part-way (or still running) already compares every variant.
     order = {seed: i for i, seed in enumerate(dict.fromkeys(r.seed for r in runs))}
@@ -130,7 +138,7 @@ def check_options(opts: GridOptions, presets) -> None:
         raise GridError(f"unknown size {opts.size!r}; valid: {', '.join(presets)}")
     if opts.backend not in ("local", "dask"):
         raise GridError(f"unknown backend {opts.backend!r}; valid: local, dask")
-    pack = str(opts.pack or "auto").strip()
+    pack = "auto" if opts.pack is None else str(opts.pack).strip()
     if pack != "auto" and not (pack.isdigit() and 1 <= int(pack) <= 64):
         raise GridError(f"--pack takes a number of seeds per process from 1 to 64, or auto; got {opts.pack!r}")
     if opts.backend == "dask" and not opts.address:
@@ -162,28 +170,38 @@ def check_options(opts: GridOptions, presets) -> None:
                         else f"results directory {opts.results} is not writable")
 
 
+MAX_SEED = 2**31 - 1  # environment and evaluation seeds are derived modulo 2**31
+MAX_SEEDS = 10_000  # seeds in one grid
+
+
 def seed_list(text: str | None, default: int) -> list[int]:
     """``3`` → seeds 0, 1, 2; ``0,4,7`` → those seeds; ``5-9`` → seeds 5 to 9; ``0,`` → seed 0 alone;
     None → the suite's count."""
     if text is None:
         return list(range(default))
     text = text.replace(" ", "")
-    if not text.strip(","):
-        raise GridError(f"--seeds must be a count (3), a list (0,4,7) or a range (5-9), got {text!r}")
+    usage = f"--seeds must be a count (3), a list (0,4,7) or a range (5-9), got {text!r}"
+    if not text.strip(",") or ",," in text or text.startswith(","):  # an empty item is a typo, not a seed
+        raise GridError(usage)
     try:
         if "-" in text and "," not in text:
             lo, hi = (int(x) for x in text.split("-", 1))
-            values = list(range(lo, hi + 1))
+            bounds = [lo, hi]
         else:
-            values = [int(x) for x in text.split(",") if x]
+            bounds = [int(x) for x in text.split(",") if x]
     except ValueError:
-        raise GridError(f"--seeds must be a count (3), a list (0,4,7) or a range (5-9), got {text!r}") from None
+        raise GridError(usage) from None
     if "," not in text and "-" not in text:
-        if values[0] < 1:
+        if bounds[0] < 1:
             raise GridError("--seeds count must be ≥ 1 (for seed 0 alone write --seeds 0,)")
-        return list(range(values[0]))
-    if not values or any(v < 0 for v in values) or len(set(values)) != len(values):
-        raise GridError("--seeds must name distinct non-negative integers")
+        if bounds[0] > MAX_SEEDS:
+            raise GridError(f"--seeds count must be at most {MAX_SEEDS:,}, got {bounds[0]:,}")
+        return list(range(bounds[0]))
+    if any(v < 0 for v in bounds) or max(bounds) > MAX_SEED:
+        raise GridError(f"--seeds must be whole numbers from 0 to {MAX_SEED:,}, got {text!r}")
+    values = list(range(bounds[0], bounds[1] + 1)) if "," not in text else bounds
+    if not values or len(set(values)) != len(values) or len(values) > MAX_SEEDS:
+        raise GridError(f"--seeds must name 1 to {MAX_SEEDS:,} distinct seeds, got {text!r}")
     return values
 
 
