@@ -40,6 +40,13 @@ def warn(message: str) -> None:
     typer.echo(f"warning: {message}", err=True)
 
 
+def folder(text: str) -> Path:
+    """A path given on the command line: an empty one is a mistake, not the current directory."""
+    if not str(text).strip():
+        raise typer.BadParameter("an empty path")
+    return Path(text)
+
+
 def split_list(values: Optional[List[str]], flag: str | None = None) -> list[str]:
     """Accept repeated options and comma-separated lists alike. With ``flag``, an empty value or
     an empty item (``a,,b``; a trailing comma is allowed) is refused: it is a typo, and read as
@@ -152,7 +159,7 @@ def bench(
     threads: int = typer.Option(0, help="torch threads (0: all cores)."),
     off: Optional[List[str]] = typer.Option(None, "--off", help="Techniques switched off."),
     sets: Optional[List[str]] = typer.Option(None, "--set", help="Config overrides key=value."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON.", parser=folder),
     envs: bool = typer.Option(False, "--envs", help="Measure environment steps per second per family instead."),
     seconds: float = typer.Option(3.0, help="Seconds per environment (--envs)."),
     pack: str = typer.Option("1", "--pack", help="Seeds per packed update, e.g. 1,2,4,8 (1: the unpacked update); per-seed updates/s are compared."),
@@ -310,7 +317,7 @@ SizeOpt = typer.Option(None, "--size", help="Model preset overriding the suite's
 RatioOpt = typer.Option(None, "--train-ratio", help="Replayed steps per policy step, overriding the suite's.")
 DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N.")
 SetOpt = typer.Option(None, "--set", help="Agent config override key=value (repeatable); see `tricks` and the README.")
-ResultsOpt = typer.Option(Path("results"), "--results", help="Results directory.")
+ResultsOpt = typer.Option(Path("results"), "--results", help="Results directory.", parser=folder)
 JobsOpt = typer.Option(1, "--jobs", help="Runs trained at the same time (local backend).")
 BackendOpt = typer.Option("local", "--backend", help="local (joblib processes) or dask (an existing scheduler).")
 AddressOpt = typer.Option(None, "--address", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786.")
@@ -465,7 +472,7 @@ def ablate(
 
 @app.command()
 def predict(
-    run_dir: Path = typer.Argument(..., help="A run's folder (results/<suite>/<variant>/<task>/seed_<n>)."),
+    run_dir: Path = typer.Argument(..., help="A run's folder (results/<suite>/<variant>/<task>/seed_<n>).", parser=folder),
     episodes: int = typer.Option(3, "--episodes", help="Fresh episodes to play and predict."),
     context: int = typer.Option(5, "--context", help="Steps the model observes before it imagines."),
     window: int = typer.Option(50, "--window", help="Steps per window (context included)."),
@@ -495,7 +502,7 @@ def predict(
 
 
 @app.command()
-def status(results: Path = typer.Argument(Path("results"), help="Results directory."),
+def status(results: Path = typer.Argument(Path("results"), help="Results directory.", parser=folder),
            as_json: bool = typer.Option(False, "--json", help="One JSON list of the runs on stdout, for scripts.")) -> None:
     """Print the state of every run in a results directory."""
     from .results import find_runs
@@ -517,8 +524,8 @@ def status(results: Path = typer.Argument(Path("results"), help="Results directo
 
 @app.command()
 def report(
-    results: Optional[List[Path]] = typer.Argument(None, help="Results directory, or a .tar.gz of one (committed evidence); several are reported as one (default: results).", show_default=False),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: RESULTS/report; NAME_report beside an archive NAME.tar.gz)."),
+    results: Optional[List[Path]] = typer.Argument(None, help="Results directory, or a .tar.gz of one (committed evidence); several are reported as one (default: results).", show_default=False, parser=folder),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: RESULTS/report; NAME_report beside an archive NAME.tar.gz).", parser=folder),
     suite: Optional[List[str]] = typer.Option(None, "--suite", help="Only these suites."),
     variants: Optional[List[str]] = typer.Option(None, "--variants", help="Only these variants (full, off-symlog, …)."),
     tasks_: Optional[List[str]] = typer.Option(None, "--tasks", help="Only these tasks."),
