@@ -82,6 +82,7 @@ def test_cli_unknown_technique_is_one_line_and_exit_two(cli_here):
 
 SUITES = {  # a suite file's text for the cases below that need one
     "crafter-length": "name: s\ndefaults: {steps: 100, train_ratio: 8, preset: debug}\ntasks:\n  crafter: {env: {length: 0}}\n",
+    "crafter-length-inf": "name: s\ndefaults: {steps: 100, train_ratio: 8, preset: debug}\ntasks:\n  crafter: {env: {length: .inf}}\n",
     "dmc-size": "name: s\ndefaults: {steps: 100, train_ratio: 8, preset: debug}\n"
                 "tasks:\n  dmc_cartpole_balance: {env: {obs: image, size: [-1, 64]}}\n",
     "name-escapes": "name: ../../esc\ndefaults: {steps: 100, train_ratio: 8, preset: debug}\ntasks:\n  gym_CartPole-v1: {}\n",
@@ -116,6 +117,7 @@ SUITES = {  # a suite file's text for the cases below that need one
     (["run", "--seeds", "99999999"], "--seeds count must be at most 10,000"),
     # environment settings once accepted, then a failed run (or one-step episodes) after writing it
     (["run", "--suite", "crafter-length"], "task crafter: length must be a whole number ≥ 1, got 0"),
+    (["run", "--suite", "crafter-length-inf"], "task crafter: length must be a whole number ≥ 1, got inf"),  # once a traceback
     (["run", "--suite", "dmc-size"], "size must be two whole numbers ≥ 1 (height, width), got [-1, 64]"),
     (["run", "--suite", "name-escapes"], "name '../../esc' must start with a letter or digit"),  # wrote above --results
     (["ablate", "--suite", "images-only", "--off", "symlog"], "there is nothing to ablate"),  # once the full agent alone

@@ -12,6 +12,8 @@ official protocol. A time limit ends an episode with ``is_last`` but never ``is_
 
 from __future__ import annotations
 
+import math
+
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +32,8 @@ class EnvError(RuntimeError):
 def whole(name: str, value, low: int) -> int:
     """An integer setting of at least ``low``; EnvError naming the valid range otherwise (checked
     when the environment is built, so a suite's bad value is refused before a run is written)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < low:
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value != int(value) or value < low):
         raise EnvError(f"{name} must be a whole number ≥ {low}, got {value!r}")
     return int(value)
 
