@@ -170,8 +170,8 @@ def bench(
         check_writable(json_out.parent if str(json_out.parent) else Path("."), "--json file's directory")
         if json_out.is_dir():
             fail(f"--json {json_out} is a directory; give a file name")
-    # the options typed on the command line (typer's own click has its own ParameterSource: by name)
-    given = [FLAGS.get(p.name, f"--{p.name}") for p in ctx.command.params
+    # the options typed on the command line, by their flag (typer's own click has its own ParameterSource: by name)
+    given = ["/".join([*p.opts, *getattr(p, "secondary_opts", [])]) for p in ctx.command.params
              if getattr(ctx.get_parameter_source(p.name), "name", "") == "COMMANDLINE"]
     if envs:
         update_only = [g for g in given if g not in ("--envs", "--seconds", "--json")]
@@ -192,9 +192,6 @@ def bench(
     threads = threads or os.cpu_count() or 1
     results = bench_measure(cases, device, compile, updates, warmup, threads, overrides)
     bench_store(results, overrides, warmup, json_out, device)
-
-
-FLAGS = {"sizes": "--size", "json_out": "--json", "sets": "--set", "compile": "--compile/--no-compile"}  # bench's option names
 
 
 def bench_cases(sizes, obs, precision, device, updates, warmup, off, sets) -> tuple[list[tuple[str, str, str]], dict]:

@@ -261,15 +261,14 @@ def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], rep
                 reference = [r for r in runs if r.task == task and r.method == other]
                 theirs = [run_score(r) for r in reference if r.state == "done"]
                 waiting += sum(r.state in WAITING for r in reference)
-                value, lo, hi = stats.mean_difference_interval(scores, theirs, reps=reps, seed=seed + i)
-                # seeds with a score: a run still short of its score's window has none yet
-                n_mine, n_theirs = (sum(not np.isnan(v) for v in vs) for vs in (scores, theirs))
                 # the official runs were made at one budget, action repeat, train ratio…: a method at others is not theirs to judge
                 official = next((r for r in reference if r.source.startswith("official:")), None)
                 differ = sorted({d for r in every for d in settings_differ(r, official)}) if official else []
+                value, lo, hi = (np.nan,) * 3 if differ else stats.mean_difference_interval(scores, theirs, reps=reps,
+                                                                                              seed=seed + i)
+                # seeds with a score: a run still short of its score's window has none yet
+                n_mine, n_theirs = (sum(not np.isnan(v) for v in vs) for vs in (scores, theirs))
                 judged = n_mine >= 2 and n_theirs >= 2 and not waiting and not differ
-                if differ:
-                    value = lo = hi = np.nan
                 rows.append({"task": task, "method": m, "seeds": n_mine,
                              "target": f"{m} − {other} ({n_theirs} seed{'' if n_theirs == 1 else 's'}): 95% "
                                        "interval contains 0" + _waiting(waiting)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..results import (CONFIG_MARK, find_runs, identity_hash, read_config, read_episodes, read_json, read_score_file,
+from ..results import (CONFIG_MARK, EVALUATION_KEYS, find_runs, identity_hash, read_config, read_episodes, read_json, read_score_file,
                        read_starts, read_status)
 
 PUBLISHED_DIR = Path(__file__).resolve().parent / "published"
@@ -42,8 +42,8 @@ class RunRecord:
     seed: int
     xs: list[float]
     ys: list[float]
-    # "done"; with --include-unfinished also the runner's other states ("running", "stopped",
-    # "failed") or "unfinished" (a score-file record still training): such runs are drawn, not judged
+    # "done"; with --include-unfinished also the runner's other states ("running", "pending": queued
+    # or stopped, "failed") or "unfinished" (a score-file record still training): drawn, not judged
     state: str = "done"
     budget: float | None = None
     task_settings: dict = field(default_factory=dict)  # steps, score, normalise, refs, family, env…
@@ -181,7 +181,7 @@ def trained_on(d: Path, config: dict) -> list[str]:
     return list(dict.fromkeys(words))
 
 
-JUDGING_KEYS = ("score", "normalise", "refs", "target")  # the task settings a report judges by (EVALUATION_KEYS)
+JUDGING_KEYS = tuple(k for k in EVALUATION_KEYS if k != "seeds")  # the task settings a report judges by
 
 
 def mixed_rules(runs: list[RunRecord]) -> list[str]:
@@ -329,13 +329,16 @@ def _same(a: Any, b: Any) -> bool:
         return str(a) == str(b)
 
 
-def settings_differ(run: RunRecord, official: RunRecord) -> list[str]:
-    """Where a run's settings differ from those an official reference run was made at
-    (``OFFICIAL_SETTINGS``; the budget is the run's), as ``"key: yours ≠ official"``."""
-    mine = {**run.task_settings, "steps": run.budget}
-    theirs = {**official.task_settings, "steps": official.budget}
+def _differences(mine: dict, theirs: dict) -> list[str]:
+    """Where settings differ from those the official reference runs were made at
+    (``OFFICIAL_SETTINGS`` that ``theirs`` records), as ``"key: yours ≠ official"``."""
     return [f"{k}: {mine.get(k)} ≠ {theirs[k]}" for k in OFFICIAL_SETTINGS
             if k in theirs and not _same(mine.get(k), theirs[k])]
+
+
+def settings_differ(run: RunRecord, official: RunRecord) -> list[str]:
+    """Where a run's settings (its budget as ``steps``) differ from an official reference run's."""
+    return _differences({**run.task_settings, "steps": run.budget}, {**official.task_settings, "steps": official.budget})
 
 
 def load_official(like: list[RunRecord], include_unfinished: bool = False) -> tuple[list[RunRecord], list[str]]:
@@ -360,12 +363,9 @@ def load_official(like: list[RunRecord], include_unfinished: bool = False) -> tu
             if not theirs:
                 continue
             ref = theirs[0].get("settings") or {}
-            keys = [k for k in OFFICIAL_SETTINGS if k in ref]
-            settings = next((v for v in variants if all(_same(v.get(k), ref[k]) for k in keys)), None)
+            settings = next((v for v in variants if not _differences(v, ref)), None)
             if settings is None:
-                v = variants[0]
-                differ.append(f"{task} (" + ", ".join(f"{k}: {v.get(k)} ≠ {ref[k]}" for k in keys
-                                                      if not _same(v.get(k), ref[k])) + ")")
+                differ.append(f"{task} (" + ", ".join(_differences(variants[0], ref)) + ")")
                 continue
             for rec in theirs:
                 if rec.get("finished") is False and not include_unfinished:
