@@ -14,10 +14,15 @@
 # so that they are not trained again). OFFICIAL: the runs folder of tools/official/reference_runs.sh
 # (the official script resumes from its own checkpoints; finished or committed runs are skipped).
 # VENV: the official environment of tools/official/setup.sh. Output is appended to OURS/run.out
-# and OFFICIAL.queue<CPU>.out. Each job it starts is a session of its own at nice 19 whose
-# autogroup is set to a low weight too (nice 19; our grid's, which runs two jobs, nice 16, the
-# weight of two), so that work in a terminal (tests, reports) comes first and every run gets an
-# equal share of what is left; other sessions are not touched. Prints what it started and what was running.
+# and OFFICIAL.queue<CPU>.out. Each job is a session of its own (setsid) at nice 19. The kernel
+# shares the cores between sessions (autogroups), not processes, so each job's autogroup gets a
+# weight too, also for jobs already running: our grid nice 0, each official queue nice 19 (15
+# against 1,024). Our grid comes first because its runs finish within a working session (a DMC
+# run about 2 h on a core of an idle Xeon or EPYC) while an official one does not (3.5-4.5 h on a
+# core, 1.35 times faster on two): a session's machine does not always keep the previous one's
+# files (it did not on 2026-12-05 00:19 and 2026-12-06 00:57), and a run not finished by then is
+# lost. The official queues use what our grid leaves. Work in a terminal (nice 0) shares the
+# cores equally with the grid; other sessions are not touched. Prints what it started and what was running.
 set -uo pipefail
 [ $# -eq 3 ] || { echo "usage: tools/evidence/resume_learning.sh OURS OFFICIAL VENV" >&2; exit 2; }
 [ -f tools/official/reference_runs.sh ] || { echo "error: run it from the repository root" >&2; exit 2; }
@@ -47,11 +52,11 @@ if archive.exists():
 PY
 # the jobs already running, by their exact arguments (no pattern built from a path)
 args_of() { tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null; }
-ours_running() {
+ours_running() {  # sets running_pid
   local pid
   for pid in $(pgrep -f "dreamer-bench run"); do
     args_of "$pid" | grep -qxF -- "--suite" || continue
-    [ "$(args_of "$pid" | grep -xF -A1 -- "--results" | tail -n1 | xargs -r realpath -m)" = "$ours" ] && return 0
+    [ "$(args_of "$pid" | grep -xF -A1 -- "--results" | tail -n1 | xargs -r realpath -m)" = "$ours" ] && running_pid=$pid && return 0
   done
   return 1
 }
@@ -59,38 +64,35 @@ queue_running() {  # CPU
   local pid
   for pid in $(pgrep -f "reference_runs.sh"); do
     mapfile -t a < <(args_of "$pid")
-    [ "${#a[@]}" -ge 5 ] && [ "$(realpath -m "${a[3]}")" = "$official" ] && [ "${a[4]}" = "$1" ] && return 0
+    [ "${#a[@]}" -ge 5 ] && [ "$(realpath -m "${a[3]}")" = "$official" ] && [ "${a[4]}" = "$1" ] && running_pid=$pid && return 0
   done
   return 1
 }
-started=()
+weights=()  # "PID NICE": each job's autogroup weight, set below
+started=0
 if ours_running; then
-  echo "ours: running"
+  echo "ours: running"; weights+=("$running_pid 0")
 else
   setsid nohup nice -n 19 dreamer-bench run --suite learning \
     --tasks gym_CartPole-v1,dmc_walker_walk,dmc_cartpole_swingup \
     --seeds 0,1,2 --set actor_unimix=0 --set replay_prefetch=true --jobs 2 --threads 1 --pack 1 \
     --checkpoint-minutes 5 --results "$ours" >>"$ours/run.out" 2>&1 </dev/null &
-  started+=($!); ours_pid=$!; echo "ours: started (output in $ours/run.out)"
+  weights+=("$! 0"); started=1; echo "ours: started (output in $ours/run.out)"
 fi
 for cpu in 0 1; do
   if queue_running "$cpu"; then
-    echo "official queue on CPU $cpu: running"
+    echo "official queue on CPU $cpu: running"; weights+=("$running_pid 19")
   else
     COMMITTED=evidence/learning/official setsid nohup nice -n 19 bash tools/official/reference_runs.sh \
       "$venv" "$official" "$cpu" >>"$official.queue$cpu.out" 2>&1 </dev/null &
-    started+=($!); echo "official queue on CPU $cpu: started (output in $official.queue$cpu.out)"
+    weights+=("$! 19"); started=1; echo "official queue on CPU $cpu: started (output in $official.queue$cpu.out)"
   fi
 done
-if [ ${#started[@]} -gt 0 ]; then
-  sleep 2  # setsid has made each its own session (and autogroup) by now; their children inherit it
-  # The scheduler shares the CPUs between autogroups, not processes: at one nice each, our grid's
-  # two runs (one session) would get the CPU time of one official run between them. Its
-  # autogroup gets the weight of two nice-19 groups instead (nice 16 weighs 29, nice 19 15), so
-  # that every run, ours or official, gets an equal share.
-  for pid in "${started[@]}"; do
-    nice_of=19; [ "$pid" = "${ours_pid:-}" ] && nice_of=16
-    [ "$(ps -o sid= -p "$pid" | tr -d ' ')" = "$pid" ] && echo "$nice_of" >"/proc/$pid/autogroup" 2>/dev/null || true
-  done
-fi
+[ "$started" = 1 ] && sleep 2  # setsid has made each new job a session (and autogroup) by now
+for item in "${weights[@]}"; do
+  read -r pid nice_of <<<"$item"
+  # only a job that leads its own session (never this terminal's autogroup)
+  [ "$(ps -o sid= -p "$pid" | tr -d ' ')" = "$pid" ] && echo "$nice_of" >"/proc/$pid/autogroup" 2>/dev/null \
+    || echo "warning: pid $pid: its autogroup was not set (not a session of its own)" >&2
+done
 pgrep -af "tools/official/train.py|dreamer-bench run" | sed -E 's/^([0-9]+) .*(--task [^ ]+ --seed [0-9]+|--results [^ ]+).*/  pid \1: \2/'
