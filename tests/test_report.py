@@ -789,6 +789,31 @@ def test_captions_say_which_scores_are_over_part_of_a_window(tmp_path, cli_here)
     assert all("full 2 seeds;" in c for c in captions)  # the finished method: no mark
 
 
+def test_sample_efficiency_stops_where_a_run_still_training_has_not_come(tmp_path, cli_here):
+    """--include-unfinished: two finished seeds return 50 throughout, a third still training returns
+    10 and its last episode ended at 550 of 1,000 env steps. Each tenth's window of 100 steps holds
+    one episode per run. The curve of `full` has the tenths 0.1-0.5, each the IQM of the three runs
+    (0.5, 0.5, 0.1), and stops there: at 0.6 the third run would be scored on part of its window
+    and from 0.7 on it would be missing, so that the points would average other runs. The caption
+    says where it stopped."""
+    import pandas as pd
+
+    root = tmp_path / "results"
+    steps = [100.0 * k for k in range(1, 11)]
+    for seed in (0, 1):
+        write_run(root, "toy", "full", "gym_t", seed, steps, [50.0] * 10)
+    write_run(root, "toy", "full", "gym_t", 2, [100.0 * k for k in range(1, 6)] + [550.0], [10.0] * 6,
+              state="running")
+    r = cli_here("report", root, "--include-unfinished", "--reps", "200", "--out", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+    curve = pd.read_csv(tmp_path / "rep" / "toy_sample_efficiency.csv")
+    assert curve["fraction"].tolist() == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    # the middle 50% of 3 sorted values (floor(0.75) = 0 cut from each end): their mean
+    assert curve["iqm"].tolist() == pytest.approx([(0.1 + 0.5 + 0.5) / 3] * 5)
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "left out: full from 0.6 of the budget" in text
+
+
 def test_a_method_at_other_settings_is_not_judged_against_the_official_runs(tmp_path, monkeypatch):
     """--compare official with `full` at the official settings and `off-x` at train ratio 16:
     `full` is judged; off-x is not comparable (no value, NOT JUDGED, the differing setting named)."""

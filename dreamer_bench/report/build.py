@@ -639,9 +639,12 @@ def _efficiency_and_curves(s: _Suite) -> list[str]:
     runs, tasks, methods, out, prefix, opts = s.runs, s.tasks, s.methods, s.out, s.prefix, s.opts
     text = []
     curves = curve_table([r for r in runs if r.task in tasks])
-    eff_rows = []
+    eff_rows, cut = [], []
     for m in methods:
         for frac, sub in curves[curves["method"] == m].groupby("fraction"):
+            if not sub["reached"].all():  # a run still training is not there yet: the point would average fewer runs
+                cut.append(f"{m} from {frac:g}")
+                break
             mat = score_matrices(sub.assign(score=sub["normalised"]), [m], tasks)[m]
             if np.isnan(mat).all():
                 continue
@@ -655,7 +658,9 @@ def _efficiency_and_curves(s: _Suite) -> list[str]:
         text.append(f"\n### Sample efficiency\n\nIQM normalised score of the window ending at each tenth of the "
                     f"budget, with 95% intervals.\n\n![sample efficiency]({fig})"
                     + s.caption("IQM of the normalised scores, each read in the window of the same width ending at a "
-                                "tenth of the budget (the last point is the score)."))
+                                "tenth of the budget (the last point is the score)."
+                                + (" A curve stops where a run still training has not come yet, so that every point "
+                                   "averages the same runs (left out: " + "; ".join(cut) + " of the budget)." if cut else "")))
     episodes = pd.DataFrame([{"task": r.task, "method": r.method, "seed": r.seed, "env_steps": x, "return": y,
                               "budget": r.budget or max(r.xs)} for r in runs if r.task in tasks
                              for x, y in zip(r.xs, r.ys) if r.budget is None or x <= r.budget])

@@ -70,13 +70,16 @@ def score_matrices(table: pd.DataFrame, methods: list[str], tasks: list[str]) ->
 
 def curve_table(runs: list[RunRecord], points: int = 10) -> pd.DataFrame:
     """Normalised score of every run at ``points`` evenly spaced env steps up to its budget
-    (the task's window ending there), for sample-efficiency curves."""
+    (the task's window ending there), for sample-efficiency curves. ``reached`` is False where a
+    run still training has not come that far (its last episode ended before): no score there,
+    rather than one over part of the window."""
     rows = []
     for r in runs:
         budget = budget_of(r)
         for k in range(1, points + 1):
             x = budget * k / points
-            raw = run_score(r, at=x)
+            reached = r.state == "done" or bool(r.xs) and x <= max(r.xs)
+            raw = run_score(r, at=x) if reached else math.nan
             rows.append({"task": r.task, "method": r.method, "seed": r.seed, "fraction": k / points,
-                         "env_steps": x, "normalised": normalised(r, raw)})
-    return pd.DataFrame(rows, columns=["task", "method", "seed", "fraction", "env_steps", "normalised"])
+                         "env_steps": x, "normalised": normalised(r, raw), "reached": reached})
+    return pd.DataFrame(rows, columns=["task", "method", "seed", "fraction", "env_steps", "normalised", "reached"])
