@@ -18,8 +18,8 @@
 # shares the cores between sessions (autogroups), not processes, so each job's autogroup gets a
 # weight too, also for jobs already running: our grid nice 0, each official queue nice 19 (15
 # against 1,024). Our grid comes first because its runs finish within a working session (a DMC
-# run about 2 h on a core of an idle Xeon or EPYC) while an official one does not (3.5-4.5 h on a
-# core, 1.35 times faster on two): a session's machine does not always keep the previous one's
+# run 2.2 h on a core of an idle Xeon, about 2.4 h on an EPYC) while an official one does not
+# (about 5 h on a Xeon core, 3.8 h on an EPYC core; 1.35 times faster on two EPYC cores): a session's machine does not always keep the previous one's
 # files (it did not on 2026-12-05 00:19 and 2026-12-06 00:57), and a run not finished by then is
 # lost. The official queues use what our grid leaves. Work in a terminal (nice 0) shares the
 # cores equally with the grid; other sessions are not touched. Prints what it started and what was running.
