@@ -73,7 +73,8 @@ def test_smoke_suite_end_to_end_writes_the_documented_layout(smoke_results):
         assert config["versions"]["torch"] and "git_commit" in config
         assert config["versions"]["dreamer_bench"] == dreamer_bench.__version__  # not an editable install's stale metadata
         assert config["machine"]["cpu"] == cpu_description()
-        assert [(s["env_steps"], s["cpu"]) for s in read_jsonl(d / "starts.jsonl")] == [(0, cpu_description())]
+        assert [(s["env_steps"], s["cpu"], s["mkl_cbwr"]) for s in read_jsonl(d / "starts.jsonl")] == [
+            (0, cpu_description(), os.environ.get("MKL_CBWR") or None)]
         assert config["agent"]["units"] == 8 and config["task"]["steps"] == task.steps
         # the loop trained by the official schedule (tests/test_official_schedule.py)
         # every returned step counts (resets too); the steps that reached the budget are not stored
@@ -99,6 +100,20 @@ def test_smoke_suite_end_to_end_writes_the_documented_layout(smoke_results):
     for r in rows:
         status = json.loads((Path(r["dir"]) / "status.json").read_text())
         assert (r["env_steps"], r["updates"], r["budget"]) == (status["env_steps"], status["updates"], status["budget"])
+
+
+def test_a_runs_machine_record_names_the_mkl_branch_fixed_in_its_environment(monkeypatch):
+    """MKL picks its code by CPU unless MKL_CBWR fixes it (README, "Reproducibility"), so each start
+    of a run records which: the value a user set, or None."""
+    from dreamer_bench.runner.run import RunSpec, training_machine
+    from dreamer_bench.suites import load
+
+    spec = RunSpec(suite="smoke", task=load("smoke").task("gym_CartPole-v1").to_dict(), off=(), seed=0,
+                   results="/tmp/unused")
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    assert training_machine(spec)["mkl_cbwr"] == "COMPATIBLE"
+    monkeypatch.delenv("MKL_CBWR")
+    assert training_machine(spec)["mkl_cbwr"] is None
 
 
 def test_rerun_skips_finished_runs_and_ablate_trains_only_the_missing_variant(tmp_path):

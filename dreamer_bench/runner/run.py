@@ -170,13 +170,16 @@ def machine_record(spec: RunSpec) -> dict[str, Any]:
 
 def training_machine(spec: RunSpec) -> dict[str, Any]:
     """``machine_record``, with what torch itself uses there: its CPU kernels' instruction set
-    (``ATEN_CPU_CAPABILITY`` can lower it below the CPU's) and, on CUDA, the GPU's name."""
+    (``ATEN_CPU_CAPABILITY`` can lower it below the CPU's), MKL's code branch as fixed by
+    ``MKL_CBWR`` (None: MKL picks one by CPU, so another CPU model trains another run; README,
+    "Reproducibility") and, on CUDA, the GPU's name."""
     import torch
 
     record = machine_record(spec)
     capability = getattr(torch.backends.cpu, "get_cpu_capability", None)
     if capability is not None:
         record["torch_cpu_capability"] = capability()
+    record["mkl_cbwr"] = os.environ.get("MKL_CBWR") or None
     if spec.device.startswith("cuda") and torch.cuda.is_available():
         record["gpu"] = torch.cuda.get_device_name(torch.device(spec.device))
     return record
