@@ -13,6 +13,9 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "tools" / "official"))
 import stream_updates as su  # noqa: E402
 
+WALKER = su.TASKS["dmc_walker_walk"]
+CARTPOLE = su.TASKS["gym_CartPole-v1"]
+
 
 def write_our_store(run: pathlib.Path, steps: int, cuts=(700, 1500)) -> dict:
     """A run folder whose checkpoint store holds ``steps`` walker steps in append-only chunks;
@@ -22,8 +25,8 @@ def write_our_store(run: pathlib.Path, steps: int, cuts=(700, 1500)) -> dict:
     first[::501] = True
     last = np.roll(first, -1)
     last[-1] = False
-    data = {k: rng.normal(size=(steps, *shape)).astype(np.float32) for k, shape in su.OBS.items()}
-    data.update(action=rng.normal(size=(steps, su.ACT)).astype(np.float32),
+    data = {k: rng.normal(size=(steps, *shape)).astype(np.float32) for k, shape in WALKER.obs.items()}
+    data.update(action=rng.normal(size=(steps, WALKER.act)).astype(np.float32),
                 reward=rng.uniform(0, 1, steps).astype(np.float32), is_first=first, is_last=last,
                 is_terminal=np.zeros(steps, bool))
     store = run / "checkpoint" / "replay"
@@ -36,10 +39,10 @@ def write_our_store(run: pathlib.Path, steps: int, cuts=(700, 1500)) -> dict:
 
 def test_prepare_draws_what_a_run_on_the_stream_would_draw(tmp_path):
     data = write_our_store(tmp_path / "run", 2000)
-    su.prepare(tmp_path / "run", 20, tmp_path / "probe", seed=3)
+    su.prepare(tmp_path / "run", 20, tmp_path / "probe", seed=3, task_name="dmc_walker_walk")
     with np.load(tmp_path / "probe" / "stream.npz") as f:
         steps = len(f["reward"])
-        assert all(np.array_equal(f[k], data[k][:steps]) for k in su.STEP_KEYS)  # the chunks in order
+        assert all(np.array_equal(f[k], data[k][:steps]) for k in WALKER.step_keys)  # the chunks in order
     starts, drawn_after = su.load(tmp_path / "probe")[1:]
     # training starts at policy step 1,088 and then runs one update per two policy steps
     assert steps == 1088 + 2 * 19 + 1 and starts.shape == (20, su.B)
@@ -54,16 +57,43 @@ def test_prepare_draws_what_a_run_on_the_stream_would_draw(tmp_path):
     assert (starts[2:] + su.L <= (1088 + 2 * np.arange(1, 19))[:, None]).all()
 
 
-def write_official_replay(logdir: pathlib.Path, lengths, broken_after=None) -> None:
+def test_a_cartpole_probe_draws_one_batch_per_eight_policy_steps(tmp_path):
+    # CartPole-v1 at the suite's protocol: train ratio 128, so one update per 16·64/128 = 8
+    # policy steps (= env steps, repeat 1), from policy step 1,088 on as walker's
+    rng = np.random.default_rng(2)
+    steps = 1400
+    first = np.zeros(steps, bool)
+    first[::23] = True  # short episodes, as an untrained CartPole agent's
+    data = {"vector": rng.normal(size=(steps, 4)).astype(np.float32),
+            "action": np.eye(2, dtype=np.float32)[rng.integers(0, 2, steps)],
+            "reward": np.ones(steps, np.float32), "is_first": first, "is_last": np.roll(first, -1),
+            "is_terminal": np.roll(first, -1)}
+    store = tmp_path / "run" / "checkpoint" / "replay"
+    store.mkdir(parents=True)
+    np.savez(store / f"stream0-{0:012d}-{steps:012d}.npz", **data)
+    su.prepare(tmp_path / "run", 30, tmp_path / "probe", seed=0, task_name="gym_CartPole-v1")
+    stream, starts, drawn_after = su.load(tmp_path / "probe")
+    assert len(stream["reward"]) == 1088 + 8 * 29 + 1 and starts.shape == (30, su.B)
+    assert list(drawn_after) == [0, 0, *range(1, 29)]
+    assert (starts[2:] + su.L <= (1088 + 8 * np.arange(1, 29))[:, None]).all()
+    assert su.task_of(tmp_path / "probe") is CARTPOLE  # the task travels in meta.json
+    # update k starts at env step 1,088 + 8(k − 1)
+    assert su.env_steps(1, CARTPOLE) == 1088 and su.env_steps(52, CARTPOLE) == 1496
+    batch = su.window_batch(stream, starts[5], CARTPOLE)
+    assert batch["vector"].shape == (su.B, su.L, 4) and batch["action"].shape == (su.B, su.L, 2)
+
+
+def write_official_replay(logdir: pathlib.Path, lengths, broken_after=None, task=WALKER) -> None:
     """An official replay folder: chunks <time>-<uuid>-<successor>-<length>.npz, each naming
-    the next; with ``broken_after``, the chunk after that one names no stored successor."""
+    the next; with ``broken_after``, the chunk after that one names no stored successor. The
+    official agent's layout: walker's height a scalar, a discrete action its index."""
     rng = np.random.default_rng(1)
     (logdir / "replay").mkdir(parents=True)
     ids = [f"U{i:021d}" for i in range(len(lengths) + 1)]
     for i, n in enumerate(lengths):
-        data = {k: rng.normal(size=(n, *(() if k == "height" else shape))).astype(np.float32)  # official height: ()
-                for k, shape in su.OBS.items()}
-        data.update(action=np.full((n, su.ACT), i, np.float32), reward=np.zeros(n, np.float32),
+        data = {k: rng.normal(size=(n, *shape)).astype(np.float32) for k, shape in task.official_shapes.items()}
+        action = np.full(n, i % task.act, np.int32) if task.discrete else np.full((n, task.act), i, np.float32)
+        data.update(action=action, reward=np.zeros(n, np.float32),
                     is_first=np.zeros(n, bool), is_last=np.zeros(n, bool), is_terminal=np.zeros(n, bool))
         succ = "Xmissing" if broken_after is not None and i == broken_after else ids[i + 1]
         np.savez(logdir / "replay" / f"20261205T0{i}0000F000000-{ids[i]}-{succ}-{n}.npz", **data)
@@ -71,30 +101,37 @@ def write_official_replay(logdir: pathlib.Path, lengths, broken_after=None) -> N
 
 def test_an_official_replay_is_read_along_its_chain(tmp_path):
     write_official_replay(tmp_path / "run", [100, 60, 80])
-    stream = su.read_stream(tmp_path / "run", 200)
+    stream = su.read_stream(tmp_path / "run", 200, WALKER)
     assert stream["height"].shape == (200, 1)
     assert list(np.unique(stream["action"][:, 0], return_counts=True)[1]) == [100, 60, 40]
     write_official_replay(tmp_path / "restarted", [100, 60, 80], broken_after=0)
     with pytest.raises(SystemExit, match="only 100 policy steps"):
-        su.read_stream(tmp_path / "restarted", 200)  # a break in the chain is not read across
+        su.read_stream(tmp_path / "restarted", 200, WALKER)  # a break in the chain is not read across
+
+
+def test_an_official_cartpole_replay_is_read_in_our_layout(tmp_path):
+    write_official_replay(tmp_path / "run", [30, 20], task=CARTPOLE)  # action indices 0, then 1
+    stream = su.read_stream(tmp_path / "run", 50, CARTPOLE)
+    assert stream["vector"].shape == (50, 4) and stream["action"].shape == (50, 2)
+    assert (stream["action"][:30] == [1, 0]).all() and (stream["action"][30:] == [0, 1]).all()
 
 
 def test_a_store_with_a_gap_or_too_few_steps_is_refused(tmp_path):
     write_our_store(tmp_path / "run", 2000)
     (tmp_path / "run" / "checkpoint" / "replay" / f"stream0-{700:012d}-{1500:012d}.npz").unlink()
     with pytest.raises(SystemExit, match="not contiguous"):
-        su.read_stream(tmp_path / "run", 1800)
+        su.read_stream(tmp_path / "run", 1800, WALKER)
     write_our_store(tmp_path / "short", 1000, cuts=(500,))
     with pytest.raises(SystemExit, match="only 1000 policy steps"):
-        su.read_stream(tmp_path / "short", 1200)
+        su.read_stream(tmp_path / "short", 1200, WALKER)
 
 
 def test_window_flags_as_the_replay_sets_them():
-    stream = {k: np.zeros((300, *su.OBS.get(k, ()))) for k in su.STEP_KEYS}
+    stream = {k: np.zeros((300, *WALKER.obs.get(k, ()))) for k in WALKER.step_keys}
     stream["is_first"] = np.zeros(300, bool)
     stream["is_first"][[0, 120]] = True
     stream["is_last"] = np.zeros(300, bool)
-    batch = su.window_batch(stream, np.array([100, 60, 0]))
+    batch = su.window_batch(stream, np.array([100, 60, 0]), WALKER)
     assert batch["is_first"][:, 0].all()  # a window's first step starts its sequence
     assert batch["is_first"][0, 20] and batch["is_last"][0, 19]  # step 119 ends the episode step 120 starts
     assert batch["is_last"][1, 59] and batch["is_last"].sum() == 2
@@ -118,14 +155,29 @@ def test_each_batch_gets_the_context_as_it_stood_when_drawn():
     assert deter3[:, 0].tolist() == [2.0, 0.0]  # drawn after update 1 (not update 2's 3.0); step 0 never trained
 
 
+def table_row(text: str, quantity: str, side: str) -> str:
+    """The row of ``side`` in the table of ``quantity`` of compare's output."""
+    lines = text.splitlines()
+    start = lines.index(quantity)
+    return next(line for line in lines[start:] if line.startswith(f"| {side} |"))
+
+
 def test_compare_bins_each_side_by_the_env_steps_of_its_updates(tmp_path):
     # update k runs at policy step 1,088 + 2(k − 1), two env steps each
-    assert su.env_steps(1) == 2176 and su.env_steps(82) == 2500 and su.env_steps(83) == 2504
+    assert su.env_steps(1, WALKER) == 2176 and su.env_steps(82, WALKER) == 2500 and su.env_steps(83, WALKER) == 2504
     probe = tmp_path / "stream_a"
-    probe.mkdir()
-    rows = [{"update": k, **{c: 0.0 for c in su.COLUMNS}} for k in range(1, 400)]
+    probe.mkdir()  # no meta.json: a probe made before --task, walker_walk's
+    rows = [{"update": k, **{c: 0.0 for c in su.columns(WALKER)}} for k in range(1, 400)]
     for r in rows:
-        r["imag/value"] = 1.0 if r["update"] <= 82 else 3.0 if su.env_steps(r["update"]) <= 3500 else 10.0
-    su.write_rows(probe / "ours_seed0.csv", rows)
-    table = su.compare([probe], ["imag/value"]).splitlines()
-    assert table[-1] == "| stream_a, ours_seed0 | 1 | 3 | 10 | – | – |"
+        r["imag/value"] = 1.0 if r["update"] <= 82 else 3.0 if su.env_steps(r["update"], WALKER) <= 3500 else 10.0
+    su.write_rows(probe / "ours_seed0.csv", rows, WALKER)
+    assert table_row(su.compare([probe]), "imag/value", "stream_a, ours_seed0") == \
+        "| stream_a, ours_seed0 | 1 | 3 | 10 | – | – |"
+    # a CSV from before the gradient norm was recorded: its column reads "–", the rest as before
+    old = tmp_path / "stream_b"
+    old.mkdir()
+    with open(old / "ours_seed0.csv", "w") as f:
+        f.write("update,imag/value\n1,2.0\n")
+    text = su.compare([old])
+    assert table_row(text, "grad_norm", "stream_b, ours_seed0") == "| stream_b, ours_seed0 | – | – | – | – | – |"
+    assert table_row(text, "imag/value", "stream_b, ours_seed0") == "| stream_b, ours_seed0 | 2 | – | – | – | – |"

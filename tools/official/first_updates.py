@@ -52,11 +52,12 @@ def batches(n: int, deter: int, stoch: int, classes: int) -> list[dict]:
     return out
 
 
-def official_agent(out: pathlib.Path, spaces=None, flags=()):
+def official_agent(out: pathlib.Path, spaces=None, flags=(), seed: int = 0):
     """The official agent (size1m, batch 16×64; by default DMC-like vector keys and 3 continuous
     actions, else ``spaces`` = (obs_space, act_space)) at its true initial state, host transfers
     allowed, its logdir under ``out``; and its config. ``flags``: official flags on top of the
-    fixtures' (export_fixtures.build_config)."""
+    fixtures' (export_fixtures.build_config). ``seed``: the agent's seed, which draws its initial
+    parameters."""
     import elements
     import jax
 
@@ -67,7 +68,7 @@ def official_agent(out: pathlib.Path, spaces=None, flags=()):
 
     config, _ = ef.build_config("size1m", list(flags), (B, T))
     obs_space, act_space = spaces or ef.spaces("proprio", "continuous")
-    agent_config = dict(**config.agent, logdir=str(out / "logdir"), seed=0, jax=config.jax, batch_size=B,
+    agent_config = dict(**config.agent, logdir=str(out / "logdir"), seed=seed, jax=config.jax, batch_size=B,
                         batch_length=T, replay_context=config.replay_context,
                         report_length=config.report_length, replica=0, replicas=1)
     official_envs.quiet_agent_options()

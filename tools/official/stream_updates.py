@@ -1,31 +1,37 @@
-"""Both updates trained on one recorded walker_walk replay stream, batch for batch.
+"""Both updates trained on one recorded replay stream, batch for batch.
 
 first_updates.py feeds both implementations synthetic batches; this feeds them the real data of
-a training run: the first steps of a walker_walk run's replay (ours or the official agent's),
-replayed by the official schedule (tests/test_official_schedule.py: our Replay and TrainSchedule
-decide as the official loop does) so that update k of the probe gets the windows update k of a
-run on that stream would draw. Each side trains its own agent from the same official initial
-parameters at the runs' settings (size1m, batch 16×64, LaProp with 1,000 warm-up updates,
-actor unimix 0) and keeps its own replay context: the posteriors each update writes back, read
-as the context of later windows as of the moment the prefetching stream drew them. A context
-step no update has written yet starts from zeros on both sides (in a run it would be the acting
+a training run: the first steps of a walker_walk or CartPole-v1 run's replay (ours or the
+official agent's; ``--task`` at prepare, kept in DIR/meta.json), replayed by the official
+schedule (tests/test_official_schedule.py: our Replay and TrainSchedule decide as the official
+loop does) so that update k of the probe gets the windows update k of a run on that stream would
+draw. Each side trains its own agent from the same official initial parameters at the runs'
+settings (size1m, batch 16×64, LaProp with 1,000 warm-up updates, actor unimix 0, the task's
+train ratio) and keeps its own replay context: the posteriors each update writes back, read as
+the context of later windows as of the moment the prefetching stream drew them. A context step no
+update has written yet starts from zeros on both sides (in a run it would be the acting
 posterior, which the stream does not hold for the official agent). What differs between the
 sides is then the update alone, its samplers' draws and the context it wrote; what differs
-between streams is the data.
+between streams is the data. ``--init-seed N`` (official) and ``--own-init`` (ours, drawn from
+``--seed`` as a run's are) start a side from other initial parameters instead, to see what the
+initial draw does on one stream.
 
     # the windows, once per stream (any Python with dreamer_bench):
-    python tools/official/stream_updates.py prepare --stream RUN_OR_LOGDIR --updates 1000 --out DIR
+    python tools/official/stream_updates.py prepare --stream RUN_OR_LOGDIR --updates 1000 --out DIR \
+        [--task dmc_walker_walk|gym_CartPole-v1]
     # the official agent (tools/official/setup.sh's environment, run from its clone):
-    $VENV/bin/python tools/official/stream_updates.py official --dir DIR [--seed 0]
+    $VENV/bin/python tools/official/stream_updates.py official --dir DIR [--seed 0] [--init-seed N]
     # ours:
-    python tools/official/stream_updates.py ours --dir DIR [--seed 0]
+    python tools/official/stream_updates.py ours --dir DIR [--seed 0] [--own-init]
     # per bin of env steps, side by side:
     python tools/official/stream_updates.py compare --dir DIR ...
 
 RUN_OR_LOGDIR: one of our run folders (its checkpoint's replay store) or an official logdir (its
-replay chunks). Each side writes DIR/<side>_seed<S>.csv: per update the imagined value, reward,
-normalised return, advantage magnitude, policy entropy, replayed reward loss, velocity
-reconstruction loss and dynamics loss, named as in our metrics.
+replay chunks; a finished run of ours keeps its replay with ``dreamer-bench run --keep-replay``).
+Each side writes DIR/<side>_seed<S>.csv: per update the imagined value, reward, normalised return,
+advantage magnitude, policy entropy, the reward, reconstruction, dynamics, continuation, critic
+and replayed-critic losses and the gradient norm (the raw global norm before clipping, on both
+sides), named as in our metrics (probes made before 2026-12-06 lack the last four: "–").
 """
 
 from __future__ import annotations
@@ -40,21 +46,54 @@ import numpy as np
 
 B, T = 16, 64
 L = T + 1
-OBS = {"height": (1,), "orientations": (14,), "velocity": (9,)}  # walker_walk, as our agent sees it
-ACT = 6
-TRAIN_RATIO = 512.0
-# ours key: official key
+
+
+class Task:
+    """A task's stream as both agents see it: our observation keys and shapes, the official
+    agent's shape of each (walker's height is a scalar there), the action, the protocol."""
+
+    def __init__(self, obs, official_shapes, discrete, act, ratio, repeat, edges, recon):
+        self.obs, self.official_shapes = obs, official_shapes
+        self.discrete, self.act = discrete, act  # act: classes (discrete) or dimensions
+        self.ratio, self.repeat, self.edges = ratio, repeat, edges  # edges: env steps of the bins
+        self.recon = recon  # the reconstruction loss of the key compared: (ours, official)
+        self.step_keys = (*obs, "action", "reward", "is_first", "is_last", "is_terminal")
+
+
+TASKS = {
+    "dmc_walker_walk": Task({"height": (1,), "orientations": (14,), "velocity": (9,)},
+                            {"height": (), "orientations": (14,), "velocity": (9,)},
+                            False, 6, 512.0, 2, (2500, 3500, 4500, 5500, 6500),
+                            ("loss/rec_velocity", "loss/velocity")),
+    # ratio 128, repeat 1: one update per 8 env steps from step 1,088 on; the bins split the
+    # first ~60 updates from the next ~150, where the runs' gradient norms part
+    "gym_CartPole-v1": Task({"vector": (4,)}, {"vector": (4,)}, True, 2, 128.0, 1,
+                            (1500, 2500, 3500, 4500, 6500), ("loss/rec_vector", "loss/vector")),
+}
+# ours key: official key (the task's reconstruction loss is added per task)
 COLUMNS = {"imag/value": "val", "imag/reward": "rew", "imag/return_normed": "ret", "imag/advantage_mag": "adv_mag",
-           "imag/entropy": "ent/action", "loss/rew": "loss/rew", "loss/rec_velocity": "loss/velocity",
-           "loss/dyn": "loss/dyn"}
-STEP_KEYS = (*OBS, "action", "reward", "is_first", "is_last", "is_terminal")
+           "imag/entropy": "ent/action", "loss/rew": "loss/rew", "loss/dyn": "loss/dyn",
+           "loss/con": "loss/con", "loss/value": "loss/value", "loss/repval": "loss/repval",
+           "grad_norm": "opt/grad_norm"}
+
+
+def columns(task: Task) -> dict[str, str]:
+    return {**COLUMNS, task.recon[0]: task.recon[1]}
+
+
+def task_of(dir_: pathlib.Path) -> Task:
+    """The probe's task (meta.json; probes made before the option were walker_walk's)."""
+    meta = json.loads((dir_ / "meta.json").read_text()) if (dir_ / "meta.json").exists() else {}
+    return TASKS[meta.get("task", "dmc_walker_walk")]
 
 
 # ------------------------------------------------------------------------------------------------
 # the stream and its windows
 
-def read_stream(path: pathlib.Path, steps: int) -> dict[str, np.ndarray]:
-    """The first ``steps`` policy steps of a run's replay, ours or official, as arrays (steps, …)."""
+def read_stream(path: pathlib.Path, steps: int, task: Task) -> dict[str, np.ndarray]:
+    """The first ``steps`` policy steps of a run's replay, ours or official, as arrays (steps, …)
+    in our layout (observation keys at our shapes, a discrete action one-hot)."""
+    keys = task.step_keys
     ours = sorted((path / "checkpoint" / "replay").glob("stream0-*.npz"))
     if ours:  # our store: stream0-<start>-<end>.npz, append-only
         chunks = sorted(ours, key=lambda p: int(p.stem.split("-")[1]))
@@ -65,7 +104,7 @@ def read_stream(path: pathlib.Path, steps: int) -> dict[str, np.ndarray]:
             if start != expect:
                 raise SystemExit(f"{p}: the store is not contiguous (step {expect} missing)")
             with np.load(p) as f:
-                parts.append({k: f[k] for k in STEP_KEYS})
+                parts.append({k: f[k] for k in keys})
             expect = end
             if expect >= steps:
                 break
@@ -77,31 +116,36 @@ def read_stream(path: pathlib.Path, steps: int) -> dict[str, np.ndarray]:
         p, parts, total = files[0], [], 0  # the earliest chunk starts the stream
         while True:
             with np.load(p) as f:
-                part = {k: f[k] for k in STEP_KEYS}
-            part["height"] = part["height"].reshape(-1, 1)
+                part = {k: f[k] for k in keys}
+            for k, shape in task.obs.items():
+                part[k] = part[k].reshape(-1, *shape)
+            if task.discrete and part["action"].ndim == 1:  # the official replay stores the index
+                part["action"] = np.eye(task.act, dtype=np.float32)[part["action"]]
             parts.append(part)
             total += len(part["reward"])
             successor = p.stem.split("-")[2]
             if total >= steps or successor not in by_uuid:
                 break  # enough steps, or the chain ends (a restart begins a new one): checked below
             p = by_uuid[successor]
-    stream = {k: np.concatenate([p[k] for p in parts])[:steps] for k in STEP_KEYS}
+    stream = {k: np.concatenate([p[k] for p in parts])[:steps] for k in keys}
     if len(stream["reward"]) < steps:
         raise SystemExit(f"{path}: only {len(stream['reward'])} policy steps stored, {steps} asked for")
     return stream
 
 
-def prepare(stream_path: pathlib.Path, updates: int, out: pathlib.Path, seed: int) -> None:
+def prepare(stream_path: pathlib.Path, updates: int, out: pathlib.Path, seed: int, task_name: str) -> None:
     """DIR/stream.npz (the steps) and DIR/windows.npz: per update the 16 window starts and the
     number of updates done when the prefetching stream drew them."""
     from dreamer_bench.runner.replay import Replay
     from dreamer_bench.runner.schedule import TrainSchedule, training_start
 
+    task = TASKS[task_name]
+    keys = task.step_keys
     # policy steps a run needs for ``updates`` updates (one environment)
-    steps = training_start(1, B, T) + int(np.ceil((updates - 1) * B * T / TRAIN_RATIO)) + 1
-    data = read_stream(stream_path, steps)
-    replay = Replay(OBS, ACT, deter=1, latents=1, streams=1, capacity=10**6, length=T, seed=seed)
-    schedule = TrainSchedule(TRAIN_RATIO, B, T, prefetch=True)
+    steps = training_start(1, B, T) + int(np.ceil((updates - 1) * B * T / task.ratio)) + 1
+    data = read_stream(stream_path, steps, task)
+    replay = Replay(task.obs, task.act, deter=1, latents=1, streams=1, capacity=10**6, length=T, seed=seed)
+    schedule = TrainSchedule(task.ratio, B, T, prefetch=True)
     draws, done, inner = [], {"n": 0}, replay.sample
 
     def sample(batch):
@@ -112,7 +156,7 @@ def prepare(stream_path: pathlib.Path, updates: int, out: pathlib.Path, seed: in
     replay.sample = sample
     zeros = {"deter": np.zeros(1, np.float16), "stoch": np.zeros(1, np.int16)}
     for i in range(steps):
-        replay.add(0, {**{k: data[k][i] for k in STEP_KEYS}, **zeros})
+        replay.add(0, {**{k: data[k][i] for k in keys}, **zeros})
         for _ in range(schedule.added(i + 1, replay)):
             if done["n"] < updates:
                 schedule.batch(replay)
@@ -124,8 +168,8 @@ def prepare(stream_path: pathlib.Path, updates: int, out: pathlib.Path, seed: in
     np.savez_compressed(out / "stream.npz", **data)
     np.savez(out / "windows.npz", starts=np.stack([s for s, _ in used]), drawn_after=np.array([d for _, d in used]))
     rate = float(data["reward"].sum()) / steps
-    meta = {"stream": str(stream_path), "policy_steps": steps, "updates": updates, "seed": seed,
-            "reward_per_policy_step": rate}
+    meta = {"stream": str(stream_path), "task": task_name, "policy_steps": steps, "updates": updates,
+            "seed": seed, "reward_per_policy_step": rate}
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
     print(f"{out}: {updates} batches from {steps} policy steps, replayed reward {rate:.4f} per policy step")
 
@@ -162,11 +206,11 @@ def load(dir_: pathlib.Path):
     return stream, starts, drawn_after
 
 
-def window_batch(stream: dict, starts: np.ndarray) -> dict[str, np.ndarray]:
+def window_batch(stream: dict, starts: np.ndarray, task: Task) -> dict[str, np.ndarray]:
     """The batch's steps (B, L, …) with the replay's flags: a window's first step starts a
     sequence, a step followed by a first step ends one."""
     idx = starts[:, None] + np.arange(L)[None]
-    batch = {k: stream[k][idx] for k in STEP_KEYS}
+    batch = {k: stream[k][idx] for k in task.step_keys}
     batch["is_first"][:, 0] = True
     batch["is_last"][:, :-1] |= batch["is_first"][:, 1:]
     return batch
@@ -175,35 +219,36 @@ def window_batch(stream: dict, starts: np.ndarray) -> dict[str, np.ndarray]:
 # ------------------------------------------------------------------------------------------------
 # the comparison
 
-EDGES = (2500, 3500, 4500, 5500, 6500)  # env steps (action repeat 2), as early_metrics.py's bins
-
-
-def env_steps(update: int) -> int:
+def env_steps(update: int, task: Task) -> int:
     """Env steps of a one-environment run at the start of update ``update`` (1-based): from the
-    first update on, one update per B·T / train ratio policy steps, two env steps each (action
-    repeat 2)."""
+    first update on, one update per B·T / train ratio policy steps, ``task.repeat`` env steps each."""
     from dreamer_bench.runner.schedule import training_start
 
-    return 2 * (training_start(1, B, T) + round((update - 1) * B * T / TRAIN_RATIO))
+    return task.repeat * (training_start(1, B, T) + round((update - 1) * B * T / task.ratio))
 
 
-def compare(dirs: list[pathlib.Path], columns: list[str]) -> str:
+def compare(dirs: list[pathlib.Path]) -> str:
     """A Markdown table per quantity: a row per probe folder and side (and seed), a column per
-    bin of env steps, each the mean over the updates in it."""
-    bounds = (0, *EDGES)
+    bin of env steps (walker_walk's as early_metrics.py's), each the mean over the updates in it.
+    The folders must be of one task."""
+    tasks = {id(task_of(d)): task_of(d) for d in dirs}
+    if len(tasks) != 1:
+        raise SystemExit("compare: the folders are of different tasks")
+    task = task_of(dirs[0])
+    bounds = (0, *task.edges)
     head = ["stream, side"] + [f"({lo / 1000:g}K, {hi / 1000:g}K]" for lo, hi in zip(bounds[:-1], bounds[1:])]
     out = []
-    for col in columns:
+    for col in columns(task):
         lines = [f"{col}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for d in dirs:
             for path in sorted(d.glob("*_seed*.csv")):
                 with open(path) as f:
                     rows = list(csv.DictReader(f))
-                x = np.array([env_steps(int(r["update"])) for r in rows])
-                y = np.array([float(r[col]) for r in rows])
+                x = np.array([env_steps(int(r["update"]), task) for r in rows])
+                y = np.array([float(r[col]) if col in r else np.nan for r in rows])
                 cells = []
                 for lo, hi in zip(bounds[:-1], bounds[1:]):
-                    sel = (x > lo) & (x <= hi)
+                    sel = (x > lo) & (x <= hi) & np.isfinite(y)
                     cells.append(f"{y[sel].mean():.4g}" if sel.any() else "–")
                 lines.append(f"| {d.name}, {path.stem} | " + " | ".join(cells) + " |")
         out.append("\n".join(lines))
@@ -213,15 +258,15 @@ def compare(dirs: list[pathlib.Path], columns: list[str]) -> str:
 # ------------------------------------------------------------------------------------------------
 # the two sides
 
-def write_rows(path: pathlib.Path, rows: list[dict]) -> None:
+def write_rows(path: pathlib.Path, rows: list[dict], task: Task) -> None:
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, ["update", *COLUMNS])
+        w = csv.DictWriter(f, ["update", *columns(task)])
         w.writeheader()
         w.writerows(rows)
     print(path)
 
 
-def official(dir_: pathlib.Path, seed: int) -> None:
+def official(dir_: pathlib.Path, seed: int, init_seed: int = 0) -> None:
     import elements
     import jax
     import jax.numpy as jnp
@@ -231,15 +276,18 @@ def official(dir_: pathlib.Path, seed: int) -> None:
     from first_updates import official_agent
 
     stream, starts, drawn_after = load(dir_)
+    task = task_of(dir_)
     spaces = {k: elements.Space(bool) for k in ("is_first", "is_last", "is_terminal")}
     spaces["reward"] = elements.Space(np.float32)
-    spaces.update(height=elements.Space(np.float32, ()), orientations=elements.Space(np.float32, (14,)),
-                  velocity=elements.Space(np.float32, (9,)))
-    act_space = {"action": elements.Space(np.float32, (ACT,), -1.0, 1.0)}
-    agent, config = official_agent(dir_, (spaces, act_space), ["--agent.opt.warmup", "1000"])
+    spaces.update({k: elements.Space(np.float32, shape) for k, shape in task.official_shapes.items()})
+    if task.discrete:
+        act_space = {"action": elements.Space(np.int32, (), 0, task.act)}
+    else:
+        act_space = {"action": elements.Space(np.float32, (task.act,), -1.0, 1.0)}
+    agent, config = official_agent(dir_, (spaces, act_space), ["--agent.opt.warmup", "1000"], seed=init_seed)
     model = agent.model
     rssm = config.agent.dyn.rssm
-    if not (dir_ / "params0.npz").exists():
+    if init_seed == 0 and not (dir_ / "params0.npz").exists():  # the parameters both sides start from
         np.savez(dir_ / "params0.npz", **{k: np.asarray(v) for k, v in agent.params.items()})
 
     def train_step(carry, batch):  # the official Agent.train, returning its replay-context entries
@@ -255,8 +303,11 @@ def official(dir_: pathlib.Path, seed: int) -> None:
     ctx = Context(len(stream["reward"]), rssm.deter, rssm.stoch, rssm.classes, starts, drawn_after)
     rows = []
     for k in range(len(starts)):
-        batch = window_batch(stream, starts[k])
-        batch["height"] = batch["height"][..., 0]
+        batch = window_batch(stream, starts[k], task)
+        for key, shape in task.official_shapes.items():
+            batch[key] = batch[key].reshape(B, L, *shape)
+        if task.discrete:
+            batch["action"] = batch["action"].argmax(-1).astype(np.int32)
         deter0, stoch0 = ctx.before_update(k)
         batch["dyn/deter"] = np.zeros((B, L, rssm.deter), np.float32)
         batch["dyn/stoch"] = np.zeros((B, L, rssm.stoch, rssm.classes), np.float32)
@@ -266,37 +317,40 @@ def official(dir_: pathlib.Path, seed: int) -> None:
         draws = jnp.array([k, 1 + seed], jnp.uint32)
         state, (metrics, dyn) = pure(state, carry, {key: jnp.asarray(v) for key, v in batch.items()}, seed=draws)
         ctx.write(k, np.asarray(dyn["deter"], np.float32), np.asarray(dyn["stoch"], np.float32))
-        rows.append({"update": k + 1, **{c: float(np.asarray(metrics[o])) for c, o in COLUMNS.items()}})
+        rows.append({"update": k + 1, **{c: float(np.asarray(metrics[o])) for c, o in columns(task).items()}})
         if (k + 1) % 50 == 0:
             print(f"official update {k + 1}/{len(starts)}", file=sys.stderr, flush=True)
-    write_rows(dir_ / f"official_seed{seed}.csv", rows)
+    name = "official" if init_seed == 0 else f"official_init{init_seed}"
+    write_rows(dir_ / f"{name}_seed{seed}.csv", rows, task)
 
 
-def ours(dir_: pathlib.Path, seed: int, compile_: bool) -> None:
+def ours(dir_: pathlib.Path, seed: int, compile_: bool, own_init: bool = False) -> None:
     from dreamer_bench.agent import ActSpace, Agent, make_config
     from dreamer_bench.agent.official import load_official
 
-    if not (dir_ / "params0.npz").exists():
+    if not own_init and not (dir_ / "params0.npz").exists():
         raise SystemExit(f"no {dir_ / 'params0.npz'}: run the official side first (it writes the initial parameters)")
     stream, starts, drawn_after = load(dir_)
+    task = task_of(dir_)
     cfg = make_config("size1m", overrides=dict(batch_size=B, batch_length=T, actor_unimix=0.0, seed=seed,
                                                compile=compile_))
-    agent = Agent(OBS, ActSpace(False, ACT), cfg)
-    load_official(agent, dict(np.load(dir_ / "params0.npz")))
+    agent = Agent(task.obs, ActSpace(task.discrete, task.act), cfg)
+    if not own_init:  # else our own initial parameters, drawn from ``seed`` as a run's are
+        load_official(agent, dict(np.load(dir_ / "params0.npz")))
     ctx = Context(len(stream["reward"]), cfg.deter, cfg.latents, cfg.classes, starts, drawn_after)
     rows = []
     for k in range(len(starts)):
-        batch = window_batch(stream, starts[k])
+        batch = window_batch(stream, starts[k], task)
         deter0, stoch0 = ctx.before_update(k)
         batch["deter"] = np.zeros((B, L, cfg.deter), np.float32)
         batch["stoch"] = np.zeros((B, L, cfg.latents, cfg.classes), np.float32)
         batch["deter"][:, 0], batch["stoch"][:, 0] = deter0, stoch0
         metrics = agent.train(batch)
         ctx.write(k, batch["deter"][:, 1:].cpu().numpy(), batch["stoch"][:, 1:].cpu().numpy())
-        rows.append({"update": k + 1, **{c: float(metrics[c]) for c in COLUMNS}})
+        rows.append({"update": k + 1, **{c: float(metrics[c]) for c in columns(task)}})
         if (k + 1) % 50 == 0:
             print(f"ours update {k + 1}/{len(starts)}", file=sys.stderr, flush=True)
-    write_rows(dir_ / f"ours_seed{seed}.csv", rows)
+    write_rows(dir_ / f"{'ours_owninit' if own_init else 'ours'}_seed{seed}.csv", rows, task)
 
 
 def main(argv=None) -> int:
@@ -307,21 +361,29 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=pathlib.Path, help="prepare: the probe's folder")
     p.add_argument("--dir", type=pathlib.Path, nargs="+", help="official/ours: the prepared folder; compare: folders")
     p.add_argument("--seed", type=int, default=0, help="the replay's draws (prepare) or the side's samplers")
+    p.add_argument("--task", choices=sorted(TASKS), default="dmc_walker_walk", help="prepare: the stream's task")
     p.add_argument("--eager", action="store_true", help="ours: without torch.compile (the runs compile)")
+    p.add_argument("--own-init", action="store_true",
+                   help="ours: start from our own initial parameters drawn from --seed, as a run's (ours_owninit_seed<S>.csv)")
+    p.add_argument("--init-seed", type=int, default=0,
+                   help="official: the agent seed that draws its initial parameters; other than 0, "
+                        "official_init<N>_seed<S>.csv and params0.npz untouched")
     args = p.parse_args(argv)
     if args.side == "prepare":
         if args.stream is None or args.out is None:
             p.error("prepare needs --stream and --out")
-        prepare(args.stream, args.updates, args.out, args.seed)
+        prepare(args.stream, args.updates, args.out, args.seed, args.task)
     elif args.side == "compare":
         if not args.dir:
             p.error("compare needs --dir")
-        print(compare(args.dir, list(COLUMNS)))
+        print(compare(args.dir))
     else:
         if args.dir is None or len(args.dir) != 1 or not (args.dir[0] / "windows.npz").exists():
             p.error("--dir must be one folder made by prepare")
-        run = official if args.side == "official" else (lambda d, s: ours(d, s, not args.eager))
-        run(args.dir[0], args.seed)
+        if args.side == "official":
+            official(args.dir[0], args.seed, args.init_seed)
+        else:
+            ours(args.dir[0], args.seed, not args.eager, args.own_init)
     return 0
 
 
