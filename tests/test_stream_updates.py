@@ -181,3 +181,36 @@ def test_compare_bins_each_side_by_the_env_steps_of_its_updates(tmp_path):
     text = su.compare([old])
     assert table_row(text, "grad_norm", "stream_b, ours_seed0") == "| stream_b, ours_seed0 | – | – | – | – | – |"
     assert table_row(text, "imag/value", "stream_b, ours_seed0") == "| stream_b, ours_seed0 | 2 | – | – | – | – |"
+
+
+@pytest.mark.parametrize("case", ["debug_vector_discrete", "debug_proprio_continuous"])
+def test_our_parameters_in_the_official_layout_map_back_to_ours(case):
+    """export: our own initial draw as the official agent's arrays (for ``official --params``).
+    Mapped back by to_ours (how load_official reads official arrays) it must be our draw value
+    for value; arrays no parameter of ours maps to keep the reference's values."""
+    import torch
+    from test_official_equivalence import load, obs_space, official_params, settings
+
+    from dreamer_bench.agent import ActSpace, Agent, make_config
+    from dreamer_bench.agent.official import to_ours
+
+    fx, meta = load(case)
+    reference = official_params(fx)
+    reference["opt/step/value"] = np.array(7, np.int32)  # an official array that is not a parameter
+    base_off, fields = settings(meta)
+    cfg = make_config(meta["preset"], overrides={**fields, "seed": 3}, off=base_off)
+    agent = Agent(obs_space(meta), ActSpace(meta["act"] == "discrete", meta["actions"]), cfg)
+    out = su.in_official_layout(agent, reference)
+    assert set(out) == set(reference)
+    assert all(out[k].shape == reference[k].shape and out[k].dtype == reference[k].dtype for k in out)
+    back = to_ours(out, cfg, agent.obs_space, agent.act_space.discrete)
+    state = agent.state_dict()
+    assert back and all(np.array_equal(np.asarray(v), state[k].numpy()) for k, v in back.items())
+    assert out["opt/step/value"] == 7
+    # not the reference's values: a different draw (seed 3) where the reference is random
+    kernel = next(k for k in reference if k.endswith("kernel") and np.std(reference[k]) > 0)
+    assert not np.array_equal(out[kernel], reference[kernel])
+    with torch.no_grad():  # a changed parameter of ours moves exactly its official array
+        agent.encoder.mlp[0].linear.weight.add_(1.0)
+    moved = su.in_official_layout(agent, reference)
+    assert sorted(k for k in out if not np.array_equal(out[k], moved[k])) == ["enc/mlp0/kernel"]

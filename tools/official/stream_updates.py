@@ -14,7 +14,9 @@ posterior, which the stream does not hold for the official agent). What differs 
 sides is then the update alone, its samplers' draws and the context it wrote; what differs
 between streams is the data. ``--init-seed N`` (official) and ``--own-init`` (ours, drawn from
 ``--seed`` as a run's are) start a side from other initial parameters instead, to see what the
-initial draw does on one stream.
+initial draw does on one stream; ``export --seed S`` writes our draw S in the official layout
+(DIR/ours_init<S>.npz) and ``official --params DIR/ours_init<S>.npz`` trains the official agent
+from it.
 
     # the windows, once per stream (any Python with dreamer_bench):
     python tools/official/stream_updates.py prepare --stream RUN_OR_LOGDIR --updates 1000 --out DIR \
@@ -266,7 +268,46 @@ def write_rows(path: pathlib.Path, rows: list[dict], task: Task) -> None:
     print(path)
 
 
-def official(dir_: pathlib.Path, seed: int, init_seed: int = 0) -> None:
+def in_official_layout(agent, reference: dict) -> dict:
+    """Our agent's parameters as the official agent's arrays: ``to_ours`` inverted by mapping
+    index-coded copies of ``reference`` (official names and shapes, e.g. params0.npz), so that
+    every value lands where ``to_ours`` takes it from. Arrays no parameter of ours comes from (the
+    official optimiser's and return scale's starting state) are the reference's."""
+    from dreamer_bench.agent.official import to_ours
+
+    ours = {k: v.detach().cpu().numpy() for k, v in agent.state_dict().items()}
+    coded, start = {}, 0
+    for k, v in reference.items():
+        coded[k] = (start + np.arange(v.size, dtype=np.float64)).reshape(v.shape)
+        start += v.size
+    values, filled = np.zeros(start), np.zeros(start, bool)
+    for name, ids in to_ours(coded, agent.cfg, agent.obs_space, agent.act_space.discrete).items():
+        ids = np.asarray(ids).astype(np.int64).ravel()
+        values[ids], filled[ids] = ours[name].ravel(), True
+    out, start = {}, 0
+    for k, v in reference.items():
+        part = slice(start, start + v.size)
+        if filled[part].any() and not filled[part].all():
+            raise ValueError(f"{k}: only part of it maps to our parameters")
+        out[k] = values[part].reshape(v.shape).astype(v.dtype) if filled[part].all() else np.asarray(v)
+        start += v.size
+    return out
+
+
+def export_ours(dir_: pathlib.Path, seed: int) -> None:
+    """DIR/ours_init<S>.npz: our own initial parameters drawn from ``seed`` (as a run's), in the
+    official layout of DIR/params0.npz, for ``official --params``."""
+    from dreamer_bench.agent import ActSpace, Agent, make_config
+
+    task = task_of(dir_)
+    cfg = make_config("size1m", overrides=dict(batch_size=B, batch_length=T, actor_unimix=0.0, seed=seed, compile=False))
+    agent = Agent(task.obs, ActSpace(task.discrete, task.act), cfg)
+    path = dir_ / f"ours_init{seed}.npz"
+    np.savez(path, **in_official_layout(agent, dict(np.load(dir_ / "params0.npz"))))
+    print(path)
+
+
+def official(dir_: pathlib.Path, seed: int, init_seed: int = 0, params: pathlib.Path | None = None) -> None:
     import elements
     import jax
     import jax.numpy as jnp
@@ -300,6 +341,11 @@ def official(dir_: pathlib.Path, seed: int, init_seed: int = 0) -> None:
     pure = jax.jit(nj.pure(train_step))
     _, carry = nj.pure(model.init_train)(dict(agent.params), B, seed=jnp.array([0, 0], jnp.uint32))
     state = dict(agent.params)
+    if params is not None:  # another initial state, in the official layout (export_ours)
+        given = dict(np.load(params))
+        if set(given) != set(state):
+            raise SystemExit(f"{params}: not the official agent's arrays ({sorted(set(given) ^ set(state))[:3]} …)")
+        state = {k: jnp.asarray(given[k]) for k in state}
     ctx = Context(len(stream["reward"]), rssm.deter, rssm.stoch, rssm.classes, starts, drawn_after)
     rows = []
     for k in range(len(starts)):
@@ -321,6 +367,8 @@ def official(dir_: pathlib.Path, seed: int, init_seed: int = 0) -> None:
         if (k + 1) % 50 == 0:
             print(f"official update {k + 1}/{len(starts)}", file=sys.stderr, flush=True)
     name = "official" if init_seed == 0 else f"official_init{init_seed}"
+    if params is not None:
+        name = f"official_from_{params.stem}"
     write_rows(dir_ / f"{name}_seed{seed}.csv", rows, task)
 
 
@@ -355,7 +403,7 @@ def ours(dir_: pathlib.Path, seed: int, compile_: bool, own_init: bool = False) 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("side", choices=["prepare", "official", "ours", "compare"])
+    p.add_argument("side", choices=["prepare", "official", "ours", "compare", "export"])
     p.add_argument("--stream", type=pathlib.Path, help="prepare: our run folder or an official logdir")
     p.add_argument("--updates", type=int, default=1000, help="prepare: updates (batches) to draw")
     p.add_argument("--out", type=pathlib.Path, help="prepare: the probe's folder")
@@ -368,11 +416,17 @@ def main(argv=None) -> int:
     p.add_argument("--init-seed", type=int, default=0,
                    help="official: the agent seed that draws its initial parameters; other than 0, "
                         "official_init<N>_seed<S>.csv and params0.npz untouched")
+    p.add_argument("--params", type=pathlib.Path,
+                   help="official: start from these arrays (export's DIR/ours_init<S>.npz): official_from_<name>_seed<S>.csv")
     args = p.parse_args(argv)
     if args.side == "prepare":
         if args.stream is None or args.out is None:
             p.error("prepare needs --stream and --out")
         prepare(args.stream, args.updates, args.out, args.seed, args.task)
+    elif args.side == "export":
+        if not args.dir or len(args.dir) != 1 or not (args.dir[0] / "params0.npz").exists():
+            p.error("export needs --dir: a probe folder with the official side's params0.npz")
+        export_ours(args.dir[0], args.seed)
     elif args.side == "compare":
         if not args.dir:
             p.error("compare needs --dir")
@@ -381,7 +435,7 @@ def main(argv=None) -> int:
         if args.dir is None or len(args.dir) != 1 or not (args.dir[0] / "windows.npz").exists():
             p.error("--dir must be one folder made by prepare")
         if args.side == "official":
-            official(args.dir[0], args.seed, args.init_seed)
+            official(args.dir[0], args.seed, args.init_seed, args.params)
         else:
             ours(args.dir[0], args.seed, not args.eager, args.own_init)
     return 0

@@ -13,9 +13,15 @@ Two views, each printed as Markdown:
     # initialiser (--own-init), all on the same first batch
     python evidence/learning/analysis/warmup_grad_norm.py init --dir PROBE
 
+    # the first updates from each initial draw on one stream, by windows of updates: every
+    # official*_seed0.csv (the official agent, its agent seeds) and ours_owninit_seed*.csv
+    # (ours from its own initialiser) in the probe folders of one stream; official_from_*.csv
+    # (the official update from our draws, official --params) are left out
+    python evidence/learning/analysis/warmup_grad_norm.py draws --dir PROBE [PROBE ...]
+
 RUN: our run folders (metrics.jsonl with ``updates`` and ``grad_norm``); LOGDIR: official runs
 (metrics.jsonl with ``train/opt/grad_norm`` and ``replay/samples``), e.g. the copies in
-evidence/learning/official. Plain Python with numpy.
+evidence/learning/official. Plain Python with numpy and scipy.
 """
 
 from __future__ import annotations
@@ -89,7 +95,8 @@ def init_table(probe: pathlib.Path) -> str:
     """Update 1 (the initial parameters' losses on the probe's first batch) per side: mean, its
     standard error over the seeds, and the range."""
     columns = ["loss/dyn", "grad_norm", "loss/rec_vector", "loss/con", "loss/value"]
-    sides = {"official (agent seeds)": sorted(probe.glob("official*_seed0.csv")),
+    sides = {"official (agent seeds)": sorted(p for p in probe.glob("official*_seed0.csv")
+                                              if not p.name.startswith("official_from_")),
              "ours (own initialiser, seeds)": sorted(probe.glob("ours_owninit_seed*.csv"))}
     lines = ["| side | seeds | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     for side, paths in sides.items():
@@ -105,6 +112,41 @@ def init_table(probe: pathlib.Path) -> str:
     return "\n".join(lines)
 
 
+WINDOWS = ((1, 50), (51, 100), (101, 120))
+
+
+def draws_table(probes: list[pathlib.Path]) -> str:
+    """Per initial draw, the mean gradient norm and dynamics loss over each window of updates;
+    then each side's mean over its draws (± standard error) and a rank-sum p-value."""
+    from scipy.stats import mannwhitneyu
+
+    sides = {"official": [], "ours": []}
+    for probe in probes:
+        sides["official"] += [(probe.name, p) for p in sorted(probe.glob("official*_seed0.csv"))
+                              if not p.name.startswith("official_from_")]  # (our draws, the official update)
+        sides["ours"] += [(probe.name, p) for p in sorted(probe.glob("ours_owninit_seed*.csv"))]
+    head = [f"{q} {a}–{b}" for q in ("grad_norm", "loss/dyn") for a, b in WINDOWS]
+    lines = ["| side | draw | " + " | ".join(head) + " |", "|---|---|" + "---|" * len(head)]
+    values = {side: [] for side in sides}
+    for side, files in sides.items():
+        for probe, path in files:
+            rows = list(csv.DictReader(open(path)))
+            cells = []
+            for q in ("grad_norm", "loss/dyn"):
+                v = np.array([float(r[q]) for r in rows])
+                cells += [v[a - 1:b].mean() if len(v) >= b else float("nan") for a, b in WINDOWS]
+            values[side].append(cells)
+            lines.append(f"| {side} | {probe}/{path.stem} | " + " | ".join(f"{c:.4g}" for c in cells) + " |")
+    for side, rows in values.items():
+        v = np.array(rows)
+        lines.append(f"| **{side}, mean of {len(v)}** | | " + " | ".join(
+            f"{np.nanmean(c):.4g} ± {np.nanstd(c, ddof=1) / np.sqrt(np.isfinite(c).sum()):.2g}" for c in v.T) + " |")
+    a, b = np.array(values["official"]), np.array(values["ours"])
+    pvals = [mannwhitneyu(x[np.isfinite(x)], y[np.isfinite(y)]).pvalue for x, y in zip(a.T, b.T)]
+    lines.append("| rank-sum p | | " + " | ".join(f"{p:.2g}" for p in pvals) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="view", required=True)
@@ -114,8 +156,15 @@ def main() -> None:
     runs.add_argument("--rows", type=int, default=4, help="official rows per run")
     init = sub.add_parser("init", help="update 1 over initial parameter draws")
     init.add_argument("--dir", type=pathlib.Path, required=True)
+    draws = sub.add_parser("draws", help="the first updates from each initial draw, by windows")
+    draws.add_argument("--dir", type=pathlib.Path, nargs="+", required=True)
     args = parser.parse_args()
-    print(runs_table(args.ours, args.official, args.rows) if args.view == "runs" else init_table(args.dir))
+    if args.view == "runs":
+        print(runs_table(args.ours, args.official, args.rows))
+    elif args.view == "init":
+        print(init_table(args.dir))
+    else:
+        print(draws_table(args.dir))
 
 
 if __name__ == "__main__":

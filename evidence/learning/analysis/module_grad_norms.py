@@ -1,0 +1,81 @@
+"""Our update on a stream probe's batches, with the raw gradient norm per module (and per tensor
+of the recurrent core) before clipping, per update: where the logged gradient norm comes from.
+
+    python evidence/learning/analysis/module_grad_norms.py --dir PROBE --seed S [--params FILE] --out OUT.json [--eager]
+
+PROBE: a folder of tools/official/stream_updates.py prepare (its windows, replayed as that tool's
+``ours`` side does, context included). Without --params ours starts from its own initial draw
+(seed S, as a run's); with --params from official arrays (the probe's params0.npz, or another
+official draw) loaded by load_official. Writes OUT.json: one object per update, module → norm,
+``total`` the norm the optimiser logs. Prints the means over updates 1–50 and 51–100.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / "tools" / "official"))
+import stream_updates as su  # noqa: E402  (beside the other official tools)
+
+
+def group(name: str) -> str:
+    """The recurrent core per tensor, everything else per top-level module."""
+    return name if name.startswith("rssm.core.") else ".".join(name.split(".")[:2]) if name.startswith("rssm.") \
+        else name.split(".")[0]
+
+
+def main() -> None:
+    from dreamer_bench.agent import ActSpace, Agent, make_config
+    from dreamer_bench.agent.official import load_official
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", type=pathlib.Path, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--params", type=pathlib.Path)
+    parser.add_argument("--out", type=pathlib.Path, required=True)
+    parser.add_argument("--eager", action="store_true", help="without torch.compile (the runs and probes compile)")
+    args = parser.parse_args()
+    stream, starts, drawn_after = su.load(args.dir)
+    task = su.task_of(args.dir)
+    cfg = make_config("size1m", overrides=dict(batch_size=su.B, batch_length=su.T, actor_unimix=0.0, seed=args.seed,
+                                               compile=not args.eager))
+    agent = Agent(task.obs, ActSpace(task.discrete, task.act), cfg)
+    if args.params:
+        load_official(agent, dict(np.load(args.params)))
+    rows: list[dict[str, float]] = []
+    step = agent.optimizer.step
+
+    def step_and_record():  # the gradients as the optimiser receives them, before any clipping
+        squares: dict[str, float] = {}
+        for name, p in agent.named_parameters():
+            if p.grad is not None:
+                squares[group(name)] = squares.get(group(name), 0.0) + float(p.grad.double().square().sum())
+        rows.append({k: v ** 0.5 for k, v in squares.items()})
+        return step()
+
+    agent.optimizer.step = step_and_record
+    ctx = su.Context(len(stream["reward"]), cfg.deter, cfg.latents, cfg.classes, starts, drawn_after)
+    for k in range(len(starts)):
+        batch = su.window_batch(stream, starts[k], task)
+        deter0, stoch0 = ctx.before_update(k)
+        batch["deter"] = np.zeros((su.B, su.L, cfg.deter), np.float32)
+        batch["stoch"] = np.zeros((su.B, su.L, cfg.latents, cfg.classes), np.float32)
+        batch["deter"][:, 0], batch["stoch"][:, 0] = deter0, stoch0
+        metrics = agent.train(batch)
+        ctx.write(k, batch["deter"][:, 1:].cpu().numpy(), batch["stoch"][:, 1:].cpu().numpy())
+        rows[-1]["total"] = float(metrics["grad_norm"])
+    args.out.write_text(json.dumps(rows))
+    for lo, hi in ((1, 50), (51, 100)):
+        part = rows[lo - 1:hi]
+        if part:
+            top = sorted(part[0], key=lambda key: -np.mean([r[key] for r in part]))[:6]
+            print(f"updates {lo}-{hi}: " + ", ".join(f"{key} {np.mean([r[key] for r in part]):.4g}" for key in top))
+
+
+if __name__ == "__main__":
+    main()
