@@ -1,12 +1,15 @@
 """Our update on a stream probe's batches, with the raw gradient norm per module (and per tensor
 of the recurrent core) before clipping, per update: where the logged gradient norm comes from.
 
-    python evidence/learning/analysis/module_grad_norms.py --dir PROBE --seed S [--params FILE] --out OUT.json [--eager]
+    python evidence/learning/analysis/module_grad_norms.py --dir PROBE --seed S [--params FILE [--ours-part P,…]] \
+        --out OUT.json [--eager] [--updates N]
 
 PROBE: a folder of tools/official/stream_updates.py prepare (its windows, replayed as that tool's
 ``ours`` side does, context included). Without --params ours starts from its own initial draw
 (seed S, as a run's); with --params from official arrays (the probe's params0.npz, or another
-official draw) loaded by load_official. Writes OUT.json: one object per update, module → norm,
+official draw) loaded by load_official; with --params and --ours-part P1,P2,… from those official
+arrays except the parameters whose names start with one of the prefixes, which keep our own draw
+(seed S): which part of a draw carries an effect. Writes OUT.json: one object per update, module → norm,
 ``total`` the norm the optimiser logs. Prints the means over updates 1–50 and 51–100.
 """
 
@@ -30,6 +33,8 @@ def group(name: str) -> str:
 
 
 def main() -> None:
+    import torch
+
     from dreamer_bench.agent import ActSpace, Agent, make_config
     from dreamer_bench.agent.official import load_official
 
@@ -39,14 +44,27 @@ def main() -> None:
     parser.add_argument("--params", type=pathlib.Path)
     parser.add_argument("--out", type=pathlib.Path, required=True)
     parser.add_argument("--eager", action="store_true", help="without torch.compile (the runs and probes compile)")
+    parser.add_argument("--ours-part", default="", help="with --params: name prefixes that keep our own draw")
+    parser.add_argument("--updates", type=int, default=0, help="only the first N of the probe's updates (0: all)")
     args = parser.parse_args()
     stream, starts, drawn_after = su.load(args.dir)
     task = su.task_of(args.dir)
     cfg = make_config("size1m", overrides=dict(batch_size=su.B, batch_length=su.T, actor_unimix=0.0, seed=args.seed,
                                                compile=not args.eager))
     agent = Agent(task.obs, ActSpace(task.discrete, task.act), cfg)
+    if args.ours_part and not args.params:
+        parser.error("--ours-part needs --params")
+    own = {k: v.detach().clone() for k, v in agent.state_dict().items()}
     if args.params:
         load_official(agent, dict(np.load(args.params)))
+        prefixes = tuple(x for x in args.ours_part.split(",") if x)
+        kept = [k for k in own if k.startswith(prefixes)] if prefixes else []
+        if prefixes and not kept:
+            parser.error(f"--ours-part {args.ours_part}: no parameter of ours starts with it")
+        state = agent.state_dict()
+        with torch.no_grad():
+            for k in kept:
+                state[k].copy_(own[k])
     rows: list[dict[str, float]] = []
     step = agent.optimizer.step
 
@@ -60,7 +78,7 @@ def main() -> None:
 
     agent.optimizer.step = step_and_record
     ctx = su.Context(len(stream["reward"]), cfg.deter, cfg.latents, cfg.classes, starts, drawn_after)
-    for k in range(len(starts)):
+    for k in range(args.updates or len(starts)):
         batch = su.window_batch(stream, starts[k], task)
         deter0, stoch0 = ctx.before_update(k)
         batch["deter"] = np.zeros((su.B, su.L, cfg.deter), np.float32)
