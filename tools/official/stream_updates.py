@@ -372,22 +372,13 @@ def official(dir_: pathlib.Path, seed: int, init_seed: int = 0, params: pathlib.
     write_rows(dir_ / f"{name}_seed{seed}.csv", rows, task)
 
 
-def ours(dir_: pathlib.Path, seed: int, compile_: bool, own_init: bool = False) -> None:
-    from dreamer_bench.agent import ActSpace, Agent, make_config
-    from dreamer_bench.agent.official import load_official
-
-    if not own_init and not (dir_ / "params0.npz").exists():
-        raise SystemExit(f"no {dir_ / 'params0.npz'}: run the official side first (it writes the initial parameters)")
+def train_ours(agent, dir_: pathlib.Path, updates: int = 0):
+    """Train our ``agent`` on the probe's batches in order, each with the replay context as it
+    stood when drawn; yields each update's metrics. ``updates``: only the first N (0: all)."""
     stream, starts, drawn_after = load(dir_)
-    task = task_of(dir_)
-    cfg = make_config("size1m", overrides=dict(batch_size=B, batch_length=T, actor_unimix=0.0, seed=seed,
-                                               compile=compile_))
-    agent = Agent(task.obs, ActSpace(task.discrete, task.act), cfg)
-    if not own_init:  # else our own initial parameters, drawn from ``seed`` as a run's are
-        load_official(agent, dict(np.load(dir_ / "params0.npz")))
+    task, cfg = task_of(dir_), agent.cfg
     ctx = Context(len(stream["reward"]), cfg.deter, cfg.latents, cfg.classes, starts, drawn_after)
-    rows = []
-    for k in range(len(starts)):
+    for k in range(updates or len(starts)):
         batch = window_batch(stream, starts[k], task)
         deter0, stoch0 = ctx.before_update(k)
         batch["deter"] = np.zeros((B, L, cfg.deter), np.float32)
@@ -395,6 +386,24 @@ def ours(dir_: pathlib.Path, seed: int, compile_: bool, own_init: bool = False) 
         batch["deter"][:, 0], batch["stoch"][:, 0] = deter0, stoch0
         metrics = agent.train(batch)
         ctx.write(k, batch["deter"][:, 1:].cpu().numpy(), batch["stoch"][:, 1:].cpu().numpy())
+        yield metrics
+
+
+def ours(dir_: pathlib.Path, seed: int, compile_: bool, own_init: bool = False) -> None:
+    from dreamer_bench.agent import ActSpace, Agent, make_config
+    from dreamer_bench.agent.official import load_official
+
+    if not own_init and not (dir_ / "params0.npz").exists():
+        raise SystemExit(f"no {dir_ / 'params0.npz'}: run the official side first (it writes the initial parameters)")
+    starts = load(dir_)[1]
+    task = task_of(dir_)
+    cfg = make_config("size1m", overrides=dict(batch_size=B, batch_length=T, actor_unimix=0.0, seed=seed,
+                                               compile=compile_))
+    agent = Agent(task.obs, ActSpace(task.discrete, task.act), cfg)
+    if not own_init:  # else our own initial parameters, drawn from ``seed`` as a run's are
+        load_official(agent, dict(np.load(dir_ / "params0.npz")))
+    rows = []
+    for k, metrics in enumerate(train_ours(agent, dir_)):
         rows.append({"update": k + 1, **{c: float(metrics[c]) for c in columns(task)}})
         if (k + 1) % 50 == 0:
             print(f"ours update {k + 1}/{len(starts)}", file=sys.stderr, flush=True)

@@ -47,7 +47,6 @@ def main() -> None:
     parser.add_argument("--ours-part", default="", help="with --params: name prefixes that keep our own draw")
     parser.add_argument("--updates", type=int, default=0, help="only the first N of the probe's updates (0: all)")
     args = parser.parse_args()
-    stream, starts, drawn_after = su.load(args.dir)
     task = su.task_of(args.dir)
     cfg = make_config("size1m", overrides=dict(batch_size=su.B, batch_length=su.T, actor_unimix=0.0, seed=args.seed,
                                                compile=not args.eager))
@@ -77,16 +76,8 @@ def main() -> None:
         return step()
 
     agent.optimizer.step = step_and_record
-    ctx = su.Context(len(stream["reward"]), cfg.deter, cfg.latents, cfg.classes, starts, drawn_after)
-    for k in range(args.updates or len(starts)):
-        batch = su.window_batch(stream, starts[k], task)
-        deter0, stoch0 = ctx.before_update(k)
-        batch["deter"] = np.zeros((su.B, su.L, cfg.deter), np.float32)
-        batch["stoch"] = np.zeros((su.B, su.L, cfg.latents, cfg.classes), np.float32)
-        batch["deter"][:, 0], batch["stoch"][:, 0] = deter0, stoch0
-        metrics = agent.train(batch)
-        ctx.write(k, batch["deter"][:, 1:].cpu().numpy(), batch["stoch"][:, 1:].cpu().numpy())
-        rows[-1]["total"] = float(metrics["grad_norm"])
+    for metrics in su.train_ours(agent, args.dir, args.updates):
+        rows[-1]["total"] = float(metrics["grad_norm"])  # (the optimiser step appended this update's row)
     args.out.write_text(json.dumps(rows))
     for lo, hi in ((1, 50), (51, 100)):
         part = rows[lo - 1:hi]
