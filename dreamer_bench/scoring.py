@@ -117,6 +117,19 @@ def run_score(xs: Sequence[float], returns: Sequence[float], score: Mapping, bud
     return float(returns[mask].mean())
 
 
+def run_score_se(xs: Sequence[float], returns: Sequence[float], score: Mapping, budget: float) -> float:
+    """The standard error of a run's score from its own episodes: the spread (n − 1) of the
+    returns in its window over the square root of their number, as for independent draws. NaN
+    with fewer than 2 episodes there, and for the Crafter rule, whose score is not a mean."""
+    if score["rule"] == "crafter":
+        return math.nan
+    xs, returns = np.asarray(xs, np.float64), np.asarray(returns, np.float64)
+    inside = returns[in_window(xs, *window(score, budget))]
+    if len(inside) < 2:
+        return math.nan
+    return float(inside.std(ddof=1) / math.sqrt(len(inside)))
+
+
 def normalise(value: float, spec: Mapping, refs: Mapping) -> float:
     method = spec.get("method", "none")
     if method == "human":

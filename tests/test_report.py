@@ -474,6 +474,61 @@ def test_the_false_exclusion_rate_of_the_percentile_interval_matches_the_ideal_b
     assert 0.03 < stats.false_exclusion_rate(40, 40) < 0.08
 
 
+def test_a_runs_score_se_is_the_spread_of_its_windows_returns_over_their_count():
+    from dreamer_bench import scoring
+
+    rule = {"rule": "window", "start": 500, "end": 1000}
+    # (500, 1000] holds 9, 11 and 13: spread 2 (n − 1), so 2 / √3; the 50 at 100 does not count
+    assert scoring.run_score_se([100, 600, 800, 1000], [50, 9, 11, 13], rule, 1000) == pytest.approx(2 / 3 ** 0.5)
+    assert np.isnan(scoring.run_score_se([100, 1000], [50, 9], rule, 1000))  # one episode: no spread
+    assert np.isnan(scoring.run_score_se([600, 1000], [1, 2], {"rule": "crafter"}, 1000))  # not a mean
+
+
+def test_the_episode_noise_se_is_how_far_the_difference_scatters_when_seeds_do_not_differ():
+    # by hand: runs of standard errors 1, 1, 1 against 3, 3, 3: √(3·1/9 + 3·9/9) = √(10/3)
+    assert stats.episode_noise_se([1, 1, 1], [3, 3, 3]) == pytest.approx((10 / 3) ** 0.5)
+    assert np.isnan(stats.episode_noise_se([1, np.nan], [3, 3]))
+    # and what it means: runs whose scores are means of 4 and 9 noisy episodes around one true value,
+    # no seed effect; the difference of the two sides' mean scores scatters by exactly that
+    rng = np.random.default_rng(5)
+    sd_x, sd_y, k_x, k_y = 20.0, 35.0, 4, 9
+    x = rng.normal(0, sd_x, (20_000, 3, k_x)).mean(-1).mean(-1)
+    y = rng.normal(0, sd_y, (20_000, 2, k_y)).mean(-1).mean(-1)
+    se = stats.episode_noise_se([sd_x / k_x ** 0.5] * 3, [sd_y / k_y ** 0.5] * 2)
+    assert np.std(x - y) == pytest.approx(se, rel=0.02)
+
+
+def test_a_match_target_shows_its_difference_in_episode_noise(tmp_path, cli_here):
+    """Three seeds a side that cluster tightly make a narrow interval; beside it the report puts the
+    difference over the standard error the episodes' own noise gives it."""
+    from dreamer_bench.report.build import target_rows
+
+    root = tmp_path / "results"
+    for seed, final in enumerate([99, 100, 101]):  # episodes final ± 1 in the window: se 1 each
+        d = write_run(root, "toy", "full", "gym_t", seed, [300, 950, 1000], [0, final - 1, final + 1])
+        config = json.loads((d / "config.json").read_text())
+        config["task"]["target"] = {"match": "official"}
+        (d / "config.json").write_text(json.dumps(config))
+    runs, _, _ = load_results(root)
+    settings = {"gym_t": {**runs[0].task_settings, "steps": 1000}}
+    for spread, floor in ((3, (1 / 3 + 9 / 3) ** 0.5), (30, (1 / 3 + 900 / 3) ** 0.5)):  # official se 3 or 30
+        path = tmp_path / f"official_{spread}.json"
+        write_score_file(path, [{"task": "gym_t", "method": "official", "seed": s, "xs": [300, 950, 1000],
+                                 "ys": [0, v - spread, v + spread]} for s, v in enumerate([95, 96, 97])])
+        theirs = records_from_score_file(path, settings, "toy")
+        row = target_rows(runs + theirs, ["gym_t"], ["full", "official"], reps=2000).iloc[0]
+        assert row["passed"] is not None and not row["passed"] and row["value"] == pytest.approx(4.0)  # 0 left out
+        assert row["episode_se"] == pytest.approx(floor)
+        r = cli_here("report", root, "--out", tmp_path / f"rep_{spread}", "--reps", "500", "--scores", path)
+        assert r.returncode == 0, r.stderr
+        text = (tmp_path / f"rep_{spread}" / "report.md").read_text()
+        header = next(line for line in text.splitlines() if line.startswith("| task | method | seeds | target"))
+        assert header.endswith("| difference / episode SE | FAIL if equal | passed |"), header
+        line = next(line for line in text.splitlines() if "interval contains 0" in line)
+        assert line.endswith(f"| {4.0 / floor:.1f} | {100 * stats.false_exclusion_rate(3, 3):.0f}% | FAIL |"), line
+    assert "*difference / episode SE*" in text and 4.0 / floor < 0.3  # the second: well within the noise
+
+
 def test_a_match_target_judges_ours_against_the_official_runs_of_a_score_file(tmp_path, cli_here):
     from dreamer_bench.report.build import target_rows
 

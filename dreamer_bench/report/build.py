@@ -24,7 +24,7 @@ from .data import (CRAFTER_EVAL, OFFICIAL_REFERENCE, PUBLISHED_PROTOCOL, UNRECOR
                    settings_differ)
 from .. import scoring
 from ..results import baseline_variant, write_score_file
-from .scores import budget_of, curve_table, run_score, score_matrices, score_table
+from .scores import budget_of, curve_table, run_score, run_score_se, score_matrices, score_table
 
 # reasons a run is left out that are not its state: --include-unfinished does not bring it
 NOT_A_STATE = ("without evaluation episodes", CRAFTER_EVAL)
@@ -269,6 +269,9 @@ def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], rep
                 # seeds with a score: a run still short of its score's window has none yet
                 n_mine, n_theirs = (sum(not np.isnan(v) for v in vs) for vs in (scores, theirs))
                 judged = n_mine >= 2 and n_theirs >= 2 and not waiting and not differ
+                scored = [[run_score_se(r) for r, v in zip(rs, vs) if not np.isnan(v)]
+                          for rs, vs in ((members, scores), ([r for r in reference if r.state == "done"], theirs))]
+                noise = stats.episode_noise_se(*scored) if judged else np.nan
                 rows.append({"task": task, "method": m, "seeds": n_mine,
                              "target": f"{m} − {other} ({n_theirs} seed{'' if n_theirs == 1 else 's'}): 95% "
                                        "interval contains 0" + _waiting(waiting)
@@ -276,7 +279,7 @@ def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], rep
                              "value": value, "lower": lo, "upper": hi, "per_seed": scores,
                              "passed": bool(lo <= 0 <= hi) if judged else None,
                              "fail_if_equal": stats.false_exclusion_rate(n_mine, n_theirs) if judged else np.nan,
-                             "match": other})
+                             "episode_se": noise, "match": other})
                 continue
             budget = budget_of(every[0])
             result = scoring.evaluate_target(target, [(r.xs, r.ys) for r in members], scores, budget)
@@ -287,9 +290,9 @@ def target_rows(runs: list[RunRecord], tasks: list[str], methods: list[str], rep
             rows.append({"task": task, "method": m, "seeds": len(members) - unscored, "target": result["target"] + note,
                          "value": result["value"], "lower": np.nan, "upper": np.nan, "per_seed": result["per_seed"],
                          "passed": None if waiting or unscored else result["passed"], "fail_if_equal": np.nan,
-                         "match": None})
+                         "episode_se": np.nan, "match": None})
     return pd.DataFrame(rows, columns=["task", "method", "seeds", "target", "value", "lower", "upper", "per_seed",
-                                       "passed", "fail_if_equal", "match"])
+                                       "passed", "fail_if_equal", "episode_se", "match"])
 
 
 @dataclass
@@ -468,8 +471,13 @@ def _targets(s: _Suite) -> list[str]:
                                       for v, lo, hi in zip(targets["value"], targets["lower"], targets["upper"])],
                                per_seed=[", ".join(fmt(v, digits=1) for v in vs) for vs in targets["per_seed"]],
                                passed=["NOT JUDGED" if p is None else "PASS" if p else "FAIL"
-                                       for p in targets["passed"]]).drop(columns=["lower", "upper", "fail_if_equal", "match"])
+                                       for p in targets["passed"]]).drop(columns=["lower", "upper", "fail_if_equal",
+                                                                                 "episode_se", "match"])
         rates = targets["fail_if_equal"].to_numpy(np.float64)
+        ratios = np.abs(targets["value"].to_numpy(np.float64)) / targets["episode_se"].to_numpy(np.float64)
+        if not np.isnan(ratios).all():
+            shown.insert(len(shown.columns) - 1, "difference / episode SE",
+                         ["–" if np.isnan(r) else f"{r:.1f}" for r in ratios])
         if not np.isnan(rates).all():  # only match targets have one, and only when judged
             shown.insert(len(shown.columns) - 1, "FAIL if equal",
                          ["–" if np.isnan(r) else f"{100 * r:.0f}%" for r in rates])
@@ -492,6 +500,13 @@ def _targets(s: _Suite) -> list[str]:
                      "`stats.false_exclusion_rate`); the percentile bootstrap over a few seeds is too narrow, so a "
                      "FAIL where this is well above 5% is weak evidence on its own and a PASS says only that "
                      "the difference is within the interval.")
+        if not np.isnan(ratios).all():
+            note += (" *difference / episode SE*: the size of the difference over its standard error from the "
+                     "episodes' own noise alone (each run's score is a mean of its window's returns; "
+                     "`stats.episode_noise_se`), what it would scatter by if the seeds did not differ at all. Below "
+                     "about 2 the difference is within that noise, however narrow the interval over a few seeds "
+                     "came out, so a FAIL there is no evidence of a difference; above it, the seeds' own spread "
+                     "(the interval) decides.")
         text.append("\n### Targets\n\nThe suite's acceptance targets, judged on each method's runs; a "
                     "difference is shown as value [95% bootstrap interval over seeds]." + note + "\n\n"
                     + md_table(shown))

@@ -35,6 +35,11 @@ def run_score(r: RunRecord, at: float | None = None) -> float:
     return scoring.run_score(r.xs, r.ys, rule, x, r.achievements)
 
 
+def run_score_se(r: RunRecord) -> float:
+    """The standard error of the run's score from the episodes in its window (scoring.run_score_se)."""
+    return scoring.run_score_se(r.xs, r.ys, dict(_rule(r)), budget_of(r))
+
+
 def normalised(r: RunRecord, value: float) -> float:
     if math.isnan(value):
         return value

@@ -205,6 +205,19 @@ def false_exclusion_rate(n: int, m: int, confidence: float = 0.95, trials: int =
     return out / trials
 
 
+def episode_noise_se(se_x, se_y) -> float:
+    """The standard error of mean(x) − mean(y), two methods' mean run scores, from the episodes'
+    noise alone: each run's score is a mean of its window's returns, with standard error se
+    (scoring.run_score_se), so √(Σ se_x² / n² + Σ se_y² / m²). It is what the difference would
+    scatter by if the seeds themselves did not differ, a floor under its standard error: a
+    difference below about two of these is within what the episodes' own noise makes. NaN when a
+    run's se is unknown."""
+    se_x, se_y = np.asarray(se_x, np.float64), np.asarray(se_y, np.float64)
+    if not len(se_x) or not len(se_y) or np.isnan(se_x).any() or np.isnan(se_y).any():
+        return float("nan")
+    return float(np.sqrt((se_x ** 2).sum() / len(se_x) ** 2 + (se_y ** 2).sum() / len(se_y) ** 2))
+
+
 def mean_difference_interval(x, y, reps: int = 50_000, confidence: float = 0.95,
                              seed: int = 0) -> tuple[float, float, float]:
     """mean(x) − mean(y) of two independent samples (one task's run scores of two methods), with
