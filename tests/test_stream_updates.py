@@ -214,3 +214,43 @@ def test_our_parameters_in_the_official_layout_map_back_to_ours(case):
         agent.encoder.mlp[0].linear.weight.add_(1.0)
     moved = su.in_official_layout(agent, reference)
     assert sorted(k for k in out if not np.array_equal(out[k], moved[k])) == ["enc/mlp0/kernel"]
+
+
+def test_the_official_init_plugin_starts_our_agent_from_the_official_draw(tmp_path):
+    """tools/official/official_init.py: at the first update, before any gradient, the official
+    arrays replace every parameter of ours (the slow critic's too); after it, nothing."""
+    import torch
+    from test_official_equivalence import load, obs_space, official_params, settings
+
+    from dreamer_bench.agent import ActSpace, Agent, make_config, plugins
+    from dreamer_bench.agent.official import to_ours
+
+    fx, meta = load("debug_proprio_continuous")
+    arrays = official_params(fx)
+    np.savez(tmp_path / "draw.npz", **arrays)
+    plugins.load(str(pathlib.Path(su.__file__).with_name("official_init.py")))
+    base_off, fields = settings(meta)
+
+    def agent_from(path):
+        cfg = make_config(meta["preset"], off=base_off, overrides={
+            **fields, "plugins": ("official_init",), "plugin_settings": {"official_init.params": str(path)}})
+        return Agent(obs_space(meta), ActSpace(False, meta["actions"]), cfg)
+
+    agent = agent_from(tmp_path / "draw.npz")
+    expected = to_ours(arrays, agent.cfg, agent.obs_space, False)
+    assert any(k.startswith("slow_critic.") for k in expected)
+
+    def same(name):
+        return np.array_equal(agent.state_dict()[name].numpy(), np.asarray(expected[name]))
+
+    assert not all(same(k) for k in expected)  # built with a draw of its own
+    batch = {"reward": torch.zeros(2)}
+    assert agent.plugins["official_init"].transform_batch(batch, agent) is batch
+    assert all(same(k) for k in expected)
+    with torch.no_grad():  # what an update would do; after one, the plug-in leaves the parameters be
+        agent.encoder.mlp[0].linear.weight.add_(1.0)
+    agent.updates = 1
+    agent.plugins["official_init"].transform_batch(batch, agent)
+    assert not same("encoder.mlp.0.linear.weight") and same("rssm.core.in_deter.linear.weight")
+    with pytest.raises(plugins.PluginError, match="official_init.params=FILE.npz"):
+        agent_from(tmp_path / "missing.npz")

@@ -1,7 +1,7 @@
 """Both updates trained on one recorded replay stream, batch for batch.
 
 first_updates.py feeds both implementations synthetic batches; this feeds them the real data of
-a training run: the first steps of a walker_walk or CartPole-v1 run's replay (ours or the
+a training run: the first steps of a walker_walk, cartpole_swingup or CartPole-v1 run's replay (ours or the
 official agent's; ``--task`` at prepare, kept in DIR/meta.json), replayed by the official
 schedule (tests/test_official_schedule.py: our Replay and TrainSchedule decide as the official
 loop does) so that update k of the probe gets the windows update k of a run on that stream would
@@ -27,6 +27,8 @@ from it.
     python tools/official/stream_updates.py ours --dir DIR [--seed 0] [--own-init]
     # per bin of env steps, side by side:
     python tools/official/stream_updates.py compare --dir DIR ...
+    # the official initial parameters alone, for a run of ours from them (official_init.py):
+    $VENV/bin/python tools/official/stream_updates.py draw --task TASK --init-seed N --out FILE.npz
 
 RUN_OR_LOGDIR: one of our run folders (its checkpoint's replay store) or an official logdir (its
 replay chunks; a finished run of ours keeps its replay with ``dreamer-bench run --keep-replay``).
@@ -67,6 +69,9 @@ TASKS = {
                             {"height": (), "orientations": (14,), "velocity": (9,)},
                             False, 6, 512.0, 2, (2500, 3500, 4500, 5500, 6500),
                             ("loss/rec_velocity", "loss/velocity")),
+    "dmc_cartpole_swingup": Task({"position": (3,), "velocity": (2,)}, {"position": (3,), "velocity": (2,)},
+                                 False, 1, 512.0, 2, (2500, 3500, 4500, 5500, 6500),
+                                 ("loss/rec_velocity", "loss/velocity")),
     # ratio 128, repeat 1: one update per 8 env steps from step 1,088 on; the bins split the
     # first ~60 updates from the next ~150, where the runs' gradient norms part
     "gym_CartPole-v1": Task({"vector": (4,)}, {"vector": (4,)}, True, 2, 128.0, 1,
@@ -307,8 +312,35 @@ def export_ours(dir_: pathlib.Path, seed: int) -> None:
     print(path)
 
 
-def official(dir_: pathlib.Path, seed: int, init_seed: int = 0, params: pathlib.Path | None = None) -> None:
+def official_spaces(task: Task):
+    """The official agent's observation and action spaces of ``task``."""
     import elements
+
+    spaces = {k: elements.Space(bool) for k in ("is_first", "is_last", "is_terminal")}
+    spaces["reward"] = elements.Space(np.float32)
+    spaces.update({k: elements.Space(np.float32, shape) for k, shape in task.official_shapes.items()})
+    if task.discrete:
+        return spaces, {"action": elements.Space(np.int32, (), 0, task.act)}
+    return spaces, {"action": elements.Space(np.float32, (task.act,), -1.0, 1.0)}
+
+
+def draw_official(task_name: str, init_seed: int, out: pathlib.Path) -> None:
+    """OUT (.npz): the official agent's initial parameters for ``task_name`` drawn from agent seed
+    ``init_seed``, for a run of ours that starts from them (tools/official/official_init.py)."""
+    import tempfile
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    from first_updates import official_agent
+
+    with tempfile.TemporaryDirectory() as tmp:
+        agent, _ = official_agent(pathlib.Path(tmp), official_spaces(TASKS[task_name]),
+                                  ["--agent.opt.warmup", "1000"], seed=init_seed)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, **{k: np.asarray(v) for k, v in agent.params.items()})
+    print(out)
+
+
+def official(dir_: pathlib.Path, seed: int, init_seed: int = 0, params: pathlib.Path | None = None) -> None:
     import jax
     import jax.numpy as jnp
     import ninjax as nj
@@ -318,14 +350,7 @@ def official(dir_: pathlib.Path, seed: int, init_seed: int = 0, params: pathlib.
 
     stream, starts, drawn_after = load(dir_)
     task = task_of(dir_)
-    spaces = {k: elements.Space(bool) for k in ("is_first", "is_last", "is_terminal")}
-    spaces["reward"] = elements.Space(np.float32)
-    spaces.update({k: elements.Space(np.float32, shape) for k, shape in task.official_shapes.items()})
-    if task.discrete:
-        act_space = {"action": elements.Space(np.int32, (), 0, task.act)}
-    else:
-        act_space = {"action": elements.Space(np.float32, (task.act,), -1.0, 1.0)}
-    agent, config = official_agent(dir_, (spaces, act_space), ["--agent.opt.warmup", "1000"], seed=init_seed)
+    agent, config = official_agent(dir_, official_spaces(task), ["--agent.opt.warmup", "1000"], seed=init_seed)
     model = agent.model
     rssm = config.agent.dyn.rssm
     if init_seed == 0 and not (dir_ / "params0.npz").exists():  # the parameters both sides start from
@@ -412,10 +437,10 @@ def ours(dir_: pathlib.Path, seed: int, compile_: bool, own_init: bool = False) 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("side", choices=["prepare", "official", "ours", "compare", "export"])
+    p.add_argument("side", choices=["prepare", "official", "ours", "compare", "export", "draw"])
     p.add_argument("--stream", type=pathlib.Path, help="prepare: our run folder or an official logdir")
     p.add_argument("--updates", type=int, default=1000, help="prepare: updates (batches) to draw")
-    p.add_argument("--out", type=pathlib.Path, help="prepare: the probe's folder")
+    p.add_argument("--out", type=pathlib.Path, help="prepare: the probe's folder; draw: the .npz to write")
     p.add_argument("--dir", type=pathlib.Path, nargs="+", help="official/ours: the prepared folder; compare: folders")
     p.add_argument("--seed", type=int, default=0, help="the replay's draws (prepare) or the side's samplers")
     p.add_argument("--task", choices=sorted(TASKS), default="dmc_walker_walk", help="prepare: the stream's task")
@@ -432,6 +457,10 @@ def main(argv=None) -> int:
         if args.stream is None or args.out is None:
             p.error("prepare needs --stream and --out")
         prepare(args.stream, args.updates, args.out, args.seed, args.task)
+    elif args.side == "draw":
+        if args.out is None:
+            p.error("draw needs --out")
+        draw_official(args.task, args.init_seed, args.out)
     elif args.side == "export":
         if not args.dir or len(args.dir) != 1 or not (args.dir[0] / "params0.npz").exists():
             p.error("export needs --dir: a probe folder with the official side's params0.npz")
