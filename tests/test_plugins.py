@@ -214,6 +214,11 @@ def test_bad_plugins_are_one_line_before_anything_is_written(files, tmp_path, cl
     (tmp_path / "broken.py").write_text("import no_such_module_here\n")
     (tmp_path / "clash.py").write_text("from dreamer_bench.agent.plugins import Plugin\n\n\n"
                                        "class Mine(Plugin):\n    name = 'symlog'\n    on = 'x'\n")
+    (tmp_path / "checked.py").write_text(  # a plug-in that checks its own setting (Plugin.check)
+        "from pathlib import Path\n\nfrom dreamer_bench.agent.plugins import Plugin, PluginError\n\n\n"
+        "class NeedsFile(Plugin):\n    name = 'needs_file'\n    on = 'reads a file'\n    settings = {'path': ''}\n\n"
+        "    @classmethod\n    def check(cls, settings):\n        if not Path(settings['path']).is_file():\n"
+        "            raise PluginError(f\"needs_file.path: no file {settings['path']!r}\")\n")
     results = tmp_path / "results"
     cases = [
         (("--plugin", tmp_path / "missing.py"), "does not exist"),
@@ -224,6 +229,8 @@ def test_bad_plugins_are_one_line_before_anything_is_written(files, tmp_path, cl
         (("--plugin", files["next_reward"], "--set", "next_reward.units2=3"), "no setting 'units2'"),
         (("--plugin", files["next_reward"], "--set", "next_reward.scale=abc"), "cannot parse"),
         (("--off", "plain_gru", "--plugin", files["next_reward"]), "does not load"),
+        (("--plugin", files["next_reward"], "--plugin", tmp_path / "checked.py",
+          "--set", f"needs_file.path={tmp_path / 'nothing.txt'}"), "needs_file.path: no file"),
     ]
     for args, message in cases:
         code, out, err = cli_here("ablate", "--off", "next_reward", *args, "--results", results, "--dry-run")

@@ -97,6 +97,12 @@ class Plugin(nn.Module):
             return tuple(cls.terms)
         return (cls.name,) if cls.losses is not Plugin.losses else ()
 
+    @classmethod
+    def check(cls, settings: Mapping[str, Any]) -> None:
+        """Optional: raise ``PluginError`` (one line) for settings that cannot work, such as a file
+        that does not exist. ``settings``: the defaults with the run's values over them. A grid
+        calls it for every run before it writes anything (runner/build.py)."""
+
     # ---- extension points (each optional) ----------------------------------------------------
 
     def core(self, cfg, act_dim: int) -> nn.Module | None:
@@ -270,18 +276,27 @@ def parse_setting(key: str, text: Any) -> tuple[str, Any]:
         raise PluginError(f"cannot parse {key}={text!r} as {type(default).__name__}") from None
 
 
+def _active(cfg) -> dict[str, dict[str, Any]]:
+    """The active plug-ins of a configuration (loaded and not switched off): name → its own settings."""
+    check_loaded(cfg.plugins)
+    settings = dict(cfg.plugin_settings)
+    return {name: {k.partition(".")[2]: v for k, v in settings.items() if k.partition(".")[0] == name}
+            for name in cfg.plugins if name not in cfg.off}
+
+
+def check_settings(cfg) -> None:
+    """Each active plug-in's own check of its settings (``Plugin.check``), as a grid's does before it starts."""
+    for name, own in _active(cfg).items():
+        cls = CLASSES[name]
+        cls.check({**cls.settings, **own})
+
+
 def build(cfg, obs_space, act_space) -> dict[str, Plugin]:
     """The active plug-ins of a configuration (loaded and not switched off), built from its seed."""
     from .functional import seeded
 
-    check_loaded(cfg.plugins)
     out = {}
-    settings = dict(cfg.plugin_settings)
-    for name in cfg.plugins:
-        if name in cfg.off:
-            continue
-        cls = CLASSES[name]
-        own = {k.partition(".")[2]: v for k, v in settings.items() if k.partition(".")[0] == name}
+    for name, own in _active(cfg).items():
         with seeded(cfg.seed, f"plugins.{name}"):
-            out[name] = cls(cfg, obs_space, act_space, own)
+            out[name] = CLASSES[name](cfg, obs_space, act_space, own)
     return out

@@ -64,7 +64,7 @@ def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
     (variant, task) pairs skipped because a technique cannot act on the task."""
     from ..agent import techniques
     from ..agent.config import PRESETS, ConfigError
-    from ..agent.plugins import PluginError, load_all
+    from ..agent.plugins import PluginError, check_settings, load_all
     from ..envs import check_task, observation_kinds, probe
     from ..suites import SuiteError, load
 
@@ -110,7 +110,7 @@ def build_grid(opts: GridOptions, variants: list[tuple[str, ...]],
                               eval_every=opts.eval_every, eval_episodes=opts.eval_episodes, eval_mode=opts.eval_mode,
                               plugins=tuple(opts.plugins))
                 try:
-                    run.agent_config()  # a bad --set value fails here
+                    check_settings(run.agent_config())  # a bad --set value fails here, or a plug-in's own check
                 except (ConfigError, PluginError) as e:
                     raise GridError(str(e)) from None
                 runs.append(run)

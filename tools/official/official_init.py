@@ -36,16 +36,20 @@ class OfficialInit(Plugin):
     off = "our own initial parameters"
     settings = {"params": ""}
 
-    def __init__(self, cfg, obs_space, act_space, settings=()):
-        super().__init__(cfg, obs_space, act_space, settings)
-        path = Path(str(self.settings["params"])).expanduser()
+    @classmethod
+    def check(cls, settings):
+        path = Path(str(settings["params"])).expanduser()
         if not path.is_file():
             raise PluginError(f"official_init: no parameters file {str(path)!r}: set official_init.params=FILE.npz "
                               "(tools/official/stream_updates.py draw)")
-        with np.load(path) as arrays:
-            self.arrays = {k: arrays[k] for k in arrays.files}
+
+    def __init__(self, cfg, obs_space, act_space, settings=()):
+        super().__init__(cfg, obs_space, act_space, settings)
+        self.check(self.settings)  # a resumed run or `predict` builds it without a grid's check
+        self.path = Path(str(self.settings["params"])).expanduser()
 
     def transform_batch(self, batch, agent):
         if agent.updates == 0:  # the first update, before any gradient: the official draw replaces ours
-            load_official(agent, self.arrays)
+            with np.load(self.path) as arrays:  # read when used: a resumed run past it never needs the 8 MB
+                load_official(agent, {k: arrays[k] for k in arrays.files})
         return batch
