@@ -83,10 +83,11 @@ def test_a_cartpole_probe_draws_one_batch_per_eight_policy_steps(tmp_path):
     assert batch["vector"].shape == (su.B, su.L, 4) and batch["action"].shape == (su.B, su.L, 2)
 
 
-def write_official_replay(logdir: pathlib.Path, lengths, broken_after=None, task=WALKER) -> None:
+def write_official_replay(logdir: pathlib.Path, lengths, broken_after=None, task=WALKER, restart_first=False) -> None:
     """An official replay folder: chunks <time>-<uuid>-<successor>-<length>.npz, each naming
-    the next; with ``broken_after``, the chunk after that one names no stored successor. The
-    official agent's layout: walker's height a scalar, a discrete action its index."""
+    the next; with ``broken_after``, the chunk after that one names no stored successor, as where
+    a run was stopped (``restart_first``: the next chunk starts an episode, as a resumed run's
+    does). The official agent's layout: walker's height a scalar, a discrete action its index."""
     rng = np.random.default_rng(1)
     (logdir / "replay").mkdir(parents=True)
     ids = [f"U{i:021d}" for i in range(len(lengths) + 1)]
@@ -95,6 +96,7 @@ def write_official_replay(logdir: pathlib.Path, lengths, broken_after=None, task
         action = np.full(n, i % task.act, np.int32) if task.discrete else np.full((n, task.act), i, np.float32)
         data.update(action=action, reward=np.zeros(n, np.float32),
                     is_first=np.zeros(n, bool), is_last=np.zeros(n, bool), is_terminal=np.zeros(n, bool))
+        data["is_first"][0] = restart_first and broken_after is not None and i == broken_after + 1
         succ = "Xmissing" if broken_after is not None and i == broken_after else ids[i + 1]
         np.savez(logdir / "replay" / f"20261205T0{i}0000F000000-{ids[i]}-{succ}-{n}.npz", **data)
 
@@ -104,9 +106,17 @@ def test_an_official_replay_is_read_along_its_chain(tmp_path):
     stream = su.read_stream(tmp_path / "run", 200, WALKER)
     assert stream["height"].shape == (200, 1)
     assert list(np.unique(stream["action"][:, 0], return_counts=True)[1]) == [100, 60, 40]
-    write_official_replay(tmp_path / "restarted", [100, 60, 80], broken_after=0)
-    with pytest.raises(SystemExit, match="only 100 policy steps"):
-        su.read_stream(tmp_path / "restarted", 200, WALKER)  # a break in the chain is not read across
+    # a resumed run: its chunks start a new chain with a new episode, read on in time order
+    write_official_replay(tmp_path / "resumed", [100, 60, 80], broken_after=0, restart_first=True)
+    stream = su.read_stream(tmp_path / "resumed", 200, WALKER)
+    assert list(np.unique(stream["action"][:, 0], return_counts=True)[1]) == [100, 60, 40]
+    assert np.flatnonzero(stream["is_first"]).tolist() == [100]
+    with pytest.raises(SystemExit, match="only 240 policy steps"):
+        su.read_stream(tmp_path / "resumed", 300, WALKER)
+    # a chain that starts mid-episode is not a resumed run's: refused, not joined
+    write_official_replay(tmp_path / "broken", [100, 60, 80], broken_after=0)
+    with pytest.raises(SystemExit, match="does not start an episode"):
+        su.read_stream(tmp_path / "broken", 200, WALKER)
 
 
 def test_an_official_cartpole_replay_is_read_in_our_layout(tmp_path):
@@ -181,6 +191,13 @@ def test_compare_bins_each_side_by_the_env_steps_of_its_updates(tmp_path):
     text = su.compare([old])
     assert table_row(text, "grad_norm", "stream_b, ours_seed0") == "| stream_b, ours_seed0 | – | – | – | – | – |"
     assert table_row(text, "imag/value", "stream_b, ours_seed0") == "| stream_b, ours_seed0 | 2 | – | – | – | – |"
+    # bins of one's own: (0, 3K], (3K, 4K]
+    wide = su.compare([probe], (3000, 4000))
+    assert "| stream, side | (0K, 3K] | (3K, 4K] |" in wide
+    late = [su.env_steps(k, WALKER) for k in range(1, 400)]
+    in_second = [1.0 if k <= 82 else 3.0 if x <= 3500 else 10.0 for k, x in zip(range(1, 400), late) if 3000 < x <= 4000]
+    assert table_row(wide, "imag/value", "stream_a, ours_seed0") == \
+        f"| stream_a, ours_seed0 | {np.mean([1.0] * 82 + [3.0] * (sum(x <= 3000 for x in late) - 82)):.4g} | {np.mean(in_second):.4g} |"
 
 
 @pytest.mark.parametrize("case", ["debug_vector_discrete", "debug_proprio_continuous"])

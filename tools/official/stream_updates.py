@@ -120,7 +120,11 @@ def read_stream(path: pathlib.Path, steps: int, task: Task) -> dict[str, np.ndar
         if not files:
             raise SystemExit(f"{path}: neither our checkpoint/replay nor an official replay/ folder")
         by_uuid = {p.stem.split("-")[1]: p for p in files}
-        p, parts, total = files[0], [], 0  # the earliest chunk starts the stream
+        # a resumed run starts a new chain (its first chunk is no chunk's successor): the chains,
+        # in the order of their first chunks' times, are the run's steps in the order it took them
+        named = {p.stem.split("-")[2] for p in files}
+        heads = [p for p in files if p.stem.split("-")[1] not in named]
+        p, parts, total = heads.pop(0), [], 0  # the earliest chunk starts the stream
         while True:
             with np.load(p) as f:
                 part = {k: f[k] for k in keys}
@@ -131,9 +135,17 @@ def read_stream(path: pathlib.Path, steps: int, task: Task) -> dict[str, np.ndar
             parts.append(part)
             total += len(part["reward"])
             successor = p.stem.split("-")[2]
-            if total >= steps or successor not in by_uuid:
-                break  # enough steps, or the chain ends (a restart begins a new one): checked below
-            p = by_uuid[successor]
+            if total >= steps:
+                break
+            if successor in by_uuid:
+                p = by_uuid[successor]
+            elif heads:  # the chain ends where the run was stopped; the next starts a new episode
+                p = heads.pop(0)
+                with np.load(p) as f:
+                    if not bool(f["is_first"][0]):
+                        raise SystemExit(f"{p}: a chain that does not start an episode")
+            else:
+                break  # every chain read: checked below
     stream = {k: np.concatenate([p[k] for p in parts])[:steps] for k in keys}
     if len(stream["reward"]) < steps:
         raise SystemExit(f"{path}: only {len(stream['reward'])} policy steps stored, {steps} asked for")
@@ -234,15 +246,15 @@ def env_steps(update: int, task: Task) -> int:
     return task.repeat * (training_start(1, B, T) + round((update - 1) * B * T / task.ratio))
 
 
-def compare(dirs: list[pathlib.Path]) -> str:
+def compare(dirs: list[pathlib.Path], edges: tuple[float, ...] | None = None) -> str:
     """A Markdown table per quantity: a row per probe folder and side (and seed), a column per
     bin of env steps (walker_walk's as early_metrics.py's), each the mean over the updates in it.
-    The folders must be of one task."""
+    The folders must be of one task; ``edges`` (env steps) replaces the task's bins."""
     tasks = {id(task_of(d)): task_of(d) for d in dirs}
     if len(tasks) != 1:
         raise SystemExit("compare: the folders are of different tasks")
     task = task_of(dirs[0])
-    bounds = (0, *task.edges)
+    bounds = (0, *(edges or task.edges))
     head = ["stream, side"] + [f"({lo / 1000:g}K, {hi / 1000:g}K]" for lo, hi in zip(bounds[:-1], bounds[1:])]
     out = []
     for col in columns(task):
@@ -452,6 +464,8 @@ def main(argv=None) -> int:
                         "official_init<N>_seed<S>.csv and params0.npz untouched")
     p.add_argument("--params", type=pathlib.Path,
                    help="official: start from these arrays (export's DIR/ours_init<S>.npz): official_from_<name>_seed<S>.csv")
+    p.add_argument("--edges", help="compare: the bins' upper edges in env steps, e.g. 3125,6250,9375,12500 "
+                                   "(default: the task's, for 1,000 updates)")
     args = p.parse_args(argv)
     if args.side == "prepare":
         if args.stream is None or args.out is None:
@@ -468,7 +482,7 @@ def main(argv=None) -> int:
     elif args.side == "compare":
         if not args.dir:
             p.error("compare needs --dir")
-        print(compare(args.dir))
+        print(compare(args.dir, tuple(float(x) for x in args.edges.split(",")) if args.edges else None))
     else:
         if args.dir is None or len(args.dir) != 1 or not (args.dir[0] / "windows.npz").exists():
             p.error("--dir must be one folder made by prepare")
