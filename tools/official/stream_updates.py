@@ -34,8 +34,11 @@ RUN_OR_LOGDIR: one of our run folders (its checkpoint's replay store) or an offi
 replay chunks; a finished run of ours keeps its replay with ``dreamer-bench run --keep-replay``).
 Each side writes DIR/<side>_seed<S>.csv: per update the imagined value, reward, normalised return,
 advantage magnitude, policy entropy, the reward, reconstruction, dynamics, continuation, critic
-and replayed-critic losses and the gradient norm (the raw global norm before clipping, on both
-sides), named as in our metrics (probes made before 2026-12-06 lack the last four: "–").
+and replayed-critic losses, the gradient norm (the raw global norm before clipping, on both
+sides) and the prior's and posterior's entropies (summed over the latents, as the official agent
+logs them), named as in our metrics (probes made before 2026-12-06 lack the continuation,
+critic and replayed-critic losses and the gradient norm, probes before 13:10 that day the
+entropies: "–").
 """
 
 from __future__ import annotations
@@ -81,7 +84,9 @@ TASKS = {
 COLUMNS = {"imag/value": "val", "imag/reward": "rew", "imag/return_normed": "ret", "imag/advantage_mag": "adv_mag",
            "imag/entropy": "ent/action", "loss/rew": "loss/rew", "loss/dyn": "loss/dyn",
            "loss/con": "loss/con", "loss/value": "loss/value", "loss/repval": "loss/repval",
-           "grad_norm": "opt/grad_norm"}
+           "grad_norm": "opt/grad_norm", "wm/prior_entropy": "dyn_ent", "wm/post_entropy": "rep_ent"}
+# ours log these per latent, the official agent summed over the latents: the CSVs keep the sums
+SUMMED = ("wm/prior_entropy", "wm/post_entropy")
 
 
 def columns(task: Task) -> dict[str, str]:
@@ -441,7 +446,7 @@ def ours(dir_: pathlib.Path, seed: int, compile_: bool, own_init: bool = False) 
         load_official(agent, dict(np.load(dir_ / "params0.npz")))
     rows = []
     for k, metrics in enumerate(train_ours(agent, dir_)):
-        rows.append({"update": k + 1, **{c: float(metrics[c]) for c in columns(task)}})
+        rows.append({"update": k + 1, **{c: float(metrics[c]) * (cfg.latents if c in SUMMED else 1) for c in columns(task)}})
         if (k + 1) % 50 == 0:
             print(f"ours update {k + 1}/{len(starts)}", file=sys.stderr, flush=True)
     write_rows(dir_ / f"{'ours_owninit' if own_init else 'ours'}_seed{seed}.csv", rows, task)
