@@ -130,9 +130,12 @@ def read_stream(path: pathlib.Path, steps: int, task: Task) -> dict[str, np.ndar
         named = {p.stem.split("-")[2] for p in files}
         heads = [p for p in files if p.stem.split("-")[1] not in named]
         p, parts, total = heads.pop(0), [], 0  # the earliest chunk starts the stream
+        restarted = False  # p is the first chunk of a resumed run's chain
         while True:
             with np.load(p) as f:
                 part = {k: f[k] for k in keys}
+            if restarted and not bool(part["is_first"][0]):
+                raise SystemExit(f"{p}: a chain that does not start an episode")
             for k, shape in task.obs.items():
                 part[k] = part[k].reshape(-1, *shape)
             if task.discrete and part["action"].ndim == 1:  # the official replay stores the index
@@ -143,12 +146,9 @@ def read_stream(path: pathlib.Path, steps: int, task: Task) -> dict[str, np.ndar
             if total >= steps:
                 break
             if successor in by_uuid:
-                p = by_uuid[successor]
+                p, restarted = by_uuid[successor], False
             elif heads:  # the chain ends where the run was stopped; the next starts a new episode
-                p = heads.pop(0)
-                with np.load(p) as f:
-                    if not bool(f["is_first"][0]):
-                        raise SystemExit(f"{p}: a chain that does not start an episode")
+                p, restarted = heads.pop(0), True
             else:
                 break  # every chain read: checked below
     stream = {k: np.concatenate([p[k] for p in parts])[:steps] for k in keys}
@@ -487,7 +487,11 @@ def main(argv=None) -> int:
     elif args.side == "compare":
         if not args.dir:
             p.error("compare needs --dir")
-        print(compare(args.dir, tuple(float(x) for x in args.edges.split(",")) if args.edges else None))
+        try:
+            edges = tuple(float(x) for x in args.edges.split(",")) if args.edges else None
+        except ValueError:
+            p.error(f"--edges: env steps separated by commas, e.g. 3125,6250; got {args.edges!r}")
+        print(compare(args.dir, edges))
     else:
         if args.dir is None or len(args.dir) != 1 or not (args.dir[0] / "windows.npz").exists():
             p.error("--dir must be one folder made by prepare")
